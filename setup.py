@@ -1,0 +1,71 @@
+"""Build the Cython kernels.
+
+The LSTM kernel is compiled once per instruction-set level from the same source
+(``_lstm_impl.pxi``, included by one thin ``.pyx`` per level).  The portable
+baseline needs nothing beyond the platform ABI; the AVX2/AVX-512 variants are
+only built on x86-64 and only imported when the running CPU reports the
+features (see ``fastlstm/_kernels/__init__.py``).  No ``-march=native``:
+set ``FASTLSTM_NATIVE=1`` for a local build tuned to this machine.
+"""
+
+import os
+import platform
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+IS_MSVC = sys.platform == "win32"
+IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+BASE_FLAGS = [] if IS_MSVC else ["-O3", "-fno-math-errno", "-Wno-unused-function"]
+if os.environ.get("FASTLSTM_NATIVE") == "1" and not IS_MSVC:
+    BASE_FLAGS.append("-march=native")
+
+VARIANTS = {"base": []}
+if IS_X86_64 and not IS_MSVC:
+    VARIANTS["avx2"] = ["-mavx2", "-mfma"]
+    VARIANTS["avx512"] = [
+        "-mavx2", "-mfma", "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq",
+        "-mprefer-vector-width=512",
+    ]
+
+KDIR = os.path.join("src", "fastlstm", "_kernels")
+COMMON = dict(
+    include_dirs=[np.get_include(), KDIR],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+)
+
+extensions = [
+    Extension(
+        f"fastlstm._kernels._lstm_{name}",
+        [os.path.join(KDIR, f"_lstm_{name}.pyx")],
+        extra_compile_args=BASE_FLAGS + flags,
+        **COMMON,
+    )
+    for name, flags in VARIANTS.items()
+]
+extensions.append(
+    Extension(
+        "fastlstm._kernels._cpu",
+        [os.path.join(KDIR, "_cpu.pyx")],
+        extra_compile_args=BASE_FLAGS,
+        **COMMON,
+    )
+)
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+            "nonecheck": False,
+            "embedsignature": True,
+        },
+    ),
+)

@@ -1,0 +1,2 @@
+# Kernel variant "base": the shared source compiled with this level's flags (setup.py).
+include "_lstm_impl.pxi"

@@ -1,0 +1,614 @@
+"""The LSTM layer: parameters, stacking, directions, variable lengths, threads.
+
+Public arrays are batch-first; inside, everything is time-major and
+C-contiguous, with the batch permuted once at entry so that each thread's
+shard is a contiguous block of rows sorted by decreasing length (rows still
+running at step t are then a prefix of the shard).  Whole-sequence GEMMs
+(input projection, weight gradients, dX) are split by rows across threads;
+the recurrences run one task per (direction, shard).  BLAS is held to one
+thread throughout, so threads never multiply.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fastlstm import _kernels
+from fastlstm._parallel import blas_single_threaded, effective_n_jobs, run_parallel
+
+# A shard narrower than this loses more to small-GEMM inefficiency than the
+# second thread gains (DESIGN.md: 32 rows reach ~110 GFLOP/s, 64 rows ~160).
+MIN_ROWS_PER_SHARD = 4
+# Row blocks of the whole-sequence GEMMs are cut at multiples of this.
+ROW_ALIGN = 16
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from exc
+    if resolved not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _make_rng(random_state: Any) -> np.random.Generator:
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    raise TypeError(f"random_state must be None, an int or a numpy random generator, "
+                    f"got {random_state!r}")
+
+
+def _split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """Cut range(n) into at most ``parts`` contiguous blocks, boundaries aligned."""
+    step = -(-n // parts)
+    step = -(-step // align) * align
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+
+@dataclass
+class _Plan:
+    """How one batch is laid out and split: made once per forward call."""
+
+    batch: int
+    steps: int
+    perm: np.ndarray | None        # internal row r holds user sequence perm[r]
+    lengths: np.ndarray | None     # per internal row, None when all run T steps
+    shards: list[tuple[int, int]]  # (first row, row count)
+    nact: list[np.ndarray]         # per shard: running rows at each step, int32
+    n_threads: int
+
+    def to_internal(self, a: np.ndarray, axis: int) -> np.ndarray:
+        return a if self.perm is None else np.take(a, self.perm, axis=axis)
+
+    def to_user(self, a: np.ndarray, axis: int) -> np.ndarray:
+        if self.perm is None:
+            return a
+        inverse = np.empty_like(self.perm)
+        inverse[self.perm] = np.arange(self.perm.size)
+        return np.take(a, inverse, axis=axis)
+
+
+@dataclass
+class _Cache:
+    """What a training forward keeps for backward."""
+
+    plan: _Plan
+    inputs: list[np.ndarray] = field(default_factory=list)   # per layer, (T, B, I_l)
+    masks: list[np.ndarray | None] = field(default_factory=list)  # dropout on inputs
+    outputs: list[np.ndarray] = field(default_factory=list)  # per layer, (T, B, D*H)
+    gates: list[list[np.ndarray]] = field(default_factory=list)    # [layer][dir]
+    cells: list[list[np.ndarray]] = field(default_factory=list)    # [layer][dir]
+    h0: list[list[np.ndarray | None]] = field(default_factory=list)
+    c0: list[list[np.ndarray | None]] = field(default_factory=list)
+
+
+class LSTM:
+    """A multi-layer, optionally bidirectional LSTM with PyTorch's parameters.
+
+    Parameters
+    ----------
+    input_size : int
+        Number of features of each time step of the input.
+    hidden_size : int
+        Number of hidden units ``H`` per direction.
+    num_layers : int, default=1
+        Number of stacked layers.
+    bidirectional : bool, default=False
+        Run a second, time-reversed direction in every layer and concatenate.
+    dropout : float, default=0.0
+        Dropout probability on the inputs of layers after the first, applied
+        only by ``forward(..., training=True)``, as in PyTorch.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of parameters and computation.
+    n_jobs : int or None, default=None
+        Threads to use: None or -1 for all usable cores, ``k > 0`` for ``k``.
+    random_state : int, numpy Generator or None, default=None
+        Seeds the initialization (uniform in ``±1/sqrt(hidden_size)``, as
+        PyTorch) and the dropout masks.
+
+    Notes
+    -----
+    Gate order is i, f, g, o and parameters are named ``weight_ih_l{k}``,
+    ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for
+    the backward direction), so state dicts move to and from
+    ``torch.nn.LSTM`` with no reshaping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastlstm
+    >>> layer = fastlstm.LSTM(3, 5, num_layers=2, random_state=0)
+    >>> x = np.random.default_rng(0).standard_normal((4, 7, 3))
+    >>> out, (h_n, c_n) = layer.forward(x)
+    >>> out.shape, h_n.shape
+    ((4, 7, 5), (2, 4, 5))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0,
+                 dtype: str | np.dtype | type = "float32", n_jobs: int | None = None,
+                 random_state: Any = None) -> None:
+        self.input_size = _check_positive_int("input_size", input_size)
+        self.hidden_size = _check_positive_int("hidden_size", hidden_size)
+        self.num_layers = _check_positive_int("num_layers", num_layers)
+        self.bidirectional = bool(bidirectional)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"dropout must be a float, got {dropout!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
+        self.dtype = _check_dtype(dtype)
+        effective_n_jobs(n_jobs)  # validate now, resolve per call
+        self.n_jobs = n_jobs
+        self._rng = _make_rng(random_state)
+        self._kernels = _kernels.load()
+        self._params: dict[str, np.ndarray] = {}
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        for name, shape in self._param_shapes():
+            self._params[name] = self._rng.uniform(-bound, bound, shape).astype(self.dtype)
+        self._cache: _Cache | None = None
+
+    # ------------------------------------------------------------------ params
+    @property
+    def num_directions(self) -> int:
+        """2 if bidirectional, else 1."""
+        return 2 if self.bidirectional else 1
+
+    def _suffix(self, layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        H, D = self.hidden_size, self.num_directions
+        shapes = []
+        for layer in range(self.num_layers):
+            n_in = self.input_size if layer == 0 else D * H
+            for d in range(D):
+                s = self._suffix(layer, d)
+                shapes += [(f"weight_ih{s}", (4 * H, n_in)), (f"weight_hh{s}", (4 * H, H)),
+                           (f"bias_ih{s}", (4 * H,)), (f"bias_hh{s}", (4 * H,))]
+        return shapes
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Return the live parameter arrays by PyTorch name (edits update the layer).
+
+        Examples
+        --------
+        >>> layer = LSTM(2, 3, random_state=0)
+        >>> [(k, v.shape) for k, v in layer.named_parameters().items()]
+        [('weight_ih_l0', (12, 2)), ('weight_hh_l0', (12, 3)), ('bias_ih_l0', (12,)), ('bias_hh_l0', (12,))]
+        """
+        return dict(self._params)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Return a copy of the parameters, keyed as ``torch.nn.LSTM.state_dict()``.
+
+        Examples
+        --------
+        >>> sd = LSTM(2, 3, bidirectional=True, random_state=0).state_dict()
+        >>> sorted(sd)[:2]
+        ['bias_hh_l0', 'bias_hh_l0_reverse']
+        """
+        return {name: value.copy() for name, value in self._params.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Copy parameters in from a mapping with exactly this layer's keys and shapes.
+
+        Values may be NumPy arrays or anything ``np.asarray`` takes (PyTorch
+        tensors included).  Nothing changes unless every entry is valid.
+
+        Examples
+        --------
+        >>> a, b = LSTM(2, 3, random_state=0), LSTM(2, 3, random_state=1)
+        >>> b.load_state_dict(a.state_dict())
+        >>> bool((a.state_dict()["weight_hh_l0"] == b.state_dict()["weight_hh_l0"]).all())
+        True
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        missing = [k for k in self._params if k not in state_dict]
+        extra = [k for k in state_dict if k not in self._params]
+        if missing or extra:
+            raise ValueError(f"state_dict does not match the layer: missing keys {missing}, "
+                             f"unexpected keys {extra}")
+        staged = {}
+        for name, current in self._params.items():
+            value = state_dict[name]
+            if hasattr(value, "detach"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            value = np.asarray(value)
+            if value.shape != current.shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, "
+                                 f"expected {current.shape}")
+            if value.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict[{name!r}] must be numeric, got {value.dtype}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"state_dict[{name!r}] contains NaN or infinity")
+            staged[name] = value
+        for name, value in staged.items():
+            self._params[name][...] = value
+        self._cache = None
+
+    # ------------------------------------------------------------- validation
+    def _check_x(self, x: Any) -> np.ndarray:
+        if x is None:
+            raise TypeError("x must be an array of shape (batch, time, input_size), got None")
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiu":
+            raise TypeError(f"x must hold real numbers, got dtype {x.dtype}")
+        if x.ndim != 3:
+            raise ValueError(f"x must be 3D (batch, time, input_size), got {x.ndim}D "
+                             f"with shape {x.shape}")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x has {x.shape[2]} features per step, the layer expects "
+                             f"input_size={self.input_size}")
+        if x.shape[0] == 0:
+            raise ValueError("x is an empty batch (batch size 0)")
+        if x.shape[1] == 0:
+            raise ValueError("x has zero time steps")
+        return x
+
+    @staticmethod
+    def _check_lengths(lengths: Any, batch: int, steps: int) -> np.ndarray | None:
+        if lengths is None:
+            return None
+        if hasattr(lengths, "detach"):
+            lengths = lengths.detach().cpu().numpy()
+        lengths = np.asarray(lengths)
+        if lengths.dtype.kind not in "iu":
+            raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+        if lengths.ndim != 1 or lengths.shape[0] != batch:
+            raise ValueError(f"lengths must have one entry per sequence ({batch}), "
+                             f"got shape {lengths.shape}")
+        if lengths.min() < 1 or lengths.max() > steps:
+            raise ValueError(f"lengths must be in [1, {steps}] (the number of time steps), "
+                             f"got values from {lengths.min()} to {lengths.max()}")
+        if (lengths == steps).all():
+            return None
+        return lengths.astype(np.int64)
+
+    def _check_state(self, name: str, value: Any, batch: int) -> np.ndarray:
+        shape = (self.num_directions * self.num_layers, batch, self.hidden_size)
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        value = np.asarray(value)
+        if value.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        if value.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} "
+                             f"(num_layers*num_directions, batch, hidden_size), got {value.shape}")
+        if not np.isfinite(value).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        return value.astype(self.dtype, copy=False)
+
+    # ------------------------------------------------------------------- plan
+    def _plan(self, batch: int, steps: int, lengths: np.ndarray | None) -> _Plan:
+        n_threads = effective_n_jobs(self.n_jobs)
+        per_direction = -(-n_threads // self.num_directions)
+        n_shards = max(1, min(per_direction, batch // MIN_ROWS_PER_SHARD))
+        if lengths is None:
+            bounds = _split(batch, n_shards)
+            shards = [(lo, hi - lo) for lo, hi in bounds]
+            nact = [np.full(steps, rows, dtype=np.int32) for _, rows in shards]
+            return _Plan(batch, steps, None, None, shards, nact, n_threads)
+        # Longest first, dealt round-robin so that shards get equal work; each
+        # shard's block stays sorted by decreasing length.
+        order = np.argsort(-lengths, kind="stable")
+        groups = [order[s::n_shards] for s in range(n_shards)]
+        perm = np.concatenate(groups)
+        shards, nact, lo = [], [], 0
+        t = np.arange(steps)
+        for g in groups:
+            shards.append((lo, g.size))
+            nact.append((lengths[g][None, :] > t[:, None]).sum(axis=1).astype(np.int32))
+            lo += g.size
+        return _Plan(batch, steps, perm, lengths[perm], shards, nact, n_threads)
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x: Any, lengths: Any = None, initial_state: Any = None,
+                training: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Run the layer over a batch of sequences.
+
+        Parameters
+        ----------
+        x : array-like of shape (batch, time, input_size)
+            Right-padded input sequences.
+        lengths : array-like of int, shape (batch,), optional
+            Valid steps of each sequence (1 to time); None means all.
+            Outputs past a sequence's end are zero and its final state is the
+            state at its own last step; the reverse direction starts there.
+        initial_state : tuple (h0, c0), optional
+            Each of shape (num_layers * num_directions, batch, hidden_size);
+            zeros when omitted.
+        training : bool, default=False
+            Keep what :meth:`backward` needs and apply dropout.
+
+        Returns
+        -------
+        out : ndarray of shape (batch, time, num_directions * hidden_size)
+            Hidden states of the last layer at every step.
+        (h_n, c_n) : tuple of ndarray, each (num_layers * num_directions, batch, hidden_size)
+            Final hidden and cell states, indexed ``layer * num_directions + direction``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> layer = LSTM(2, 4, bidirectional=True, random_state=0)
+        >>> x = np.ones((3, 5, 2))
+        >>> out, (h_n, c_n) = layer.forward(x, lengths=[5, 2, 3])
+        >>> out.shape, bool((out[1, 2:] == 0).all())
+        ((3, 5, 8), True)
+        """
+        x = self._check_x(x)
+        batch, steps = x.shape[0], x.shape[1]
+        lengths = self._check_lengths(lengths, batch, steps)
+        h0_all = c0_all = None
+        if initial_state is not None:
+            if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
+                raise TypeError("initial_state must be a tuple (h0, c0)")
+            h0_all = self._check_state("h0", initial_state[0], batch)
+            c0_all = self._check_state("c0", initial_state[1], batch)
+        plan = self._plan(batch, steps, lengths)
+
+        # One copy at entry: cast, time-major, rows permuted.
+        xt = plan.to_internal(np.asarray(x, dtype=self.dtype).transpose(1, 0, 2), axis=1)
+        xt = np.ascontiguousarray(xt)
+        if plan.lengths is not None:
+            xt[np.arange(steps)[:, None] >= plan.lengths[None, :]] = 0
+        if not np.isfinite(xt).all():
+            raise ValueError("x contains NaN or infinity")
+
+        # Checks are done: from here on nothing raises on bad input.
+        self._cache = None
+        cache = _Cache(plan) if training else None
+        H, D = self.hidden_size, self.num_directions
+        h_n = np.empty((D * self.num_layers, batch, H), dtype=self.dtype)
+        c_n = np.empty_like(h_n)
+        layer_in = xt
+        with blas_single_threaded():
+            for layer in range(self.num_layers):
+                mask = None
+                if layer > 0 and training and self.dropout > 0:
+                    keep = self._rng.random((steps, batch, D * H)) >= self.dropout
+                    mask = plan.to_internal(keep, axis=1).astype(self.dtype)
+                    mask *= self.dtype.type(1.0 / (1.0 - self.dropout))
+                    layer_in = layer_in * mask
+                out, hs, cs, gates, cells, h0s, c0s = self._forward_layer(
+                    layer, layer_in, plan, h0_all, c0_all, training)
+                for d in range(D):
+                    h_n[layer * D + d] = plan.to_user(hs[d], axis=0)
+                    c_n[layer * D + d] = plan.to_user(cs[d], axis=0)
+                if cache is not None:
+                    cache.inputs.append(layer_in)
+                    cache.masks.append(mask)
+                    cache.outputs.append(out)
+                    cache.gates.append(gates)
+                    cache.cells.append(cells)
+                    cache.h0.append(h0s)
+                    cache.c0.append(c0s)
+                layer_in = out
+        self._cache = cache
+        return np.ascontiguousarray(plan.to_user(layer_in, axis=1).transpose(1, 0, 2)), (h_n, c_n)
+
+    def _initial(self, states: np.ndarray | None, index: int, plan: _Plan) -> np.ndarray | None:
+        """Rows of ``states[index]`` in internal order, always a fresh array."""
+        if states is None:
+            return None
+        return np.array(plan.to_internal(states[index], axis=0), dtype=self.dtype, order="C")
+
+    def _forward_layer(self, layer: int, layer_in: np.ndarray, plan: _Plan,
+                       h0_all: np.ndarray | None, c0_all: np.ndarray | None, training: bool):
+        T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
+        k = self._kernels
+        rows_in = layer_in.reshape(T * B, -1)
+        out = np.empty((T, B, D * H), dtype=self.dtype)
+        gates = [np.empty((T, B, 4 * H), dtype=self.dtype) for _ in range(D)]
+        cells = [np.empty((T, B, H), dtype=self.dtype) if training else None for _ in range(D)]
+        h0s = [self._initial(h0_all, layer * D + d, plan) for d in range(D)]
+        c0s = [self._initial(c0_all, layer * D + d, plan) for d in range(D)]
+        hs = [np.zeros((B, H), self.dtype) if h is None else h.copy() for h in h0s]
+        cs = [np.zeros((B, H), self.dtype) if c is None else c.copy() for c in c0s]
+        weights = []
+        for d in range(D):
+            s = self._suffix(layer, d)
+            p = self._params
+            weights.append((p[f"weight_ih{s}"], p[f"weight_hh{s}"],
+                            p[f"bias_ih{s}"] + p[f"bias_hh{s}"]))
+
+        # G = x W_ih^T + b_ih + b_hh, for all steps at once, rows split over threads
+        def project(lo: int, hi: int) -> None:
+            for d in range(D):
+                g = gates[d].reshape(T * B, 4 * H)[lo:hi]
+                g[...] = weights[d][2]
+                k.matmul(rows_in[lo:hi], weights[d][0], g, trans_b=True, beta=1.0)
+
+        run_parallel([lambda lo=lo, hi=hi: project(lo, hi)
+                      for lo, hi in _split(T * B, plan.n_threads, ROW_ALIGN)])
+
+        def recur(d: int, shard: int) -> None:
+            r0, rows = plan.shards[shard]
+            k.forward_recurrent(gates[d], weights[d][1], hs[d], cs[d], out, d * H, cells[d],
+                                d == 1, r0, rows, plan.nact[shard])
+
+        run_parallel([lambda d=d, s=s: recur(d, s)
+                      for d in range(D) for s in range(len(plan.shards))])
+        return out, hs, cs, gates, cells, h0s, c0s
+
+    # --------------------------------------------------------------- backward
+    def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
+                 return_state_grads: bool = False):
+        """Backpropagate through time from gradients of the last forward's outputs.
+
+        Needs a preceding ``forward(..., training=True)``, whose stored
+        activations it consumes (a second call needs a new forward).
+
+        Parameters
+        ----------
+        d_out : array-like of shape (batch, time, num_directions * hidden_size) or None
+            Gradient of the loss with respect to ``out``; None means zeros.
+            Entries past a sequence's end are ignored.
+        d_h_n, d_c_n : array-like, optional
+            Gradients with respect to the final states ``h_n`` and ``c_n``.
+        return_state_grads : bool, default=False
+            Also return the gradients with respect to the initial state.
+
+        Returns
+        -------
+        grads : dict of str to ndarray
+            Parameter gradients, with the keys and shapes of :meth:`state_dict`.
+        dx : ndarray
+            Gradient with respect to ``x``, shaped like ``x`` (zero past the ends).
+        (dh0, dc0) : tuple of ndarray
+            Only if ``return_state_grads``: gradients of the initial state.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> layer = LSTM(2, 3, random_state=0)
+        >>> x = np.ones((4, 6, 2))
+        >>> out, _ = layer.forward(x, training=True)
+        >>> grads, dx = layer.backward(np.ones_like(out))
+        >>> grads["weight_hh_l0"].shape, dx.shape
+        ((12, 3), (4, 6, 2))
+        """
+        cache = self._cache
+        if cache is None:
+            raise ValueError("backward() needs a forward(..., training=True) first; "
+                             "each forward supports one backward")
+        plan = cache.plan
+        T, B, H, D, L = plan.steps, plan.batch, self.hidden_size, self.num_directions, \
+            self.num_layers
+        dy = np.zeros((T, B, D * H), dtype=self.dtype)
+        if d_out is not None:
+            d_out = np.asarray(d_out)
+            if d_out.dtype.kind not in "fiu":
+                raise TypeError(f"d_out must hold real numbers, got dtype {d_out.dtype}")
+            if d_out.shape != (B, T, D * H):
+                raise ValueError(f"d_out must have the shape of out, {(B, T, D * H)}, "
+                                 f"got {d_out.shape}")
+            dy[...] = plan.to_internal(d_out.transpose(1, 0, 2), axis=1)
+        dh_n = None if d_h_n is None else self._check_state("d_h_n", d_h_n, B)
+        dc_n = None if d_c_n is None else self._check_state("d_c_n", d_c_n, B)
+        self._cache = None
+
+        grads: dict[str, np.ndarray] = {}
+        dh0 = np.zeros((D * L, B, H), dtype=self.dtype)
+        dc0 = np.zeros_like(dh0)
+        with blas_single_threaded():
+            for layer in reversed(range(L)):
+                dx_layer, dhs, dcs = self._backward_layer(layer, cache, dy, dh_n, dc_n, grads)
+                for d in range(D):
+                    dh0[layer * D + d] = plan.to_user(dhs[d], axis=0)
+                    dc0[layer * D + d] = plan.to_user(dcs[d], axis=0)
+                mask = cache.masks[layer]
+                if mask is not None:
+                    dx_layer *= mask
+                dy = dx_layer
+        grads = {name: grads[name] for name in self._params}
+        dx = np.ascontiguousarray(plan.to_user(dy, axis=1).transpose(1, 0, 2))
+        if return_state_grads:
+            return grads, dx, (dh0, dc0)
+        return grads, dx
+
+    def _backward_layer(self, layer: int, cache: _Cache, dy: np.ndarray,
+                        dh_n: np.ndarray | None, dc_n: np.ndarray | None,
+                        grads: dict[str, np.ndarray]):
+        plan = cache.plan
+        T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
+        k = self._kernels
+        p = self._params
+        layer_in = cache.inputs[layer]
+        n_in = layer_in.shape[2]
+        gates = cache.gates[layer]
+        w_ih = [p["weight_ih" + self._suffix(layer, d)] for d in range(D)]
+        w_hh = [p["weight_hh" + self._suffix(layer, d)] for d in range(D)]
+        # carried gradients, updated in place by the kernel
+        dhs = [np.zeros((B, H), self.dtype) if dh_n is None
+               else self._initial(dh_n, layer * D + d, plan) for d in range(D)]
+        dcs = [np.zeros((B, H), self.dtype) if dc_n is None
+               else self._initial(dc_n, layer * D + d, plan) for d in range(D)]
+        c0s = [np.zeros((B, H), self.dtype) if c is None else c for c in cache.c0[layer]]
+
+        def recur(d: int, shard: int) -> None:
+            r0, rows = plan.shards[shard]
+            k.backward_recurrent(gates[d], cache.cells[layer][d], c0s[d], w_hh[d], dy, d * H,
+                                 dhs[d], dcs[d], d == 1, r0, rows, plan.nact[shard])
+
+        run_parallel([lambda d=d, s=s: recur(d, s)
+                      for d in range(D) for s in range(len(plan.shards))])
+
+        # Whole-sequence GEMMs from dG: weight gradients split by gate rows,
+        # dX split by sequence rows.
+        dgs = [g.reshape(T * B, 4 * H) for g in gates]
+        xs = layer_in.reshape(T * B, n_in)
+        hseq = cache.outputs[layer].reshape(T * B, D * H)
+        d_w_ih = [np.empty((4 * H, n_in), self.dtype) for _ in range(D)]
+        d_w_hh = [np.zeros((4 * H, H), self.dtype) for _ in range(D)]
+        d_x = np.empty((T * B, n_in), self.dtype)
+        starts = None if plan.lengths is None else plan.lengths - 1
+
+        def weight_grads(lo: int, hi: int) -> None:
+            for d in range(D):
+                dg = dgs[d][:, lo:hi]
+                hs = hseq[:, d * H:(d + 1) * H]
+                # dW_ih = dG^T X
+                k.matmul(dg, xs, d_w_ih[d][lo:hi], trans_a=True)
+                # dW_hh = dG_t^T h_{t-1}: the previous step is t-1 forward, t+1 reverse
+                if T > 1:
+                    if d == 0:
+                        k.matmul(dg[B:], hs[:-B], d_w_hh[d][lo:hi], trans_a=True)
+                    else:
+                        k.matmul(dg[:-B], hs[B:], d_w_hh[d][lo:hi], trans_a=True)
+                h0 = cache.h0[layer][d]
+                if h0 is not None:
+                    if d == 0 or starts is None:
+                        first = dg[:B] if d == 0 else dg[(T - 1) * B:]
+                    else:
+                        first = np.ascontiguousarray(
+                            dgs[d].reshape(T, B, 4 * H)[starts, np.arange(B), lo:hi])
+                    k.matmul(first, h0, d_w_hh[d][lo:hi], trans_a=True, beta=1.0)
+
+        def input_grads(lo: int, hi: int) -> None:
+            # dX = sum over directions of dG W_ih
+            for d in range(D):
+                k.matmul(dgs[d][lo:hi], w_ih[d], d_x[lo:hi], beta=1.0 if d else 0.0)
+
+        # thread i takes block i of both splits
+        w_blocks = _split(4 * H, plan.n_threads, ROW_ALIGN)
+        x_blocks = _split(T * B, plan.n_threads, ROW_ALIGN)
+
+        def work(i: int) -> None:
+            if i < len(w_blocks):
+                weight_grads(*w_blocks[i])
+            if i < len(x_blocks):
+                input_grads(*x_blocks[i])
+
+        run_parallel([lambda i=i: work(i) for i in range(max(len(w_blocks), len(x_blocks)))])
+        for d in range(D):
+            s = self._suffix(layer, d)
+            d_b = dgs[d].sum(axis=0, dtype=np.float64).astype(self.dtype)
+            grads[f"weight_ih{s}"] = d_w_ih[d]
+            grads[f"weight_hh{s}"] = d_w_hh[d]
+            grads[f"bias_ih{s}"] = d_b
+            grads[f"bias_hh{s}"] = d_b.copy()
+        return d_x.reshape(T, B, n_in), dhs, dcs

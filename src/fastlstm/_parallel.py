@@ -1,0 +1,105 @@
+"""Thread count, the shared thread pool, and BLAS thread control.
+
+Kernels release the GIL, so plain Python threads run them in parallel; no
+OpenMP runtime is shipped.  While our threads run, BLAS is held to one thread
+so that the two never multiply.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from threadpoolctl import ThreadpoolController
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_controller: ThreadpoolController | None = None
+
+
+def usable_cores() -> int:
+    """Return the number of cores this process may run on.
+
+    Examples
+    --------
+    >>> usable_cores() >= 1
+    True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def effective_n_jobs(n_jobs: int | None) -> int:
+    """Resolve an ``n_jobs`` setting to a thread count.
+
+    ``None`` or ``-1`` means all usable cores, ``k > 0`` means ``k`` threads,
+    ``-k`` means all cores but ``k - 1`` (at least one), ``0`` is an error.
+
+    Examples
+    --------
+    >>> effective_n_jobs(3)
+    3
+    >>> effective_n_jobs(None) == usable_cores()
+    True
+    """
+    if n_jobs is None:
+        return usable_cores()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise TypeError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 has no meaning; use None or -1 for all cores, or k > 0")
+    if n_jobs < 0:
+        return max(1, usable_cores() + 1 + n_jobs)
+    return n_jobs
+
+
+def run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
+    """Run ``tasks`` on the shared pool, the first one in the calling thread.
+
+    Every task is waited for; the first exception raised is re-raised.
+    """
+    global _pool, _pool_size
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    with _lock:
+        if _pool is None or _pool_size < len(tasks) - 1:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool_size = len(tasks) - 1
+            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="fastlstm")
+        pool = _pool
+    futures = [pool.submit(task) for task in tasks[1:]]
+    error: BaseException | None = None
+    try:
+        tasks[0]()
+    except BaseException as exc:  # noqa: BLE001 - re-raised after the others finish
+        error = exc
+    for future in futures:
+        try:
+            future.result()
+        except BaseException as exc:  # noqa: BLE001
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+def blas_single_threaded():
+    """Context manager holding every loaded BLAS to one thread.
+
+    Examples
+    --------
+    >>> with blas_single_threaded():
+    ...     pass
+    """
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
