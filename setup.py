@@ -15,11 +15,41 @@ import sys
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+# The cell loops read and write up to ten streams; GCC's default of 10 runtime
+# alias checks is too few to vectorize them.  Other compilers skip the flag.
+OPTIONAL_FLAGS = ["--param=vect-max-version-for-alias-checks=64"]
+
+
+class BuildExt(build_ext):
+    """Add each optional flag only if the compiler accepts it."""
+
+    def build_extensions(self):
+        import tempfile
+
+        accepted = []
+        for flag in OPTIONAL_FLAGS:
+            with tempfile.TemporaryDirectory() as tmp:
+                with open(os.path.join(tmp, "probe.c"), "w") as f:
+                    f.write("int main(void) { return 0; }\n")
+                cwd = os.getcwd()
+                os.chdir(tmp)
+                try:
+                    self.compiler.compile(["probe.c"], extra_postargs=[flag])
+                    accepted.append(flag)
+                except Exception:  # noqa: BLE001 - any failure means "not supported"
+                    pass
+                finally:
+                    os.chdir(cwd)
+        for ext in self.extensions:
+            ext.extra_compile_args = ext.extra_compile_args + accepted
+        super().build_extensions()
 
 IS_MSVC = sys.platform == "win32"
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
-BASE_FLAGS = [] if IS_MSVC else ["-O3", "-fno-math-errno", "-Wno-unused-function"]
+BASE_FLAGS = [] if IS_MSVC else ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"]
 if os.environ.get("FASTLSTM_NATIVE") == "1" and not IS_MSVC:
     BASE_FLAGS.append("-march=native")
 
@@ -56,6 +86,7 @@ extensions.append(
 )
 
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
         language_level=3,

@@ -34,4 +34,13 @@ static inline int fl_cpu_level(void) {
 static inline int fl_cpu_level(void) { return 0; }
 #endif
 
+
+/* x clamped to [-c, c] in one expression, which GCC if-converts and
+   vectorizes at every ISA level (Cython's lowering of a conditional
+   expression goes through an if statement that the SSE2 build does not
+   vectorize).  Written so that a NaN x passes through unchanged. */
+static inline float fl_clampf(float x, float c) {
+    return x > c ? c : (x < -c ? -c : x);
+}
+
 #endif
