@@ -168,6 +168,7 @@ class LSTM:
         for name, shape in self._param_shapes():
             self._params[name] = self._rng.uniform(-bound, bound, shape).astype(self.dtype)
         self._cache: _Cache | None = None
+        self._stepper = None  # built on first step(); reads the live parameters
 
     # ------------------------------------------------------------------ params
     @property
@@ -454,6 +455,71 @@ class LSTM:
                       for d in range(D) for s in range(len(plan.shards))])
         return out, hs, cs, gates, cells, h0s, c0s
 
+    # -------------------------------------------------------------- streaming
+    def step(self, x_t: Any, state: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Advance the layer by one time step, for streaming inference.
+
+        The same math as :meth:`forward`, one step at a time: feeding a
+        sequence step by step gives ``forward``'s outputs and final state.
+
+        Parameters
+        ----------
+        x_t : array-like of shape (batch, input_size)
+            The input at this step.
+        state : tuple (h, c) or None
+            The state returned by the previous call, each of shape
+            (num_layers, batch, hidden_size); None starts from zeros.
+
+        Returns
+        -------
+        h_t : ndarray of shape (batch, hidden_size)
+            The last layer's hidden state at this step.
+        state : tuple (h, c)
+            The new state, to pass to the next call (fresh arrays; the state
+            passed in is not modified).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> layer = LSTM(2, 3, num_layers=2, random_state=0)
+        >>> x = np.random.default_rng(0).standard_normal((1, 4, 2))
+        >>> state = None
+        >>> for t in range(4):
+        ...     h_t, state = layer.step(x[:, t], state)
+        >>> out, (h_n, c_n) = layer.forward(x)
+        >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state[1], c_n, atol=1e-6))
+        True
+        """
+        if self.bidirectional:
+            raise ValueError("step() runs forward in time; a bidirectional layer needs the "
+                             "whole sequence, use forward()")
+        x_t = np.asarray(x_t)
+        if x_t.dtype.kind not in "fiu":
+            raise TypeError(f"x_t must hold real numbers, got dtype {x_t.dtype}")
+        if x_t.ndim != 2 or x_t.shape[1] != self.input_size or x_t.shape[0] == 0:
+            raise ValueError(f"x_t must have shape (batch >= 1, input_size={self.input_size}), "
+                             f"got {x_t.shape}")
+        x_t = np.ascontiguousarray(x_t, dtype=self.dtype)
+        shape = (self.num_layers, x_t.shape[0], self.hidden_size)
+        if state is None:
+            h = np.zeros(shape, self.dtype)
+            c = np.zeros(shape, self.dtype)
+        else:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError("state must be None or the (h, c) tuple step() returned")
+            h = np.array(state[0], dtype=self.dtype, order="C")
+            c = np.array(state[1], dtype=self.dtype, order="C")
+            if h.shape != shape or c.shape != shape:
+                raise ValueError(f"state arrays must have shape {shape}, "
+                                 f"got {h.shape} and {c.shape}")
+        if self._stepper is None:
+            self._stepper = self._kernels.StepRunner(
+                list(self._params.values()), self.input_size, self.hidden_size)
+        if not self._stepper.step(x_t, h, c):
+            raise ValueError("x_t contains NaN or infinity")
+        return h[-1], (h, c)
+
     # --------------------------------------------------------------- backward
     def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
                  return_state_grads: bool = False):
@@ -549,10 +615,14 @@ class LSTM:
                else self._initial(dc_n, layer * D + d, plan) for d in range(D)]
         c0s = [np.zeros((B, H), self.dtype) if c is None else c for c in cache.c0[layer]]
 
+        # per (direction, shard) bias-gradient sums, reduced in a fixed order below
+        d_bias = np.zeros((D, len(plan.shards), 4 * H))
+
         def recur(d: int, shard: int) -> None:
             r0, rows = plan.shards[shard]
             k.backward_recurrent(gates[d], cache.cells[layer][d], c0s[d], w_hh[d], dy, d * H,
-                                 dhs[d], dcs[d], d == 1, r0, rows, plan.nact[shard])
+                                 dhs[d], dcs[d], d_bias[d, shard], d == 1, r0, rows,
+                                 plan.nact[shard])
 
         run_parallel([lambda d=d, s=s: recur(d, s)
                       for d in range(D) for s in range(len(plan.shards))])
@@ -606,7 +676,7 @@ class LSTM:
         run_parallel([lambda i=i: work(i) for i in range(max(len(w_blocks), len(x_blocks)))])
         for d in range(D):
             s = self._suffix(layer, d)
-            d_b = dgs[d].sum(axis=0, dtype=np.float64).astype(self.dtype)
+            d_b = d_bias[d].sum(axis=0).astype(self.dtype)
             grads[f"weight_ih{s}"] = d_w_ih[d]
             grads[f"weight_hh{s}"] = d_w_hh[d]
             grads[f"bias_ih{s}"] = d_b

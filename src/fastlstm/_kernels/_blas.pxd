@@ -3,7 +3,7 @@
 # column-major C^T = op(B)^T op(A)^T, so the operands are swapped and the
 # transpose flags pass through unchanged.
 from cython cimport floating
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -13,7 +13,21 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     # C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, all row-major
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
+    cdef int rows, cols, incx, incy = 1
     if m <= 0 or n <= 0:
+        return
+    if m == 1:
+        # One row: y = op(B)^T a as a GEMV, which does not pack op(B) the way
+        # GEMM does (batch-1 steps stream the whole recurrent weight each call).
+        rows = k if trans_b else n
+        cols = n if trans_b else k
+        incx = lda if trans_a else 1
+        if floating is float:
+            sgemv(&tb, &rows, &cols, &alpha, <float*> b, &ldb, <float*> a, &incx,
+                  &beta, c, &incy)
+        else:
+            dgemv(&tb, &rows, &cols, &alpha, <double*> b, &ldb, <double*> a, &incx,
+                  &beta, c, &incy)
         return
     if floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> b, &ldb, <float*> a, &lda,

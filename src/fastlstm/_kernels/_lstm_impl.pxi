@@ -11,9 +11,16 @@
 # so that the rows running at step t are a prefix of the shard: step t touches
 # only those (packed-sequence style), and a finished row's carried state is its
 # final state.  Gate order i, f, g, o as in PyTorch.
+cimport numpy as cnp
 from cython cimport floating
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int32_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
+
+import numpy as np
+
+cnp.import_array()
 
 from fastlstm._kernels._blas cimport gemm
 from fastlstm._kernels._math cimport sigmoid_, tanh_
@@ -24,10 +31,9 @@ cdef extern from "_platform.h":
     void fl_denormals_restore(unsigned int old) noexcept nogil
 
 
-cdef inline void _cell_forward(int H, floating* g, floating* h, floating* c,
-                               floating* out) noexcept nogil:
+cdef inline void _cell_forward(int H, floating* g, floating* h, floating* c) noexcept nogil:
     cdef int j
-    cdef floating cv, hv
+    cdef floating cv
     # i, f, o = sigmoid(G_i, G_f, G_o); g = tanh(G_g)
     for j in range(2 * H):
         g[j] = sigmoid_(g[j])
@@ -39,9 +45,7 @@ cdef inline void _cell_forward(int H, floating* g, floating* h, floating* c,
     for j in range(H):
         cv = g[H + j] * c[j] + g[j] * g[2 * H + j]
         c[j] = cv
-        hv = g[3 * H + j] * tanh_(cv)
-        h[j] = hv
-        out[j] = hv
+        h[j] = g[3 * H + j] * tanh_(cv)
 
 
 cdef inline void _cell_backward(int H, floating* g, const floating* c,
@@ -84,8 +88,8 @@ cdef void _forward_shard(int T, Py_ssize_t B, int H, bint reverse,
         gemm(False, True, n, 4 * H, H, <floating> 1, h + r0 * H, H, w_hh, H,
              <floating> 1, g, 4 * H)
         for r in range(n):
-            _cell_forward(H, g + r * G, h + (r0 + r) * H, c + (r0 + r) * H,
-                          out + (row + r) * ldo)
+            _cell_forward(H, g + r * G, h + (r0 + r) * H, c + (r0 + r) * H)
+            memcpy(out + (row + r) * ldo, h + (r0 + r) * H, H * sizeof(floating))
         if c_store != NULL and n > 0:
             memcpy(c_store + row * H, c + r0 * H, n * H * sizeof(floating))
         for r in range(n, rows):
@@ -97,9 +101,9 @@ cdef void _backward_shard(int T, Py_ssize_t B, int H, bint reverse,
                           floating* gates, const floating* c_store,
                           const floating* c0, const floating* w_hh,
                           const floating* dy, Py_ssize_t ldy,
-                          floating* dh, floating* dc,
+                          floating* dh, floating* dc, double* db,
                           Py_ssize_t r0, int rows, const int32_t* nact) noexcept nogil:
-    cdef int s, t, n, r, t_prev, n_prev
+    cdef int s, t, n, r, t_prev, n_prev, j
     cdef Py_ssize_t G = 4 * H, row
     cdef floating* g
     cdef const floating* cp
@@ -125,6 +129,9 @@ cdef void _backward_shard(int T, Py_ssize_t B, int H, bint reverse,
             _cell_backward(H, g + r * G, c_store + (row + r) * H, cp,
                            dy + (row + r) * ldy, dh + (r0 + r) * H,
                            dc + (r0 + r) * H)
+            # db = column sums of dG, while the row is in cache
+            for j in range(4 * H):
+                db[j] += g[r * G + j]
         # finished rows contribute nothing to the weight gradients
         if rows > n:
             memset(g + n * G, 0, (rows - n) * G * sizeof(floating))
@@ -172,14 +179,15 @@ def forward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
 def backward_recurrent(floating[:, :, ::1] gates, const floating[:, :, ::1] c_store,
                        const floating[:, ::1] c0, const floating[:, ::1] w_hh,
                        const floating[:, :, ::1] dy, Py_ssize_t dy_offset,
-                       floating[:, ::1] dh, floating[:, ::1] dc,
+                       floating[:, ::1] dh, floating[:, ::1] dc, double[::1] db,
                        bint reverse, Py_ssize_t r0, int rows,
                        const int32_t[::1] nact):
     """Backpropagate one layer-direction through time over one shard (GIL released).
 
     ``gates`` holds the forward activations on entry and dG on exit;
     ``dh``/``dc`` hold the gradient of the final state on entry and of the
-    initial state on exit.
+    initial state on exit; the shard's column sums of dG (the bias gradient)
+    are added to ``db``.
     """
     cdef int T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
@@ -196,10 +204,12 @@ def backward_recurrent(floating[:, :, ::1] gates, const floating[:, :, ::1] c_st
         raise ValueError("dy must be (T, B, >= offset + H)")
     if nact.shape[0] != T or r0 < 0 or rows < 0 or r0 + rows > B:
         raise ValueError("bad shard")
+    if db.shape[0] != 4 * H:
+        raise ValueError("db must have 4*H entries")
     with nogil:
         _backward_shard(T, B, H, reverse, &gates[0, 0, 0], &c_store[0, 0, 0],
                         &c0[0, 0], &w_hh[0, 0], &dy[0, 0, dy_offset], dy.shape[2],
-                        &dh[0, 0], &dc[0, 0], r0, rows, &nact[0])
+                        &dh[0, 0], &dc[0, 0], &db[0], r0, rows, &nact[0])
 
 
 def matmul(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
@@ -237,3 +247,102 @@ def matmul(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
     with nogil:
         gemm(trans_a, trans_b, m, n, k, alpha, &a[0, 0], lda, &b[0, 0], ldb,
              beta, &c[0, 0], ldc)
+
+
+cdef bint _step(int L, int B, int I, int H, void** params, const floating* x,
+                floating* h, floating* c) noexcept nogil:
+    # One time step of every layer, state updated in place; False if x is not finite.
+    cdef floating* gates = <floating*> malloc(B * 4 * H * sizeof(floating))
+    cdef const floating* inp = x
+    cdef const floating* b_ih
+    cdef const floating* b_hh
+    cdef floating* hl
+    cdef floating probe = 0
+    cdef int l, r, j, n_in = I
+    cdef unsigned int fpstate
+    for j in range(B * I):
+        probe += x[j] * 0  # NaN if any entry is NaN or infinite
+    if probe != 0 or gates == NULL:
+        free(gates)
+        return False
+    fpstate = fl_denormals_off()
+    for l in range(L):
+        b_ih = <const floating*> params[4 * l + 2]
+        b_hh = <const floating*> params[4 * l + 3]
+        hl = h + l * B * H
+        # G = b_ih + b_hh + x W_ih^T + h_{t-1} W_hh^T
+        for r in range(B):
+            for j in range(4 * H):
+                gates[r * 4 * H + j] = b_ih[j] + b_hh[j]
+        gemm(False, True, B, 4 * H, n_in, <floating> 1, inp, n_in,
+             <const floating*> params[4 * l], n_in, <floating> 1, gates, 4 * H)
+        gemm(False, True, B, 4 * H, H, <floating> 1, hl, H,
+             <const floating*> params[4 * l + 1], H, <floating> 1, gates, 4 * H)
+        for r in range(B):
+            _cell_forward(H, gates + r * 4 * H, hl + r * H, c + l * B * H + r * H)
+        inp = hl
+        n_in = H
+    fl_denormals_restore(fpstate)
+    free(gates)
+    return True
+
+
+cdef class StepRunner:
+    """Streaming steps of a unidirectional stack, holding its live parameters.
+
+    ``params`` is the flat list [W_ih, W_hh, b_ih, b_hh] per layer; the
+    arrays are read at every step, so in-place updates are seen.
+    """
+
+    cdef list _arrays
+    cdef void** _params
+    cdef int n_layers, n_input, n_hidden, is_double
+    cdef object dtype
+
+    def __cinit__(self, list params, int input_size, int hidden_size):
+        cdef int k
+        self._arrays = list(params)
+        self.n_layers = len(params) // 4
+        self.n_input = input_size
+        self.n_hidden = hidden_size
+        self.dtype = params[0].dtype
+        self.is_double = self.dtype == np.float64
+        self._params = <void**> PyMem_Malloc(len(params) * sizeof(void*))
+        if self._params == NULL:
+            raise MemoryError()
+        for k in range(len(params)):
+            a = self._arrays[k]
+            if not (a.flags.c_contiguous and a.dtype == self.dtype):
+                raise ValueError("parameters must be C-contiguous and of one dtype")
+            self._params[k] = cnp.PyArray_DATA(a)
+
+    def __dealloc__(self):
+        PyMem_Free(self._params)
+
+    def step(self, cnp.ndarray x, cnp.ndarray h, cnp.ndarray c):
+        """Advance (h, c), each (num_layers, B, H), by one step of x (B, I), in place.
+
+        Returns False (and changes nothing) if x holds NaN or infinity.
+        """
+        cdef int B = x.shape[0]
+        cdef bint ok
+        if (x.ndim != 2 or x.shape[1] != self.n_input or h.ndim != 3 or c.ndim != 3
+                or h.shape[0] != self.n_layers or h.shape[1] != B or h.shape[2] != self.n_hidden
+                or c.shape[0] != self.n_layers or c.shape[1] != B or c.shape[2] != self.n_hidden):
+            raise ValueError("step: shapes do not match the layer")
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_IS_C_CONTIGUOUS(h)
+                and cnp.PyArray_IS_C_CONTIGUOUS(c)):
+            raise ValueError("step: arrays must be C-contiguous")
+        if x.dtype != self.dtype or h.dtype != self.dtype or c.dtype != self.dtype:
+            raise TypeError("step: arrays must have the layer's dtype")
+        cdef void* xp = cnp.PyArray_DATA(x)
+        cdef void* hp = cnp.PyArray_DATA(h)
+        cdef void* cp = cnp.PyArray_DATA(c)
+        with nogil:
+            if self.is_double:
+                ok = _step(self.n_layers, B, self.n_input, self.n_hidden, self._params, <double*> xp,
+                           <double*> hp, <double*> cp)
+            else:
+                ok = _step(self.n_layers, B, self.n_input, self.n_hidden, self._params, <float*> xp,
+                           <float*> hp, <float*> cp)
+        return ok
