@@ -1,7 +1,7 @@
 """Build the Cython kernels.
 
 The LSTM kernel is compiled once per instruction-set level from the same source
-(``_lstm_impl.pxi``, included by one thin ``.pyx`` per level).  The portable
+(``_common.pxi``, ``_lstm.pxi``, ``_rnn.pxi``, included by one thin ``.pyx`` per level).  The portable
 baseline needs nothing beyond the platform ABI; the AVX2/AVX-512 variants are
 only built on x86-64 and only imported when the running CPU reports the
 features (see ``fastlstm/_kernels/__init__.py``).  No ``-march=native``:
@@ -69,8 +69,8 @@ COMMON = dict(
 
 extensions = [
     Extension(
-        f"fastlstm._kernels._lstm_{name}",
-        [os.path.join(KDIR, f"_lstm_{name}.pyx")],
+        f"fastlstm._kernels._cells_{name}",
+        [os.path.join(KDIR, f"_cells_{name}.pyx")],
         extra_compile_args=BASE_FLAGS + flags,
         **COMMON,
     )

@@ -1,6 +1,7 @@
 """fastlstm: fast LSTM training and inference on ordinary CPUs."""
 
-from fastlstm._layer import LSTM
+from fastlstm._lstm import LSTM
+from fastlstm._rnn import RNN
 
-__all__ = ["LSTM"]
+__all__ = ["LSTM", "RNN"]
 __version__ = "0.1.0"

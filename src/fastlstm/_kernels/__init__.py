@@ -19,7 +19,7 @@ def available_variants() -> list[str]:
         if level > cpu_level():
             break
         try:
-            importlib.import_module(f"fastlstm._kernels._lstm_{name}")
+            importlib.import_module(f"fastlstm._kernels._cells_{name}")
         except ImportError:
             break
         found.append(name)
@@ -32,4 +32,4 @@ def load(name: str | None = None):
     name = name or os.environ.get("FASTLSTM_KERNEL") or usable[-1]
     if name not in usable:
         raise ValueError(f"kernel variant {name!r} is not available here; choose from {usable}")
-    return importlib.import_module(f"fastlstm._kernels._lstm_{name}")
+    return importlib.import_module(f"fastlstm._kernels._cells_{name}")

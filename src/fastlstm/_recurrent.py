@@ -1,12 +1,15 @@
-"""The LSTM layer: parameters, stacking, directions, variable lengths, threads.
+"""What every recurrent layer shares: parameters, layout, threads, BPTT GEMMs.
 
 Public arrays are batch-first; inside, everything is time-major and
 C-contiguous, with the batch permuted once at entry so that each thread's
 shard is a contiguous block of rows sorted by decreasing length (rows still
 running at step t are then a prefix of the shard).  Whole-sequence GEMMs
 (input projection, weight gradients, dX) are split by rows across threads;
-the recurrences run one task per (direction, shard).  BLAS is held to one
-thread throughout, so threads never multiply.
+the recurrences run one task per (direction, shard) through the cell's
+kernels.  BLAS is held to one thread throughout, so threads never multiply.
+
+A cell (``fastlstm.LSTM``, ``fastlstm.RNN``) says how many gate blocks it has,
+which states it carries, and which kernels run its recurrence.
 """
 
 from __future__ import annotations
@@ -98,52 +101,15 @@ class _Cache:
     masks: list[np.ndarray | None] = field(default_factory=list)  # dropout on inputs
     outputs: list[np.ndarray] = field(default_factory=list)  # per layer, (T, B, D*H)
     gates: list[list[np.ndarray]] = field(default_factory=list)    # [layer][dir]
-    cells: list[list[np.ndarray]] = field(default_factory=list)    # [layer][dir]
-    h0: list[list[np.ndarray | None]] = field(default_factory=list)
-    c0: list[list[np.ndarray | None]] = field(default_factory=list)
+    stores: list[list[Any]] = field(default_factory=list)   # [layer][dir], cell-specific
+    initial: list[list[list[np.ndarray | None]]] = field(default_factory=list)  # [layer][dir][k]
 
 
-class LSTM:
-    """A multi-layer, optionally bidirectional LSTM with PyTorch's parameters.
+class RecurrentLayer:
+    """Base of the recurrent layers; see :class:`fastlstm.LSTM` for the parameters."""
 
-    Parameters
-    ----------
-    input_size : int
-        Number of features of each time step of the input.
-    hidden_size : int
-        Number of hidden units ``H`` per direction.
-    num_layers : int, default=1
-        Number of stacked layers.
-    bidirectional : bool, default=False
-        Run a second, time-reversed direction in every layer and concatenate.
-    dropout : float, default=0.0
-        Dropout probability on the inputs of layers after the first, applied
-        only by ``forward(..., training=True)``, as in PyTorch.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of parameters and computation.
-    n_jobs : int or None, default=None
-        Threads to use: None or -1 for all usable cores, ``k > 0`` for ``k``.
-    random_state : int, numpy Generator or None, default=None
-        Seeds the initialization (uniform in ``±1/sqrt(hidden_size)``, as
-        PyTorch) and the dropout masks.
-
-    Notes
-    -----
-    Gate order is i, f, g, o and parameters are named ``weight_ih_l{k}``,
-    ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for
-    the backward direction), so state dicts move to and from
-    ``torch.nn.LSTM`` with no reshaping.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import fastlstm
-    >>> layer = fastlstm.LSTM(3, 5, num_layers=2, random_state=0)
-    >>> x = np.random.default_rng(0).standard_normal((4, 7, 3))
-    >>> out, (h_n, c_n) = layer.forward(x)
-    >>> out.shape, h_n.shape
-    ((4, 7, 5), (2, 4, 5))
-    """
+    _gates = 1                      # gate blocks of H rows in W_ih / W_hh
+    _states: tuple[str, ...] = ("h",)  # carried states, h first
 
     def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0,
@@ -168,7 +134,21 @@ class LSTM:
         for name, shape in self._param_shapes():
             self._params[name] = self._rng.uniform(-bound, bound, shape).astype(self.dtype)
         self._cache: _Cache | None = None
-        self._stepper = None  # built on first step(); reads the live parameters
+
+    # ------------------------------------------------------ cell's recurrence
+    def _recur_forward(self, d: int, r0: int, rows: int, nact: np.ndarray, gates: np.ndarray,
+                       w_hh: np.ndarray, carry: list[np.ndarray], out: np.ndarray,
+                       store: Any) -> None:
+        raise NotImplementedError
+
+    def _new_store(self, steps: int, batch: int) -> Any:
+        """What the cell keeps for backward besides gates and outputs (or None)."""
+        return None
+
+    def _recur_backward(self, d: int, r0: int, rows: int, nact: np.ndarray, gates: np.ndarray,
+                        w_hh: np.ndarray, store: Any, initial: list[np.ndarray | None],
+                        dy: np.ndarray, dcarry: list[np.ndarray], d_bias: np.ndarray) -> None:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ params
     @property
@@ -186,8 +166,9 @@ class LSTM:
             n_in = self.input_size if layer == 0 else D * H
             for d in range(D):
                 s = self._suffix(layer, d)
-                shapes += [(f"weight_ih{s}", (4 * H, n_in)), (f"weight_hh{s}", (4 * H, H)),
-                           (f"bias_ih{s}", (4 * H,)), (f"bias_hh{s}", (4 * H,))]
+                G = self._gates * H
+                shapes += [(f"weight_ih{s}", (G, n_in)), (f"weight_hh{s}", (G, H)),
+                           (f"bias_ih{s}", (G,)), (f"bias_hh{s}", (G,))]
         return shapes
 
     def named_parameters(self) -> dict[str, np.ndarray]:
@@ -195,6 +176,7 @@ class LSTM:
 
         Examples
         --------
+        >>> from fastlstm import LSTM
         >>> layer = LSTM(2, 3, random_state=0)
         >>> [(k, v.shape) for k, v in layer.named_parameters().items()]
         [('weight_ih_l0', (12, 2)), ('weight_hh_l0', (12, 3)), ('bias_ih_l0', (12,)), ('bias_hh_l0', (12,))]
@@ -202,10 +184,11 @@ class LSTM:
         return dict(self._params)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Return a copy of the parameters, keyed as ``torch.nn.LSTM.state_dict()``.
+        """Return a copy of the parameters, keyed as the PyTorch module's ``state_dict()``.
 
         Examples
         --------
+        >>> from fastlstm import LSTM
         >>> sd = LSTM(2, 3, bidirectional=True, random_state=0).state_dict()
         >>> sorted(sd)[:2]
         ['bias_hh_l0', 'bias_hh_l0_reverse']
@@ -220,6 +203,7 @@ class LSTM:
 
         Examples
         --------
+        >>> from fastlstm import LSTM
         >>> a, b = LSTM(2, 3, random_state=0), LSTM(2, 3, random_state=1)
         >>> b.load_state_dict(a.state_dict())
         >>> bool((a.state_dict()["weight_hh_l0"] == b.state_dict()["weight_hh_l0"]).all())
@@ -326,49 +310,16 @@ class LSTM:
         return _Plan(batch, steps, perm, lengths[perm], shards, nact, n_threads)
 
     # ---------------------------------------------------------------- forward
-    def forward(self, x: Any, lengths: Any = None, initial_state: Any = None,
-                training: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Run the layer over a batch of sequences.
-
-        Parameters
-        ----------
-        x : array-like of shape (batch, time, input_size)
-            Right-padded input sequences.
-        lengths : array-like of int, shape (batch,), optional
-            Valid steps of each sequence (1 to time); None means all.
-            Outputs past a sequence's end are zero and its final state is the
-            state at its own last step; the reverse direction starts there.
-        initial_state : tuple (h0, c0), optional
-            Each of shape (num_layers * num_directions, batch, hidden_size);
-            zeros when omitted.
-        training : bool, default=False
-            Keep what :meth:`backward` needs and apply dropout.
-
-        Returns
-        -------
-        out : ndarray of shape (batch, time, num_directions * hidden_size)
-            Hidden states of the last layer at every step.
-        (h_n, c_n) : tuple of ndarray, each (num_layers * num_directions, batch, hidden_size)
-            Final hidden and cell states, indexed ``layer * num_directions + direction``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> layer = LSTM(2, 4, bidirectional=True, random_state=0)
-        >>> x = np.ones((3, 5, 2))
-        >>> out, (h_n, c_n) = layer.forward(x, lengths=[5, 2, 3])
-        >>> out.shape, bool((out[1, 2:] == 0).all())
-        ((3, 5, 8), True)
-        """
+    def _forward(self, x: Any, lengths: Any, initial: list[Any] | None, training: bool
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Checked forward pass; ``initial`` lists one array per carried state."""
         x = self._check_x(x)
         batch, steps = x.shape[0], x.shape[1]
         lengths = self._check_lengths(lengths, batch, steps)
-        h0_all = c0_all = None
-        if initial_state is not None:
-            if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
-                raise TypeError("initial_state must be a tuple (h0, c0)")
-            h0_all = self._check_state("h0", initial_state[0], batch)
-            c0_all = self._check_state("c0", initial_state[1], batch)
+        init_all = None
+        if initial is not None:
+            init_all = [self._check_state(f"{name}0", value, batch)
+                        for name, value in zip(self._states, initial, strict=True)]
         plan = self._plan(batch, steps, lengths)
 
         # One copy at entry: cast, time-major, rows permuted.
@@ -383,8 +334,8 @@ class LSTM:
         self._cache = None
         cache = _Cache(plan) if training else None
         H, D = self.hidden_size, self.num_directions
-        h_n = np.empty((D * self.num_layers, batch, H), dtype=self.dtype)
-        c_n = np.empty_like(h_n)
+        finals = [np.empty((D * self.num_layers, batch, H), dtype=self.dtype)
+                  for _ in self._states]
         layer_in = xt
         with blas_single_threaded():
             for layer in range(self.num_layers):
@@ -394,22 +345,21 @@ class LSTM:
                     mask = plan.to_internal(keep, axis=1).astype(self.dtype)
                     mask *= self.dtype.type(1.0 / (1.0 - self.dropout))
                     layer_in = layer_in * mask
-                out, hs, cs, gates, cells, h0s, c0s = self._forward_layer(
-                    layer, layer_in, plan, h0_all, c0_all, training)
+                out, carries, gates, stores, inits = self._forward_layer(
+                    layer, layer_in, plan, init_all, training)
                 for d in range(D):
-                    h_n[layer * D + d] = plan.to_user(hs[d], axis=0)
-                    c_n[layer * D + d] = plan.to_user(cs[d], axis=0)
+                    for k, carry in enumerate(carries[d]):
+                        finals[k][layer * D + d] = plan.to_user(carry, axis=0)
                 if cache is not None:
                     cache.inputs.append(layer_in)
                     cache.masks.append(mask)
                     cache.outputs.append(out)
                     cache.gates.append(gates)
-                    cache.cells.append(cells)
-                    cache.h0.append(h0s)
-                    cache.c0.append(c0s)
+                    cache.stores.append(stores)
+                    cache.initial.append(inits)
                 layer_in = out
         self._cache = cache
-        return np.ascontiguousarray(plan.to_user(layer_in, axis=1).transpose(1, 0, 2)), (h_n, c_n)
+        return np.ascontiguousarray(plan.to_user(layer_in, axis=1).transpose(1, 0, 2)), finals
 
     def _initial(self, states: np.ndarray | None, index: int, plan: _Plan) -> np.ndarray | None:
         """Rows of ``states[index]`` in internal order, always a fresh array."""
@@ -418,17 +368,18 @@ class LSTM:
         return np.array(plan.to_internal(states[index], axis=0), dtype=self.dtype, order="C")
 
     def _forward_layer(self, layer: int, layer_in: np.ndarray, plan: _Plan,
-                       h0_all: np.ndarray | None, c0_all: np.ndarray | None, training: bool):
+                       init_all: list[np.ndarray] | None, training: bool):
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
+        G = self._gates * H
         k = self._kernels
         rows_in = layer_in.reshape(T * B, -1)
         out = np.empty((T, B, D * H), dtype=self.dtype)
-        gates = [np.empty((T, B, 4 * H), dtype=self.dtype) for _ in range(D)]
-        cells = [np.empty((T, B, H), dtype=self.dtype) if training else None for _ in range(D)]
-        h0s = [self._initial(h0_all, layer * D + d, plan) for d in range(D)]
-        c0s = [self._initial(c0_all, layer * D + d, plan) for d in range(D)]
-        hs = [np.zeros((B, H), self.dtype) if h is None else h.copy() for h in h0s]
-        cs = [np.zeros((B, H), self.dtype) if c is None else c.copy() for c in c0s]
+        gates = [np.empty((T, B, G), dtype=self.dtype) for _ in range(D)]
+        stores = [self._new_store(T, B) if training else None for _ in range(D)]
+        inits = [[None if init_all is None else self._initial(a, layer * D + d, plan)
+                  for a in (init_all or [None] * len(self._states))] for d in range(D)]
+        carries = [[np.zeros((B, H), self.dtype) if a is None else a.copy() for a in inits[d]]
+                   for d in range(D)]
         weights = []
         for d in range(D):
             s = self._suffix(layer, d)
@@ -439,7 +390,7 @@ class LSTM:
         # G = x W_ih^T + b_ih + b_hh, for all steps at once, rows split over threads
         def project(lo: int, hi: int) -> None:
             for d in range(D):
-                g = gates[d].reshape(T * B, 4 * H)[lo:hi]
+                g = gates[d].reshape(T * B, G)[lo:hi]
                 g[...] = weights[d][2]
                 k.matmul(rows_in[lo:hi], weights[d][0], g, trans_b=True, beta=1.0)
 
@@ -448,122 +399,26 @@ class LSTM:
 
         def recur(d: int, shard: int) -> None:
             r0, rows = plan.shards[shard]
-            k.forward_recurrent(gates[d], weights[d][1], hs[d], cs[d], out, d * H, cells[d],
-                                d == 1, r0, rows, plan.nact[shard])
+            self._recur_forward(d, r0, rows, plan.nact[shard], gates[d], weights[d][1],
+                                carries[d], out, stores[d])
 
         run_parallel([lambda d=d, s=s: recur(d, s)
                       for d in range(D) for s in range(len(plan.shards))])
-        return out, hs, cs, gates, cells, h0s, c0s
-
-    # -------------------------------------------------------------- streaming
-    def step(self, x_t: Any, state: tuple[np.ndarray, np.ndarray] | None = None
-             ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Advance the layer by one time step, for streaming inference.
-
-        The same math as :meth:`forward`, one step at a time: feeding a
-        sequence step by step gives ``forward``'s outputs and final state.
-
-        Parameters
-        ----------
-        x_t : array-like of shape (batch, input_size)
-            The input at this step.
-        state : tuple (h, c) or None
-            The state returned by the previous call, each of shape
-            (num_layers, batch, hidden_size); None starts from zeros.
-
-        Returns
-        -------
-        h_t : ndarray of shape (batch, hidden_size)
-            The last layer's hidden state at this step.
-        state : tuple (h, c)
-            The new state, to pass to the next call (fresh arrays; the state
-            passed in is not modified).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> layer = LSTM(2, 3, num_layers=2, random_state=0)
-        >>> x = np.random.default_rng(0).standard_normal((1, 4, 2))
-        >>> state = None
-        >>> for t in range(4):
-        ...     h_t, state = layer.step(x[:, t], state)
-        >>> out, (h_n, c_n) = layer.forward(x)
-        >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state[1], c_n, atol=1e-6))
-        True
-        """
-        if self.bidirectional:
-            raise ValueError("step() runs forward in time; a bidirectional layer needs the "
-                             "whole sequence, use forward()")
-        x_t = np.asarray(x_t)
-        if x_t.dtype.kind not in "fiu":
-            raise TypeError(f"x_t must hold real numbers, got dtype {x_t.dtype}")
-        if x_t.ndim != 2 or x_t.shape[1] != self.input_size or x_t.shape[0] == 0:
-            raise ValueError(f"x_t must have shape (batch >= 1, input_size={self.input_size}), "
-                             f"got {x_t.shape}")
-        x_t = np.ascontiguousarray(x_t, dtype=self.dtype)
-        shape = (self.num_layers, x_t.shape[0], self.hidden_size)
-        if state is None:
-            h = np.zeros(shape, self.dtype)
-            c = np.zeros(shape, self.dtype)
-        else:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError("state must be None or the (h, c) tuple step() returned")
-            h = np.array(state[0], dtype=self.dtype, order="C")
-            c = np.array(state[1], dtype=self.dtype, order="C")
-            if h.shape != shape or c.shape != shape:
-                raise ValueError(f"state arrays must have shape {shape}, "
-                                 f"got {h.shape} and {c.shape}")
-        if self._stepper is None:
-            self._stepper = self._kernels.StepRunner(
-                list(self._params.values()), self.input_size, self.hidden_size)
-        if not self._stepper.step(x_t, h, c):
-            raise ValueError("x_t contains NaN or infinity")
-        return h[-1], (h, c)
+        return out, carries, gates, stores, inits
 
     # --------------------------------------------------------------- backward
-    def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
-                 return_state_grads: bool = False):
-        """Backpropagate through time from gradients of the last forward's outputs.
+    def _backward(self, d_out: Any, d_finals: list[Any]):
+        """Checked BPTT; ``d_finals`` lists one gradient (or None) per carried state.
 
-        Needs a preceding ``forward(..., training=True)``, whose stored
-        activations it consumes (a second call needs a new forward).
-
-        Parameters
-        ----------
-        d_out : array-like of shape (batch, time, num_directions * hidden_size) or None
-            Gradient of the loss with respect to ``out``; None means zeros.
-            Entries past a sequence's end are ignored.
-        d_h_n, d_c_n : array-like, optional
-            Gradients with respect to the final states ``h_n`` and ``c_n``.
-        return_state_grads : bool, default=False
-            Also return the gradients with respect to the initial state.
-
-        Returns
-        -------
-        grads : dict of str to ndarray
-            Parameter gradients, with the keys and shapes of :meth:`state_dict`.
-        dx : ndarray
-            Gradient with respect to ``x``, shaped like ``x`` (zero past the ends).
-        (dh0, dc0) : tuple of ndarray
-            Only if ``return_state_grads``: gradients of the initial state.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> layer = LSTM(2, 3, random_state=0)
-        >>> x = np.ones((4, 6, 2))
-        >>> out, _ = layer.forward(x, training=True)
-        >>> grads, dx = layer.backward(np.ones_like(out))
-        >>> grads["weight_hh_l0"].shape, dx.shape
-        ((12, 3), (4, 6, 2))
+        Returns the parameter gradients, dx, and the initial-state gradients.
         """
         cache = self._cache
         if cache is None:
             raise ValueError("backward() needs a forward(..., training=True) first; "
                              "each forward supports one backward")
         plan = cache.plan
-        T, B, H, D, L = plan.steps, plan.batch, self.hidden_size, self.num_directions, \
-            self.num_layers
+        T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
+        L = self.num_layers
         dy = np.zeros((T, B, D * H), dtype=self.dtype)
         if d_out is not None:
             d_out = np.asarray(d_out)
@@ -573,34 +428,31 @@ class LSTM:
                 raise ValueError(f"d_out must have the shape of out, {(B, T, D * H)}, "
                                  f"got {d_out.shape}")
             dy[...] = plan.to_internal(d_out.transpose(1, 0, 2), axis=1)
-        dh_n = None if d_h_n is None else self._check_state("d_h_n", d_h_n, B)
-        dc_n = None if d_c_n is None else self._check_state("d_c_n", d_c_n, B)
+        d_finals = [None if v is None else self._check_state(f"d_{name}_n", v, B)
+                    for name, v in zip(self._states, d_finals, strict=True)]
         self._cache = None
 
         grads: dict[str, np.ndarray] = {}
-        dh0 = np.zeros((D * L, B, H), dtype=self.dtype)
-        dc0 = np.zeros_like(dh0)
+        d_initial = [np.zeros((D * L, B, H), dtype=self.dtype) for _ in self._states]
         with blas_single_threaded():
             for layer in reversed(range(L)):
-                dx_layer, dhs, dcs = self._backward_layer(layer, cache, dy, dh_n, dc_n, grads)
+                dx_layer, dcarries = self._backward_layer(layer, cache, dy, d_finals, grads)
                 for d in range(D):
-                    dh0[layer * D + d] = plan.to_user(dhs[d], axis=0)
-                    dc0[layer * D + d] = plan.to_user(dcs[d], axis=0)
+                    for k, dcarry in enumerate(dcarries[d]):
+                        d_initial[k][layer * D + d] = plan.to_user(dcarry, axis=0)
                 mask = cache.masks[layer]
                 if mask is not None:
                     dx_layer *= mask
                 dy = dx_layer
         grads = {name: grads[name] for name in self._params}
         dx = np.ascontiguousarray(plan.to_user(dy, axis=1).transpose(1, 0, 2))
-        if return_state_grads:
-            return grads, dx, (dh0, dc0)
-        return grads, dx
+        return grads, dx, d_initial
 
     def _backward_layer(self, layer: int, cache: _Cache, dy: np.ndarray,
-                        dh_n: np.ndarray | None, dc_n: np.ndarray | None,
-                        grads: dict[str, np.ndarray]):
+                        d_finals: list[np.ndarray | None], grads: dict[str, np.ndarray]):
         plan = cache.plan
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
+        G = self._gates * H
         k = self._kernels
         p = self._params
         layer_in = cache.inputs[layer]
@@ -609,31 +461,28 @@ class LSTM:
         w_ih = [p["weight_ih" + self._suffix(layer, d)] for d in range(D)]
         w_hh = [p["weight_hh" + self._suffix(layer, d)] for d in range(D)]
         # carried gradients, updated in place by the kernel
-        dhs = [np.zeros((B, H), self.dtype) if dh_n is None
-               else self._initial(dh_n, layer * D + d, plan) for d in range(D)]
-        dcs = [np.zeros((B, H), self.dtype) if dc_n is None
-               else self._initial(dc_n, layer * D + d, plan) for d in range(D)]
-        c0s = [np.zeros((B, H), self.dtype) if c is None else c for c in cache.c0[layer]]
-
+        dcarries = [[np.zeros((B, H), self.dtype) if g is None
+                     else self._initial(g, layer * D + d, plan) for g in d_finals]
+                    for d in range(D)]
         # per (direction, shard) bias-gradient sums, reduced in a fixed order below
-        d_bias = np.zeros((D, len(plan.shards), 4 * H))
+        d_bias = np.zeros((D, len(plan.shards), G))
 
         def recur(d: int, shard: int) -> None:
             r0, rows = plan.shards[shard]
-            k.backward_recurrent(gates[d], cache.cells[layer][d], c0s[d], w_hh[d], dy, d * H,
-                                 dhs[d], dcs[d], d_bias[d, shard], d == 1, r0, rows,
-                                 plan.nact[shard])
+            self._recur_backward(d, r0, rows, plan.nact[shard], gates[d], w_hh[d],
+                                 cache.stores[layer][d], cache.initial[layer][d], dy,
+                                 dcarries[d], d_bias[d, shard])
 
         run_parallel([lambda d=d, s=s: recur(d, s)
                       for d in range(D) for s in range(len(plan.shards))])
 
         # Whole-sequence GEMMs from dG: weight gradients split by gate rows,
         # dX split by sequence rows.
-        dgs = [g.reshape(T * B, 4 * H) for g in gates]
+        dgs = [g.reshape(T * B, G) for g in gates]
         xs = layer_in.reshape(T * B, n_in)
         hseq = cache.outputs[layer].reshape(T * B, D * H)
-        d_w_ih = [np.empty((4 * H, n_in), self.dtype) for _ in range(D)]
-        d_w_hh = [np.zeros((4 * H, H), self.dtype) for _ in range(D)]
+        d_w_ih = [np.empty((G, n_in), self.dtype) for _ in range(D)]
+        d_w_hh = [np.zeros((G, H), self.dtype) for _ in range(D)]
         d_x = np.empty((T * B, n_in), self.dtype)
         starts = None if plan.lengths is None else plan.lengths - 1
 
@@ -649,13 +498,14 @@ class LSTM:
                         k.matmul(dg[B:], hs[:-B], d_w_hh[d][lo:hi], trans_a=True)
                     else:
                         k.matmul(dg[:-B], hs[B:], d_w_hh[d][lo:hi], trans_a=True)
-                h0 = cache.h0[layer][d]
+                # ... and at each sequence's first step, h_{t-1} is h0
+                h0 = cache.initial[layer][d][0]
                 if h0 is not None:
                     if d == 0 or starts is None:
                         first = dg[:B] if d == 0 else dg[(T - 1) * B:]
                     else:
                         first = np.ascontiguousarray(
-                            dgs[d].reshape(T, B, 4 * H)[starts, np.arange(B), lo:hi])
+                            dgs[d].reshape(T, B, G)[starts, np.arange(B), lo:hi])
                     k.matmul(first, h0, d_w_hh[d][lo:hi], trans_a=True, beta=1.0)
 
         def input_grads(lo: int, hi: int) -> None:
@@ -664,7 +514,7 @@ class LSTM:
                 k.matmul(dgs[d][lo:hi], w_ih[d], d_x[lo:hi], beta=1.0 if d else 0.0)
 
         # thread i takes block i of both splits
-        w_blocks = _split(4 * H, plan.n_threads, ROW_ALIGN)
+        w_blocks = _split(G, plan.n_threads, ROW_ALIGN)
         x_blocks = _split(T * B, plan.n_threads, ROW_ALIGN)
 
         def work(i: int) -> None:
@@ -681,4 +531,4 @@ class LSTM:
             grads[f"weight_hh{s}"] = d_w_hh[d]
             grads[f"bias_ih{s}"] = d_b
             grads[f"bias_hh{s}"] = d_b.copy()
-        return d_x.reshape(T, B, n_in), dhs, dcs
+        return d_x.reshape(T, B, n_in), dcarries

@@ -1,0 +1,4 @@
+# The cell kernels compiled with the "base" instruction-set flags (setup.py).
+include "_common.pxi"
+include "_lstm.pxi"
+include "_rnn.pxi"

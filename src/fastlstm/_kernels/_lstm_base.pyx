@@ -1,2 +1,0 @@
-# Kernel variant "base": the shared source compiled with this level's flags (setup.py).
-include "_lstm_impl.pxi"

@@ -1,0 +1,221 @@
+"""The LSTM cell's layer: four gates (i, f, g, o) and a carried cell state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastlstm._recurrent import RecurrentLayer
+
+
+class LSTM(RecurrentLayer):
+    """A multi-layer, optionally bidirectional LSTM with PyTorch's parameters.
+
+    Parameters
+    ----------
+    input_size : int
+        Number of features of each time step of the input.
+    hidden_size : int
+        Number of hidden units ``H`` per direction.
+    num_layers : int, default=1
+        Number of stacked layers.
+    bidirectional : bool, default=False
+        Run a second, time-reversed direction in every layer and concatenate.
+    dropout : float, default=0.0
+        Dropout probability on the inputs of layers after the first, applied
+        only by ``forward(..., training=True)``, as in PyTorch.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of parameters and computation.
+    n_jobs : int or None, default=None
+        Threads to use: None or -1 for all usable cores, ``k > 0`` for ``k``.
+    random_state : int, numpy Generator or None, default=None
+        Seeds the initialization (uniform in ``±1/sqrt(hidden_size)``, as
+        PyTorch) and the dropout masks.
+
+    Notes
+    -----
+    Gate order is i, f, g, o and parameters are named ``weight_ih_l{k}``,
+    ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for
+    the backward direction), so state dicts move to and from
+    ``torch.nn.LSTM`` with no reshaping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastlstm
+    >>> layer = fastlstm.LSTM(3, 5, num_layers=2, random_state=0)
+    >>> x = np.random.default_rng(0).standard_normal((4, 7, 3))
+    >>> out, (h_n, c_n) = layer.forward(x)
+    >>> out.shape, h_n.shape
+    ((4, 7, 5), (2, 4, 5))
+    """
+
+    _gates = 4
+    _states = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
+        super().__init__(input_size, hidden_size, **kwargs)
+        self._stepper = None  # built on first step(); reads the live parameters
+
+    def _recur_forward(self, d, r0, rows, nact, gates, w_hh, carry, out, store):
+        self._kernels.forward_recurrent(gates, w_hh, carry[0], carry[1], out,
+                                        d * self.hidden_size, store, d == 1, r0, rows, nact)
+
+    def _new_store(self, steps: int, batch: int) -> np.ndarray:
+        # the cell states c_t, which backward needs for tanh(c_t) and c_{t-1}
+        return np.empty((steps, batch, self.hidden_size), dtype=self.dtype)
+
+    def _recur_backward(self, d, r0, rows, nact, gates, w_hh, store, initial, dy, dcarry,
+                        d_bias):
+        c0 = initial[1]
+        if c0 is None:
+            c0 = np.zeros((gates.shape[1], self.hidden_size), dtype=self.dtype)
+        self._kernels.backward_recurrent(gates, store, c0, w_hh, dy, d * self.hidden_size,
+                                         dcarry[0], dcarry[1], d_bias, d == 1, r0, rows, nact)
+
+    def forward(self, x: Any, lengths: Any = None, initial_state: Any = None,
+                training: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Run the layer over a batch of sequences.
+
+        Parameters
+        ----------
+        x : array-like of shape (batch, time, input_size)
+            Right-padded input sequences.
+        lengths : array-like of int, shape (batch,), optional
+            Valid steps of each sequence (1 to time); None means all.
+            Outputs past a sequence's end are zero and its final state is the
+            state at its own last step; the reverse direction starts there.
+        initial_state : tuple (h0, c0), optional
+            Each of shape (num_layers * num_directions, batch, hidden_size);
+            zeros when omitted.
+        training : bool, default=False
+            Keep what :meth:`backward` needs and apply dropout.
+
+        Returns
+        -------
+        out : ndarray of shape (batch, time, num_directions * hidden_size)
+            Hidden states of the last layer at every step.
+        (h_n, c_n) : tuple of ndarray, each (num_layers * num_directions, batch, hidden_size)
+            Final hidden and cell states, indexed ``layer * num_directions + direction``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> layer = LSTM(2, 4, bidirectional=True, random_state=0)
+        >>> x = np.ones((3, 5, 2))
+        >>> out, (h_n, c_n) = layer.forward(x, lengths=[5, 2, 3])
+        >>> out.shape, bool((out[1, 2:] == 0).all())
+        ((3, 5, 8), True)
+        """
+        if initial_state is not None and (
+                not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2):
+            raise TypeError("initial_state must be a tuple (h0, c0)")
+        out, (h_n, c_n) = self._forward(x, lengths, initial_state, training)
+        return out, (h_n, c_n)
+
+    # -------------------------------------------------------------- streaming
+    def step(self, x_t: Any, state: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Advance the layer by one time step, for streaming inference.
+
+        The same math as :meth:`forward`, one step at a time: feeding a
+        sequence step by step gives ``forward``'s outputs and final state.
+
+        Parameters
+        ----------
+        x_t : array-like of shape (batch, input_size)
+            The input at this step.
+        state : tuple (h, c) or None
+            The state returned by the previous call, each of shape
+            (num_layers, batch, hidden_size); None starts from zeros.
+
+        Returns
+        -------
+        h_t : ndarray of shape (batch, hidden_size)
+            The last layer's hidden state at this step.
+        state : tuple (h, c)
+            The new state, to pass to the next call (fresh arrays; the state
+            passed in is not modified).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> layer = LSTM(2, 3, num_layers=2, random_state=0)
+        >>> x = np.random.default_rng(0).standard_normal((1, 4, 2))
+        >>> state = None
+        >>> for t in range(4):
+        ...     h_t, state = layer.step(x[:, t], state)
+        >>> out, (h_n, c_n) = layer.forward(x)
+        >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state[1], c_n, atol=1e-6))
+        True
+        """
+        if self.bidirectional:
+            raise ValueError("step() runs forward in time; a bidirectional layer needs the "
+                             "whole sequence, use forward()")
+        x_t = np.asarray(x_t)
+        if x_t.dtype.kind not in "fiu":
+            raise TypeError(f"x_t must hold real numbers, got dtype {x_t.dtype}")
+        if x_t.ndim != 2 or x_t.shape[1] != self.input_size or x_t.shape[0] == 0:
+            raise ValueError(f"x_t must have shape (batch >= 1, input_size={self.input_size}), "
+                             f"got {x_t.shape}")
+        x_t = np.ascontiguousarray(x_t, dtype=self.dtype)
+        shape = (self.num_layers, x_t.shape[0], self.hidden_size)
+        if state is None:
+            h = np.zeros(shape, self.dtype)
+            c = np.zeros(shape, self.dtype)
+        else:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError("state must be None or the (h, c) tuple step() returned")
+            h = np.array(state[0], dtype=self.dtype, order="C")
+            c = np.array(state[1], dtype=self.dtype, order="C")
+            if h.shape != shape or c.shape != shape:
+                raise ValueError(f"state arrays must have shape {shape}, "
+                                 f"got {h.shape} and {c.shape}")
+        if self._stepper is None:
+            self._stepper = self._kernels.StepRunner(
+                list(self._params.values()), self.input_size, self.hidden_size)
+        if not self._stepper.step(x_t, h, c):
+            raise ValueError("x_t contains NaN or infinity")
+        return h[-1], (h, c)
+
+    def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
+                 return_state_grads: bool = False):
+        """Backpropagate through time from gradients of the last forward's outputs.
+
+        Needs a preceding ``forward(..., training=True)``, whose stored
+        activations it consumes (a second call needs a new forward).
+
+        Parameters
+        ----------
+        d_out : array-like of shape (batch, time, num_directions * hidden_size) or None
+            Gradient of the loss with respect to ``out``; None means zeros.
+            Entries past a sequence's end are ignored.
+        d_h_n, d_c_n : array-like, optional
+            Gradients with respect to the final states ``h_n`` and ``c_n``.
+        return_state_grads : bool, default=False
+            Also return the gradients with respect to the initial state.
+
+        Returns
+        -------
+        grads : dict of str to ndarray
+            Parameter gradients, with the keys and shapes of :meth:`state_dict`.
+        dx : ndarray
+            Gradient with respect to ``x``, shaped like ``x`` (zero past the ends).
+        (dh0, dc0) : tuple of ndarray
+            Only if ``return_state_grads``: gradients of the initial state.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> layer = LSTM(2, 3, random_state=0)
+        >>> x = np.ones((4, 6, 2))
+        >>> out, _ = layer.forward(x, training=True)
+        >>> grads, dx = layer.backward(np.ones_like(out))
+        >>> grads["weight_hh_l0"].shape, dx.shape
+        ((12, 3), (4, 6, 2))
+        """
+        grads, dx, (dh0, dc0) = self._backward(d_out, [d_h_n, d_c_n])
+        if return_state_grads:
+            return grads, dx, (dh0, dc0)
+        return grads, dx
