@@ -1,8 +1,8 @@
 """Build the Cython kernels.
 
-The LSTM kernel is compiled once per instruction-set level from the same source
-(``_common.pxi``, ``_lstm.pxi``, ``_rnn.pxi``, included by one thin ``.pyx`` per level).  The portable
-baseline needs nothing beyond the platform ABI; the AVX2/AVX-512 variants are
+The cell kernels are compiled once per instruction-set level from the same
+sources (``_common.pxi``, ``_lstm.pxi``, ``_rnn.pxi``, included by one thin
+``_cells_<level>.pyx`` per level).  The portable baseline needs nothing beyond the platform ABI; the AVX2/AVX-512 variants are
 only built on x86-64 and only imported when the running CPU reports the
 features (see ``fastlstm/_kernels/__init__.py``).  No ``-march=native``:
 set ``FASTLSTM_NATIVE=1`` for a local build tuned to this machine.
@@ -49,7 +49,11 @@ class BuildExt(build_ext):
 IS_MSVC = sys.platform == "win32"
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
-BASE_FLAGS = [] if IS_MSVC else ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"]
+# -fno-trapping-math lets GCC if-convert the clamps in the gate math (we never
+# rely on floating-point exceptions); -fno-math-errno likewise for libm calls.
+BASE_FLAGS = [] if IS_MSVC else [
+    "-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
+]
 if os.environ.get("FASTLSTM_NATIVE") == "1" and not IS_MSVC:
     BASE_FLAGS.append("-march=native")
 

@@ -178,8 +178,12 @@ class RecurrentLayer:
         --------
         >>> from fastlstm import LSTM
         >>> layer = LSTM(2, 3, random_state=0)
-        >>> [(k, v.shape) for k, v in layer.named_parameters().items()]
-        [('weight_ih_l0', (12, 2)), ('weight_hh_l0', (12, 3)), ('bias_ih_l0', (12,)), ('bias_hh_l0', (12,))]
+        >>> for name, value in layer.named_parameters().items():
+        ...     print(name, value.shape)
+        weight_ih_l0 (12, 2)
+        weight_hh_l0 (12, 3)
+        bias_ih_l0 (12,)
+        bias_hh_l0 (12,)
         """
         return dict(self._params)
 
