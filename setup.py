@@ -2,10 +2,11 @@
 
 The cell kernels are compiled once per instruction-set level from the same
 sources (``_common.pxi``, ``_lstm.pxi``, ``_rnn.pxi``, included by one thin
-``_cells_<level>.pyx`` per level).  The portable baseline needs nothing beyond the platform ABI; the AVX2/AVX-512 variants are
-only built on x86-64 and only imported when the running CPU reports the
-features (see ``fastlstm/_kernels/__init__.py``).  No ``-march=native``:
-set ``FASTLSTM_NATIVE=1`` for a local build tuned to this machine.
+``_cells_<level>.pyx`` per level).  The portable baseline needs nothing beyond
+the platform ABI; the AVX2/AVX-512 variants are only built on x86-64 and only
+imported when the running CPU reports the features (see
+``fastlstm/_kernels/__init__.py``).  No ``-march=native``: set
+``FASTLSTM_NATIVE=1`` for a local build tuned to this machine.
 """
 
 import os
