@@ -29,6 +29,10 @@ from fastlstm._parallel import blas_single_threaded, effective_n_jobs, run_paral
 MIN_ROWS_PER_SHARD = 4
 # Row blocks of the whole-sequence GEMMs are cut at multiples of this.
 ROW_ALIGN = 16
+# A whole-sequence GEMM is split across threads only if each thread gets at
+# least this many flops: handing a task to a pool thread costs tens of
+# microseconds, more than a small GEMM (B=1 ran slower on 2 threads than on 1).
+MIN_FLOPS_PER_THREAD = 4e6
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -60,6 +64,11 @@ def _make_rng(random_state: Any) -> np.random.Generator:
         return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
     raise TypeError(f"random_state must be None, an int or a numpy random generator, "
                     f"got {random_state!r}")
+
+
+def _gemm_threads(flops: float, n_threads: int) -> int:
+    """Threads worth using for a GEMM of ``flops`` floating-point operations."""
+    return max(1, min(n_threads, int(flops // MIN_FLOPS_PER_THREAD)))
 
 
 def _split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
@@ -398,8 +407,9 @@ class RecurrentLayer:
                 g[...] = weights[d][2]
                 k.matmul(rows_in[lo:hi], weights[d][0], g, trans_b=True, beta=1.0)
 
+        n_threads = _gemm_threads(2.0 * T * B * G * D * rows_in.shape[1], plan.n_threads)
         run_parallel([lambda lo=lo, hi=hi: project(lo, hi)
-                      for lo, hi in _split(T * B, plan.n_threads, ROW_ALIGN)])
+                      for lo, hi in _split(T * B, n_threads, ROW_ALIGN)])
 
         def recur(d: int, shard: int) -> None:
             r0, rows = plan.shards[shard]
@@ -518,8 +528,9 @@ class RecurrentLayer:
                 k.matmul(dgs[d][lo:hi], w_ih[d], d_x[lo:hi], beta=1.0 if d else 0.0)
 
         # thread i takes block i of both splits
-        w_blocks = _split(G, plan.n_threads, ROW_ALIGN)
-        x_blocks = _split(T * B, plan.n_threads, ROW_ALIGN)
+        n_threads = _gemm_threads(2.0 * T * B * G * D * (2 * n_in + H), plan.n_threads)
+        w_blocks = _split(G, n_threads, ROW_ALIGN)
+        x_blocks = _split(T * B, n_threads, ROW_ALIGN)
 
         def work(i: int) -> None:
             if i < len(w_blocks):
