@@ -58,21 +58,23 @@ class LSTM(RecurrentLayer):
         super().__init__(input_size, hidden_size, **kwargs)
         self._stepper = None  # built on first step(); reads the live parameters
 
-    def _recur_forward(self, d, r0, rows, nact, gates, w_hh, carry, out, store):
-        self._kernels.forward_recurrent(gates, w_hh, carry[0], carry[1], out,
-                                        d * self.hidden_size, store, d == 1, r0, rows, nact)
+    def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, carry, out, store, block):
+        self._kernels.forward_recurrent(gates, w_hh_t, carry[0], carry[1], out,
+                                        d * self.hidden_size, store, d == 1, r0, rows, nact,
+                                        block)
 
     def _new_store(self, steps: int, batch: int) -> np.ndarray:
         # the cell states c_t, which backward needs for tanh(c_t) and c_{t-1}
         return np.empty((steps, batch, self.hidden_size), dtype=self.dtype)
 
     def _recur_backward(self, d, r0, rows, nact, gates, w_hh, store, initial, dy, dcarry,
-                        d_bias):
+                        d_bias, block):
         c0 = initial[1]
         if c0 is None:
             c0 = np.zeros((gates.shape[1], self.hidden_size), dtype=self.dtype)
         self._kernels.backward_recurrent(gates, store, c0, w_hh, dy, d * self.hidden_size,
-                                         dcarry[0], dcarry[1], d_bias, d == 1, r0, rows, nact)
+                                         dcarry[0], dcarry[1], d_bias, d == 1, r0, rows, nact,
+                                         block)
 
     def forward(self, x: Any, lengths: Any = None, initial_state: Any = None,
                 training: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:

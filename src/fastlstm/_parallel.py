@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -103,3 +104,45 @@ def blas_single_threaded():
     if _controller is None:
         _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas")
+
+
+# OpenBLAS cores whose sgemm/dgemm have the unpacked "small matrix" kernels.
+_SMALL_MATRIX_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
+_small_matrix: bool | None = None
+
+
+def blas_small_matrix_rows(n: int, k: int) -> int:
+    """Rows per GEMM call that keep an (rows x k) @ (k x n) product on the unpacked path.
+
+    OpenBLAS (>= 0.3.17, AVX-512 cores) multiplies small untransposed
+    matrices without packing when rows * n * k <= 1e6; at recurrent-step
+    sizes that is up to twice as fast.  Returns 0 (one call for all rows)
+    where that path does not exist or blocks would be under 4 rows.  The
+    answer depends only on the BLAS build, never on timing, so results stay
+    reproducible.  ``FASTLSTM_STEP_ROWS`` overrides it (0 disables).
+
+    Examples
+    --------
+    >>> blas_small_matrix_rows(512, 128) in (0, 15)
+    True
+    """
+    global _small_matrix, _controller
+    override = os.environ.get("FASTLSTM_STEP_ROWS")
+    if override is not None:
+        return max(0, int(override))
+    if _small_matrix is None:
+        if _controller is None:
+            _controller = ThreadpoolController()
+        _small_matrix = False
+        for info in _controller.info():
+            # SciPy's LP64 OpenBLAS is the one behind scipy.linalg.cython_blas
+            name = os.path.basename(info.get("filepath", ""))
+            if info.get("internal_api") != "openblas" or "64_" in name:
+                continue
+            version = tuple(int(v) for v in re.findall(r"\d+", info.get("version") or "")[:3])
+            core = (info.get("architecture") or "").lower()
+            _small_matrix = core in _SMALL_MATRIX_CORES and version >= (0, 3, 17)
+    if not _small_matrix:
+        return 0
+    rows = int(1e6 // (n * k))
+    return rows if rows >= 4 else 0

@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 
 from fastlstm import _kernels
-from fastlstm._parallel import blas_single_threaded, effective_n_jobs, run_parallel
+from fastlstm._parallel import (
+    blas_single_threaded,
+    blas_small_matrix_rows,
+    effective_n_jobs,
+    run_parallel,
+)
 
 # A shard narrower than this loses more to small-GEMM inefficiency than the
 # second thread gains (DESIGN.md: 32 rows reach ~110 GFLOP/s, 64 rows ~160).
@@ -69,6 +74,12 @@ def _make_rng(random_state: Any) -> np.random.Generator:
 def _gemm_threads(flops: float, n_threads: int) -> int:
     """Threads worth using for a GEMM of ``flops`` floating-point operations."""
     return max(1, min(n_threads, int(flops // MIN_FLOPS_PER_THREAD)))
+
+
+def _step_block(block: int, rows: int) -> int:
+    """Row block for a shard's step GEMMs: small-matrix blocks only pay off while
+    they are few (at B=64 re-reading W_hh per block made the forward 1.4x slower)."""
+    return block if rows <= 2 * block else 0
 
 
 def _split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
@@ -146,8 +157,8 @@ class RecurrentLayer:
 
     # ------------------------------------------------------ cell's recurrence
     def _recur_forward(self, d: int, r0: int, rows: int, nact: np.ndarray, gates: np.ndarray,
-                       w_hh: np.ndarray, carry: list[np.ndarray], out: np.ndarray,
-                       store: Any) -> None:
+                       w_hh_t: np.ndarray, carry: list[np.ndarray], out: np.ndarray,
+                       store: Any, block: int) -> None:
         raise NotImplementedError
 
     def _new_store(self, steps: int, batch: int) -> Any:
@@ -156,7 +167,8 @@ class RecurrentLayer:
 
     def _recur_backward(self, d: int, r0: int, rows: int, nact: np.ndarray, gates: np.ndarray,
                         w_hh: np.ndarray, store: Any, initial: list[np.ndarray | None],
-                        dy: np.ndarray, dcarry: list[np.ndarray], d_bias: np.ndarray) -> None:
+                        dy: np.ndarray, dcarry: list[np.ndarray], d_bias: np.ndarray,
+                        block: int) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ params
@@ -411,10 +423,14 @@ class RecurrentLayer:
         run_parallel([lambda lo=lo, hi=hi: project(lo, hi)
                       for lo, hi in _split(T * B, n_threads, ROW_ALIGN)])
 
+        # the step GEMM runs NN on W_hh^T, in row blocks the BLAS multiplies fastest
+        w_hh_t = [np.ascontiguousarray(w[1].T) for w in weights]
+        block = blas_small_matrix_rows(G, H)
+
         def recur(d: int, shard: int) -> None:
             r0, rows = plan.shards[shard]
-            self._recur_forward(d, r0, rows, plan.nact[shard], gates[d], weights[d][1],
-                                carries[d], out, stores[d])
+            self._recur_forward(d, r0, rows, plan.nact[shard], gates[d], w_hh_t[d],
+                                carries[d], out, stores[d], _step_block(block, rows))
 
         run_parallel([lambda d=d, s=s: recur(d, s)
                       for d in range(D) for s in range(len(plan.shards))])
@@ -481,11 +497,13 @@ class RecurrentLayer:
         # per (direction, shard) bias-gradient sums, reduced in a fixed order below
         d_bias = np.zeros((D, len(plan.shards), G))
 
+        block = blas_small_matrix_rows(H, G)
+
         def recur(d: int, shard: int) -> None:
             r0, rows = plan.shards[shard]
             self._recur_backward(d, r0, rows, plan.nact[shard], gates[d], w_hh[d],
                                  cache.stores[layer][d], cache.initial[layer][d], dy,
-                                 dcarries[d], d_bias[d, shard])
+                                 dcarries[d], d_bias[d, shard], _step_block(block, rows))
 
         run_parallel([lambda d=d, s=s: recur(d, s)
                       for d in range(D) for s in range(len(plan.shards))])

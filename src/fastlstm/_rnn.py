@@ -53,14 +53,14 @@ class RNN(RecurrentLayer):
     _gates = 1
     _states = ("h",)
 
-    def _recur_forward(self, d, r0, rows, nact, gates, w_hh, carry, out, store):
-        self._kernels.rnn_forward_recurrent(gates, w_hh, carry[0], out, d * self.hidden_size,
-                                            d == 1, r0, rows, nact)
+    def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, carry, out, store, block):
+        self._kernels.rnn_forward_recurrent(gates, w_hh_t, carry[0], out, d * self.hidden_size,
+                                            d == 1, r0, rows, nact, block)
 
     def _recur_backward(self, d, r0, rows, nact, gates, w_hh, store, initial, dy, dcarry,
-                        d_bias):
+                        d_bias, block):
         self._kernels.rnn_backward_recurrent(gates, w_hh, dy, d * self.hidden_size, dcarry[0],
-                                             d_bias, d == 1, r0, rows, nact)
+                                             d_bias, d == 1, r0, rows, nact, block)
 
     def forward(self, x: Any, lengths: Any = None, initial_state: Any = None,
                 training: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -35,3 +35,20 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb, <double*> a, &lda,
               &beta, c, &ldc)
+
+
+cdef inline void gemm_rows(int block, int m, int n, int k, floating alpha,
+                           const floating* a, int lda, const floating* b, int ldb,
+                           floating beta, floating* c, int ldc) noexcept nogil:
+    # C = alpha * A B + beta * C in blocks of ``block`` rows (all at once if
+    # block <= 0): OpenBLAS's AVX-512 builds take an unpacked small-matrix path
+    # when m*n*k <= 1e6 and both operands are untransposed (column-major NN),
+    # which at recurrent-step sizes is up to twice as fast as the packed path.
+    cdef int r = 0
+    if block <= 0 or block >= m:
+        gemm(False, False, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    while r < m:
+        gemm(False, False, min(block, m - r), n, k, alpha, a + <Py_ssize_t> r * lda, lda,
+             b, ldb, beta, c + <Py_ssize_t> r * ldc, ldc)
+        r += block

@@ -12,7 +12,7 @@ import numpy as np
 
 cnp.import_array()
 
-from fastlstm._kernels._blas cimport gemm
+from fastlstm._kernels._blas cimport gemm, gemm_rows
 from fastlstm._kernels._math cimport sigmoid_, tanh_
 
 

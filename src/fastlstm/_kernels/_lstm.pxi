@@ -7,6 +7,8 @@
 #   out      (T, B, ldo) hidden sequence, this direction's columns at +offset
 #   c_store  (T, B, H)   cell states kept for backward (training only)
 #   nact     (T,)        rows of the shard still running at each step
+#   w_hh_t   (H, 4H)     W_hh transposed (forward), so the step GEMM is NN
+#   block    rows per step GEMM call (see gemm_rows), <= 0 for all at once
 # A shard is the rows [r0, r0 + rows) of the batch, sorted by decreasing length
 # so that the rows running at step t are a prefix of the shard: step t touches
 # only those (packed-sequence style), and a finished row's carried state is its
@@ -52,8 +54,8 @@ cdef inline void _cell_backward(int H, floating* g, const floating* c,
         g[3 * H + j] = dhv * tc * o * (1 - o)
 
 
-cdef void _forward_shard(int T, Py_ssize_t B, int H, bint reverse,
-                         floating* gates, const floating* w_hh,
+cdef void _forward_shard(int T, Py_ssize_t B, int H, bint reverse, int block,
+                         floating* gates, const floating* w_hh_t,
                          floating* h, floating* c,
                          floating* out, Py_ssize_t ldo, floating* c_store,
                          Py_ssize_t r0, int rows, const int32_t* nact) noexcept nogil:
@@ -67,8 +69,8 @@ cdef void _forward_shard(int T, Py_ssize_t B, int H, bint reverse,
         row = t * B + r0
         g = gates + row * G
         # G_t += h_{t-1} W_hh^T, for the n running rows
-        gemm(False, True, n, 4 * H, H, <floating> 1, h + r0 * H, H, w_hh, H,
-             <floating> 1, g, 4 * H)
+        gemm_rows(block, n, 4 * H, H, <floating> 1, h + r0 * H, H, w_hh_t, 4 * H,
+                  <floating> 1, g, 4 * H)
         for r in range(n):
             _cell_forward(H, g + r * G, h + (r0 + r) * H, c + (r0 + r) * H)
             memcpy(out + (row + r) * ldo, h + (r0 + r) * H, H * sizeof(floating))
@@ -79,7 +81,7 @@ cdef void _forward_shard(int T, Py_ssize_t B, int H, bint reverse,
     fl_denormals_restore(fpstate)
 
 
-cdef void _backward_shard(int T, Py_ssize_t B, int H, bint reverse,
+cdef void _backward_shard(int T, Py_ssize_t B, int H, bint reverse, int block,
                           floating* gates, const floating* c_store,
                           const floating* c0, const floating* w_hh,
                           const floating* dy, Py_ssize_t ldy,
@@ -118,29 +120,30 @@ cdef void _backward_shard(int T, Py_ssize_t B, int H, bint reverse,
         if rows > n:
             memset(g + n * G, 0, (rows - n) * G * sizeof(floating))
         # dh_{t-1} = dG_t W_hh
-        gemm(False, False, n, H, 4 * H, <floating> 1, g, 4 * H, w_hh, H,
-             <floating> 0, dh + r0 * H, H)
+        gemm_rows(block, n, H, 4 * H, <floating> 1, g, 4 * H, w_hh, H,
+                  <floating> 0, dh + r0 * H, H)
     fl_denormals_restore(fpstate)
 
 
-def forward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
+def forward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_hh_t,
                       floating[:, ::1] h, floating[:, ::1] c,
                       floating[:, :, ::1] out, Py_ssize_t out_offset,
                       c_store, bint reverse, Py_ssize_t r0, int rows,
-                      const int32_t[::1] nact):
+                      const int32_t[::1] nact, int block=0):
     """Run the recurrence of one layer-direction over one shard (GIL released).
 
     ``gates`` holds ``x W_ih^T + b`` on entry and the activations on exit;
     ``h``/``c`` hold the initial state on entry and the final state on exit;
-    ``c_store`` is a (T, B, H) array to keep the cell states in, or None.
+    ``c_store`` is a (T, B, H) array to keep the cell states in, or None;
+    ``w_hh_t`` is W_hh transposed, (H, 4H).
     """
     cdef int T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
-    cdef int H = w_hh.shape[1]
+    cdef int H = w_hh_t.shape[0]
     cdef floating[:, :, ::1] cs
     cdef floating* cs_ptr = NULL
-    if gates.shape[2] != 4 * H or w_hh.shape[0] != 4 * H:
-        raise ValueError("gates and w_hh must have 4*H columns/rows")
+    if gates.shape[2] != 4 * H or w_hh_t.shape[1] != 4 * H:
+        raise ValueError("gates and w_hh_t must have 4*H columns")
     if h.shape[0] != B or c.shape[0] != B or h.shape[1] != H or c.shape[1] != H:
         raise ValueError("h and c must be (B, H)")
     if out.shape[0] != T or out.shape[1] != B or out_offset + H > out.shape[2]:
@@ -153,7 +156,7 @@ def forward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
             raise ValueError("c_store must be (T, B, H)")
         cs_ptr = &cs[0, 0, 0]
     with nogil:
-        _forward_shard(T, B, H, reverse, &gates[0, 0, 0], &w_hh[0, 0], &h[0, 0],
+        _forward_shard(T, B, H, reverse, block, &gates[0, 0, 0], &w_hh_t[0, 0], &h[0, 0],
                        &c[0, 0], &out[0, 0, out_offset], out.shape[2], cs_ptr,
                        r0, rows, &nact[0])
 
@@ -163,7 +166,7 @@ def backward_recurrent(floating[:, :, ::1] gates, const floating[:, :, ::1] c_st
                        const floating[:, :, ::1] dy, Py_ssize_t dy_offset,
                        floating[:, ::1] dh, floating[:, ::1] dc, double[::1] db,
                        bint reverse, Py_ssize_t r0, int rows,
-                       const int32_t[::1] nact):
+                       const int32_t[::1] nact, int block=0):
     """Backpropagate one layer-direction through time over one shard (GIL released).
 
     ``gates`` holds the forward activations on entry and dG on exit;
@@ -189,7 +192,7 @@ def backward_recurrent(floating[:, :, ::1] gates, const floating[:, :, ::1] c_st
     if db.shape[0] != 4 * H:
         raise ValueError("db must have 4*H entries")
     with nogil:
-        _backward_shard(T, B, H, reverse, &gates[0, 0, 0], &c_store[0, 0, 0],
+        _backward_shard(T, B, H, reverse, block, &gates[0, 0, 0], &c_store[0, 0, 0],
                         &c0[0, 0], &w_hh[0, 0], &dy[0, 0, dy_offset], dy.shape[2],
                         &dh[0, 0], &dc[0, 0], &db[0], r0, rows, &nact[0])
 

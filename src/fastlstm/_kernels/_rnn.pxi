@@ -1,10 +1,11 @@
 # Elman RNN (tanh) kernels for one layer-direction and one batch shard, laid
 # out as the LSTM's (see _lstm.pxi) with one gate: gates (T, B, H) holds
-# x W_ih^T + b on entry and h_t on exit; backward overwrites it with dG.
+# x W_ih^T + b on entry and h_t on exit; backward overwrites it with dG; the
+# forward takes W_hh transposed.
 
 
-cdef void _rnn_forward_shard(int T, Py_ssize_t B, int H, bint reverse,
-                             floating* gates, const floating* w_hh, floating* h,
+cdef void _rnn_forward_shard(int T, Py_ssize_t B, int H, bint reverse, int block,
+                             floating* gates, const floating* w_hh_t, floating* h,
                              floating* out, Py_ssize_t ldo,
                              Py_ssize_t r0, int rows, const int32_t* nact) noexcept nogil:
     cdef int s, t, n, r, j
@@ -17,7 +18,7 @@ cdef void _rnn_forward_shard(int T, Py_ssize_t B, int H, bint reverse,
         row = t * B + r0
         g = gates + row * H
         # h_t = tanh(G_t + h_{t-1} W_hh^T), for the n running rows
-        gemm(False, True, n, H, H, <floating> 1, h + r0 * H, H, w_hh, H, <floating> 1, g, H)
+        gemm_rows(block, n, H, H, <floating> 1, h + r0 * H, H, w_hh_t, H, <floating> 1, g, H)
         for j in range(n * H):
             g[j] = tanh_(g[j])
         if n > 0:
@@ -29,7 +30,7 @@ cdef void _rnn_forward_shard(int T, Py_ssize_t B, int H, bint reverse,
     fl_denormals_restore(fpstate)
 
 
-cdef void _rnn_backward_shard(int T, Py_ssize_t B, int H, bint reverse,
+cdef void _rnn_backward_shard(int T, Py_ssize_t B, int H, bint reverse, int block,
                               floating* gates, const floating* w_hh,
                               const floating* dy, Py_ssize_t ldy, floating* dh, double* db,
                               Py_ssize_t r0, int rows, const int32_t* nact) noexcept nogil:
@@ -55,19 +56,20 @@ cdef void _rnn_backward_shard(int T, Py_ssize_t B, int H, bint reverse,
         if rows > n:
             memset(g + n * H, 0, (rows - n) * H * sizeof(floating))
         # dh_{t-1} = dG_t W_hh
-        gemm(False, False, n, H, H, <floating> 1, g, H, w_hh, H, <floating> 0, dh + r0 * H, H)
+        gemm_rows(block, n, H, H, <floating> 1, g, H, w_hh, H, <floating> 0, dh + r0 * H, H)
     fl_denormals_restore(fpstate)
 
 
-def rnn_forward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
+def rnn_forward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_hh_t,
                           floating[:, ::1] h, floating[:, :, ::1] out, Py_ssize_t out_offset,
-                          bint reverse, Py_ssize_t r0, int rows, const int32_t[::1] nact):
+                          bint reverse, Py_ssize_t r0, int rows, const int32_t[::1] nact,
+                          int block=0):
     """Run the tanh recurrence of one layer-direction over one shard (GIL released)."""
     cdef int T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
-    cdef int H = w_hh.shape[1]
-    if gates.shape[2] != H or w_hh.shape[0] != H:
-        raise ValueError("gates and w_hh must have H columns/rows")
+    cdef int H = w_hh_t.shape[1]
+    if gates.shape[2] != H or w_hh_t.shape[0] != H:
+        raise ValueError("gates and w_hh_t must have H columns/rows")
     if h.shape[0] != B or h.shape[1] != H:
         raise ValueError("h must be (B, H)")
     if out.shape[0] != T or out.shape[1] != B or out_offset + H > out.shape[2]:
@@ -75,14 +77,15 @@ def rnn_forward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_hh
     if nact.shape[0] != T or r0 < 0 or rows < 0 or r0 + rows > B:
         raise ValueError("bad shard")
     with nogil:
-        _rnn_forward_shard(T, B, H, reverse, &gates[0, 0, 0], &w_hh[0, 0], &h[0, 0],
+        _rnn_forward_shard(T, B, H, reverse, block, &gates[0, 0, 0], &w_hh_t[0, 0], &h[0, 0],
                            &out[0, 0, out_offset], out.shape[2], r0, rows, &nact[0])
 
 
 def rnn_backward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
                            const floating[:, :, ::1] dy, Py_ssize_t dy_offset,
                            floating[:, ::1] dh, double[::1] db,
-                           bint reverse, Py_ssize_t r0, int rows, const int32_t[::1] nact):
+                           bint reverse, Py_ssize_t r0, int rows, const int32_t[::1] nact,
+                           int block=0):
     """Backpropagate the tanh recurrence through time over one shard (GIL released)."""
     cdef int T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
@@ -96,6 +99,6 @@ def rnn_backward_recurrent(floating[:, :, ::1] gates, const floating[:, ::1] w_h
     if nact.shape[0] != T or r0 < 0 or rows < 0 or r0 + rows > B:
         raise ValueError("bad shard")
     with nogil:
-        _rnn_backward_shard(T, B, H, reverse, &gates[0, 0, 0], &w_hh[0, 0],
+        _rnn_backward_shard(T, B, H, reverse, block, &gates[0, 0, 0], &w_hh[0, 0],
                             &dy[0, 0, dy_offset], dy.shape[2], &dh[0, 0], &db[0],
                             r0, rows, &nact[0])
