@@ -348,12 +348,13 @@ class RecurrentLayer:
         plan = self._plan(batch, steps, lengths)
 
         # One copy at entry: cast, time-major, rows permuted.
-        xt = plan.to_internal(np.asarray(x, dtype=self.dtype).transpose(1, 0, 2), axis=1)
+        with np.errstate(over="ignore"):  # reported below, with the reason
+            xt = plan.to_internal(np.asarray(x, dtype=self.dtype).transpose(1, 0, 2), axis=1)
         xt = np.ascontiguousarray(xt)
         if plan.lengths is not None:
             xt[np.arange(steps)[:, None] >= plan.lengths[None, :]] = 0
         if not np.isfinite(xt).all():
-            raise ValueError("x contains NaN or infinity")
+            raise ValueError(f"x contains NaN or infinity (or values too large for {self.dtype})")
 
         # Checks are done: from here on nothing raises on bad input.
         self._cache = None
