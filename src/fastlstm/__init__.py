@@ -1,7 +1,8 @@
 """fastlstm: fast LSTM training and inference on ordinary CPUs."""
 
+from fastlstm._estimators import LSTMClassifier, LSTMRegressor
 from fastlstm._lstm import LSTM
 from fastlstm._rnn import RNN
 
-__all__ = ["LSTM", "RNN"]
+__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "RNN"]
 __version__ = "0.1.0"

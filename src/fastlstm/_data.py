@@ -1,0 +1,464 @@
+"""Input validation for the estimators: sequences in, padded mini-batches out.
+
+Accepted forms of ``X`` (public arrays are batch-first):
+
+- a 3D array ``(n_samples, n_timesteps, n_features)``;
+- a 2D array ``(n_samples, n_timesteps)``: univariate series, one feature;
+- a list of 2D arrays ``(n_timesteps_i, n_features)`` (or 1D arrays
+  ``(n_timesteps_i,)``, univariate) of different lengths: a ragged batch.
+
+A ragged batch is stored packed (all steps of all sequences in one 2D array
+plus offsets) and padded only per mini-batch.  Mini-batches group sequences of
+similar length (see :func:`length_batches`) so that little time is spent on
+padding; the layer gets the true ``lengths`` and ignores the padded steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.utils import check_array
+
+__all__ = ["Sequences", "check_sequences", "check_sequence_targets", "length_batches"]
+
+_SHAPE_HELP = (
+    "Expected a 3D array (n_samples, n_timesteps, n_features), a 2D array "
+    "(n_samples, n_timesteps) of univariate series, or a list of 2D arrays "
+    "(n_timesteps_i, n_features)"
+)
+
+
+class Sequences:
+    """A validated batch of sequences, dense or ragged.
+
+    Build it with :func:`check_sequences`; the constructor does no checking.
+
+    Parameters
+    ----------
+    dense : ndarray of shape (n_samples, n_timesteps, n_features) or None
+        The data when every sequence has the same length.
+    values : ndarray of shape (total_steps, n_features) or None
+        The steps of all sequences one after another, when ragged.
+    offsets : ndarray of shape (n_samples + 1,) or None
+        Sequence ``i`` is ``values[offsets[i]:offsets[i + 1]]``.
+    as_list : bool
+        Whether the input was a list of sequences (outputs per time step are
+        then returned as a list too).
+    from_2d : bool
+        Whether the input was a 2D array of univariate series (a table whose
+        columns are time steps).
+
+    Attributes
+    ----------
+    lengths : ndarray of shape (n_samples,)
+        Number of time steps of each sequence.
+    n_features : int
+        Features per time step.
+    """
+
+    def __init__(
+        self,
+        dense: np.ndarray | None = None,
+        values: np.ndarray | None = None,
+        offsets: np.ndarray | None = None,
+        as_list: bool = False,
+        from_2d: bool = False,
+    ) -> None:
+        self.dense = dense
+        self.values = values
+        self.offsets = offsets
+        self.as_list = as_list
+        self.from_2d = from_2d
+        if dense is not None:
+            self.lengths = np.full(dense.shape[0], dense.shape[1], dtype=np.intp)
+            self.n_features = dense.shape[2]
+        else:
+            self.lengths = np.diff(offsets).astype(np.intp)
+            self.n_features = values.shape[1]
+
+    @property
+    def n_samples(self) -> int:
+        """Number of sequences."""
+        return len(self.lengths)
+
+    @property
+    def is_ragged(self) -> bool:
+        """True when the sequences are stored packed (lengths may differ)."""
+        return self.dense is None
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Element type of the stored data."""
+        return (self.dense if self.dense is not None else self.values).dtype
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def take(self, indices: Any) -> Sequences:
+        """Return the sequences at ``indices`` (a copy), in that order."""
+        indices = np.asarray(indices, dtype=np.intp)
+        if self.dense is not None:
+            return Sequences(dense=self.dense[indices], as_list=self.as_list)
+        lengths = self.lengths[indices]
+        offsets = np.zeros(len(indices) + 1, dtype=np.intp)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.empty((offsets[-1], self.n_features), dtype=self.values.dtype)
+        for j, i in enumerate(indices):
+            values[offsets[j]:offsets[j + 1]] = self.values[self.offsets[i]:self.offsets[i + 1]]
+        return Sequences(values=values, offsets=offsets, as_list=self.as_list)
+
+    def padded(self, indices: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Right-padded batch of the sequences at ``indices``.
+
+        Returns
+        -------
+        x : ndarray of shape (len(indices), max_length, n_features)
+            C-contiguous, zeros past each sequence's end.
+        lengths : ndarray of shape (len(indices),) or None
+            None when every sequence in the batch has the full length.
+        """
+        indices = np.asarray(indices, dtype=np.intp)
+        if self.dense is not None:
+            return np.ascontiguousarray(self.dense[indices]), None
+        lengths = self.lengths[indices]
+        steps = int(lengths.max())
+        x = np.zeros((len(indices), steps, self.n_features), dtype=self.values.dtype)
+        for j, i in enumerate(indices):
+            x[j, : lengths[j]] = self.values[self.offsets[i]:self.offsets[i + 1]]
+        if np.all(lengths == steps):
+            return x, None
+        return x, lengths
+
+    def unpad(self, padded: np.ndarray, indices: Any) -> None:
+        """Inverse of :meth:`padded` for values stored in this object, in place."""
+        indices = np.asarray(indices, dtype=np.intp)
+        if self.dense is not None:
+            self.dense[indices] = padded
+            return
+        for j, i in enumerate(indices):
+            n = self.lengths[i]
+            self.values[self.offsets[i]:self.offsets[i + 1]] = padded[j, :n]
+
+    def to_list(self) -> list[np.ndarray]:
+        """The sequences as a list of 2D arrays (views into the storage)."""
+        if self.dense is not None:
+            return list(self.dense)
+        return [self.values[a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
+
+    def steps(self) -> np.ndarray:
+        """All time steps of all sequences, shape (total_steps, n_features)."""
+        if self.dense is not None:
+            return self.dense.reshape(-1, self.n_features)
+        return self.values
+
+    @classmethod
+    def empty_like(cls, other: Sequences, n_features: int, dtype: Any) -> Sequences:
+        """Zero-filled sequences with ``other``'s lengths and ``n_features`` features."""
+        if other.dense is not None:
+            return cls(
+                dense=np.zeros((other.n_samples, other.lengths[0] if other.n_samples else 0,
+                                n_features), dtype=dtype),
+                as_list=other.as_list,
+            )
+        values = np.zeros((other.offsets[-1], n_features), dtype=dtype)
+        return cls(values=values, offsets=other.offsets.copy(), as_list=other.as_list)
+
+
+def _is_ragged_list(X: Any) -> bool:
+    """True for a list/tuple of 1D or 2D array-likes whose shapes differ.
+
+    Items of one shape make an ordinary array; items of different shapes
+    that are not 1D or 2D are an error.
+    """
+    if not isinstance(X, (list, tuple)) or len(X) == 0:
+        return False
+    shapes = []
+    for x in X:
+        if np.isscalar(x) or x is None:
+            return False
+        shapes.append(np.shape(x))
+    if len(set(shapes)) == 1:
+        return False
+    for i, s in enumerate(shapes):
+        if len(s) not in (1, 2):
+            raise ValueError(f"{_SHAPE_HELP}; got a list whose item X[{i}] has shape {s}.")
+    return True
+
+
+def _estimator_name(estimator: Any) -> str:
+    if estimator is None:
+        return "the estimator"
+    return estimator if isinstance(estimator, str) else type(estimator).__name__
+
+
+def check_sequences(
+    X: Any,
+    *,
+    dtype: Any = np.float32,
+    estimator: Any = None,
+    input_name: str = "X",
+) -> Sequences:
+    """Validate ``X`` and convert it to :class:`Sequences` of ``dtype``.
+
+    Parameters
+    ----------
+    X : array-like or list of array-like
+        A 3D array ``(n_samples, n_timesteps, n_features)``, a 2D array
+        ``(n_samples, n_timesteps)`` of univariate series, or a list of 2D
+        arrays ``(n_timesteps_i, n_features)`` (1D arrays: univariate).
+    dtype : dtype, default=np.float32
+        The element type of the result (one copy at most).
+    estimator : estimator instance or str, default=None
+        Named in error messages.
+    input_name : str, default="X"
+        Named in error messages.
+
+    Returns
+    -------
+    sequences : Sequences
+
+    Raises
+    ------
+    ValueError
+        For a 1D or >3D array, no samples, no time steps or no features,
+        NaN or infinite values, sequences with different feature counts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm._data import check_sequences
+    >>> s = check_sequences(np.zeros((4, 10)))         # 4 univariate series
+    >>> s.n_samples, s.n_features, s.lengths.tolist()
+    (4, 1, [10, 10, 10, 10])
+    >>> s = check_sequences([np.ones((3, 2)), np.ones((5, 2))])   # ragged
+    >>> s.is_ragged, s.lengths.tolist()
+    (True, [3, 5])
+    >>> x, lengths = s.padded([0, 1])
+    >>> x.shape, lengths.tolist()
+    ((2, 5, 2), [3, 5])
+    """
+    name = _estimator_name(estimator)
+    dtype = np.dtype(dtype)
+    if _is_ragged_list(X):
+        return _check_ragged(X, dtype, name, input_name)
+
+    if isinstance(X, (list, tuple)) and len(X) == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required "
+            f"by {name}."
+        )
+    ndim = None
+    if not hasattr(X, "toarray"):  # sparse input is refused by check_array below
+        try:
+            ndim = np.ndim(X)
+        except (TypeError, ValueError):
+            ndim = None  # e.g. nested lists of uneven depth: check_array explains
+    if ndim is not None and ndim < 2:
+        raise ValueError(
+            f"{_SHAPE_HELP}; got a {ndim}D array instead. Reshape your data using "
+            f"{input_name}.reshape(1, -1) if it holds a single univariate series, or "
+            f"{input_name}.reshape(-1, 1) if each sample is a single time step."
+        )
+    if ndim is not None and ndim > 3:
+        raise ValueError(f"{_SHAPE_HELP}; got a {ndim}D array instead.")
+
+    arr = check_array(
+        X,
+        accept_sparse=False,
+        dtype=dtype,
+        order="C",
+        ensure_2d=True,
+        allow_nd=True,
+        ensure_min_samples=1,
+        ensure_min_features=1,
+        estimator=estimator,
+        input_name=input_name,
+    )
+    if arr.ndim == 2:
+        return Sequences(dense=arr.reshape(arr.shape[0], arr.shape[1], 1), from_2d=True)
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise ValueError(
+            f"Found array with shape {arr.shape} while a minimum of 1 time step and 1 "
+            f"feature is required by {name}."
+        )
+    return Sequences(dense=arr)
+
+
+def _check_ragged(X: Sequence[Any], dtype: np.dtype, name: str, input_name: str) -> Sequences:
+    seqs = []
+    n_features = None
+    for i, x in enumerate(X):
+        if hasattr(x, "toarray"):
+            raise TypeError(
+                f"Sparse data was passed for {input_name}[{i}], but dense data is "
+                f"required by {name}."
+            )
+        a = np.asarray(x)
+        if a.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported in {input_name}[{i}].")
+        try:
+            a = a.astype(dtype, copy=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{input_name}[{i}] cannot be converted to {dtype.name}: {exc}"
+            ) from exc
+        if a.ndim == 1:
+            a = a.reshape(-1, 1)
+        if a.shape[0] == 0:
+            raise ValueError(
+                f"{input_name}[{i}] has 0 time steps, while a minimum of 1 is required "
+                f"by {name}."
+            )
+        if n_features is None:
+            n_features = a.shape[1]
+            if n_features == 0:
+                raise ValueError(f"{input_name}[0] has 0 features per time step.")
+        elif a.shape[1] != n_features:
+            raise ValueError(
+                f"All sequences in {input_name} must have the same number of features; "
+                f"{input_name}[0] has {n_features} and {input_name}[{i}] has {a.shape[1]}."
+            )
+        seqs.append(a)
+    lengths = np.array([len(a) for a in seqs], dtype=np.intp)
+    offsets = np.zeros(len(seqs) + 1, dtype=np.intp)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.concatenate(seqs, axis=0)
+    # one finiteness check for the whole batch, with scikit-learn's message
+    check_array(values, dtype=dtype, input_name=input_name,
+                estimator=name, copy=False)
+    return Sequences(values=np.ascontiguousarray(values), offsets=offsets, as_list=True)
+
+
+def check_sequence_targets(
+    y: Any,
+    X: Sequences,
+    *,
+    dtype: Any = np.float64,
+    input_name: str = "y",
+) -> Sequences:
+    """Validate per-time-step targets ``y`` against the sequences ``X``.
+
+    Parameters
+    ----------
+    y : array-like or list of array-like
+        ``(n_samples, n_timesteps)`` or ``(n_samples, n_timesteps, n_outputs)``
+        for dense ``X``; for a ragged ``X``, a list of arrays
+        ``(n_timesteps_i,)`` or ``(n_timesteps_i, n_outputs)``.
+    X : Sequences
+        The validated inputs, whose lengths ``y`` must match.
+    dtype : dtype, default=np.float64
+        Element type of the result.
+    input_name : str, default="y"
+        Named in error messages.
+
+    Returns
+    -------
+    targets : Sequences
+        One target vector per time step, with ``X``'s lengths.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm._data import check_sequences, check_sequence_targets
+    >>> X = check_sequences([np.ones((3, 2)), np.ones((5, 2))])
+    >>> Y = check_sequence_targets([np.arange(3), np.arange(5)], X)
+    >>> Y.n_features, Y.lengths.tolist()
+    (1, [3, 5])
+    """
+    if X.is_ragged:
+        if not isinstance(y, (list, tuple)) and not (
+            hasattr(y, "ndim") and y.ndim >= 2 and y.dtype != object
+        ):
+            raise ValueError(
+                f"For ragged X, {input_name} must be a list of arrays (n_timesteps_i,) or "
+                f"(n_timesteps_i, n_outputs), one per sequence."
+            )
+        if len(y) != X.n_samples:
+            raise ValueError(
+                f"Found input variables with inconsistent numbers of samples: "
+                f"[{X.n_samples}, {len(y)}]"
+            )
+        ys = [np.asarray(a) for a in y]
+        if any(a.ndim not in (1, 2) for a in ys):
+            raise ValueError(f"Each target sequence in {input_name} must be 1D or 2D.")
+        ys = [a.reshape(-1, 1) if a.ndim == 1 else a for a in ys]
+        widths = {a.shape[1] for a in ys}
+        if len(widths) != 1:
+            raise ValueError(f"All target sequences in {input_name} must have the same width.")
+        bad = [i for i, a in enumerate(ys) if len(a) != X.lengths[i]]
+        if bad:
+            i = bad[0]
+            raise ValueError(
+                f"{input_name}[{i}] has {len(ys[i])} time steps but X[{i}] has "
+                f"{X.lengths[i]}."
+            )
+        values = check_array(np.concatenate(ys, axis=0), dtype=dtype, input_name=input_name)
+        return Sequences(values=values, offsets=X.offsets.copy(), as_list=True)
+
+    arr = check_array(y, dtype=dtype, ensure_2d=False, allow_nd=True, input_name=input_name,
+                      copy=True)
+    if arr.ndim not in (2, 3):
+        raise ValueError(
+            f"With sequence_output=True, {input_name} must have shape (n_samples, "
+            f"n_timesteps) or (n_samples, n_timesteps, n_outputs); got {arr.shape}."
+        )
+    if arr.shape[0] != X.n_samples:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: "
+            f"[{X.n_samples}, {arr.shape[0]}]"
+        )
+    if arr.shape[1] != X.dense.shape[1]:
+        raise ValueError(
+            f"{input_name} has {arr.shape[1]} time steps but X has {X.dense.shape[1]}."
+        )
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return Sequences(dense=np.ascontiguousarray(arr))
+
+
+def length_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.RandomState | None = None,
+) -> list[np.ndarray]:
+    """Split sample indices into mini-batches of similar sequence length.
+
+    Sequences are ordered by length (ties broken at random when ``rng`` is
+    given) and cut into consecutive batches, so padding inside a batch is
+    small; with ``rng`` the order of the batches is shuffled too.  When all
+    lengths are equal and ``rng`` is given this is a plain random split.
+
+    Parameters
+    ----------
+    lengths : ndarray of shape (n_samples,)
+        Length of each sequence.
+    batch_size : int
+        Largest batch; the last batch in length order may be smaller.
+    rng : RandomState or None, default=None
+        None gives a deterministic split (for prediction).
+
+    Returns
+    -------
+    batches : list of ndarray of int
+        Sample indices of each batch; together a permutation of ``range(n)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm._data import length_batches
+    >>> [b.tolist() for b in length_batches(np.array([5, 1, 4, 2]), 2)]
+    [[1, 3], [2, 0]]
+    """
+    lengths = np.asarray(lengths)
+    n = len(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+    else:
+        perm = rng.permutation(n)
+        order = perm[np.argsort(lengths[perm], kind="stable")]
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches

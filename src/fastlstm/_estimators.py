@@ -1,0 +1,970 @@
+"""scikit-learn estimators: :class:`LSTMClassifier` and :class:`LSTMRegressor`."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from fastlstm._data import Sequences, check_sequence_targets, check_sequences
+from fastlstm._optim import make_optimizer
+from fastlstm._training import (
+    Progress,
+    SequenceNet,
+    TrainState,
+    predict_outputs,
+    softmax,
+    softmax_cross_entropy,
+    squared_error,
+    train_epochs,
+)
+
+__all__ = ["LSTMClassifier", "LSTMRegressor"]
+
+_OPTIMIZERS = ("adam", "adamw", "sgd")
+_DTYPES = ("float32", "float64")
+# parameters that fix the network's shape: warm starts must keep them
+_ARCHITECTURE = ("cell", "hidden_size", "num_layers", "bidirectional", "dtype")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray:
+    if sample_weight is None:
+        return np.ones(n, dtype=np.float64)
+    if _is_real(sample_weight):
+        return np.full(n, float(sample_weight))
+    w = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
+    if w.ndim != 1:
+        raise ValueError("Sample weights must be 1D array or scalar")
+    if w.shape[0] != n:
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
+    if np.any(w < 0):
+        raise ValueError("Negative values in data passed to sample_weight")
+    if n and not np.any(w > 0):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return w
+
+
+_DOC_PARAMS = """
+    cell : {"lstm", "rnn"}, default="lstm"
+        The recurrent layer: :class:`fastlstm.LSTM`, or the tanh
+        :class:`fastlstm.RNN` (fewer parameters per unit, but it loses
+        information over long gaps; see the long-gap example in the docs).
+    hidden_size : int, default=64
+        Hidden units per direction of each recurrent layer.
+    num_layers : int, default=1
+        Stacked LSTM layers.
+    bidirectional : bool, default=False
+        Also run each layer backwards in time; the readout then sees both
+        directions' final states.
+    dropout : float, default=0.0
+        Dropout on the inputs of every LSTM layer after the first, during
+        training (PyTorch's meaning: no effect when ``num_layers=1``).
+    batch_size : int, default=32
+        Sequences per mini-batch.  Sequences of different lengths are
+        grouped by length so that little time goes to padding.
+    max_epochs : int, default=100
+        Most passes over the training data in :meth:`fit`.
+    learning_rate : float, default=1e-3
+        Step size of the optimizer.
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        Adam, Adam with decoupled weight decay, or SGD with momentum.
+    momentum : float, default=0.9
+        Momentum of ``optimizer="sgd"``.
+    weight_decay : float, default=0.0
+        L2 penalty on all parameters (added to the gradient for "adam" and
+        "sgd", decoupled for "adamw").
+    clip_norm : float or None, default=5.0
+        Largest global L2 norm of the gradient of one mini-batch; larger
+        gradients are scaled down.  None disables clipping.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for
+        classifiers), stop when the validation score has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs, and restore the weights of
+        the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without improvement by ``tol`` before stopping (of the
+        validation score with early stopping, of the training loss without).
+    tol : float, default=1e-4
+        Smallest improvement that counts.
+    warm_start : bool, default=False
+        Let :meth:`fit` continue from the current weights.
+    shuffle : bool, default=True
+        Reshuffle the mini-batches every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization, the shuffling, the validation split and the
+        dropout masks.  The same seed, data and ``n_jobs`` give the same
+        model, bit for bit.
+    n_jobs : int or None, default=None
+        Threads of the LSTM layer: None or -1 for all usable cores.
+    verbose : int, default=0
+        0 is silent; 1 draws a progress bar per epoch (loss, validation score,
+        sequences per second) on stderr; 2 prints one line per epoch.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the weights and the computation."""
+
+_DOC_ATTRS = """
+    n_features_in_ : int
+        Features per time step seen during fit; for a 2D ``X`` (a table of
+        univariate series) its number of columns, i.e. of time steps, which
+        a 2D ``X`` at predict must match (3D or list inputs of one feature
+        may have any length).
+    loss_curve_ : list of float
+        Mean training loss of each epoch.
+    best_loss_ : float
+        Smallest value in ``loss_curve_``.
+    validation_scores_ : list of float
+        Validation score of each epoch (only with ``early_stopping=True``).
+    best_validation_score_ : float
+        Best value in ``validation_scores_`` (only with ``early_stopping=True``).
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Training sequences seen by the optimizer.
+    network_ : object
+        The trained network: ``network_.layer`` is the :class:`fastlstm.LSTM`
+        (or :class:`fastlstm.RNN`, with a PyTorch-compatible ``state_dict``)
+        and ``network_.weight``,
+        ``network_.bias`` its linear readout."""
+
+_DOC_NOTES = """
+    Notes
+    -----
+    ``X`` may be a 3D array ``(n_samples, n_timesteps, n_features)``, a 2D
+    array ``(n_samples, n_timesteps)`` of univariate series (a table whose
+    columns are time steps), or a list of 2D arrays ``(n_timesteps_i,
+    n_features)`` of different lengths.  Lists are batched by length and run
+    with the layer's ``lengths``, so padding costs little and never changes a
+    prediction.
+
+    The sequence's representation is the last layer's final hidden state
+    (each sequence's own last step; both directions when bidirectional).
+    The LSTM starts from PyTorch's initialization except for the forget-gate
+    biases, which start at 1 (as Keras' ``unit_forget_bias``): long
+    dependencies are learned much sooner.
+
+    Training stops early when the loss (or the validation score, with
+    ``early_stopping``) stops improving, on ``KeyboardInterrupt`` (the model
+    stays usable), and on a non-finite loss or gradient (the weights of the
+    last complete epoch are restored, with a ``ConvergenceWarning``)."""
+
+
+class _BaseLSTM(BaseEstimator):
+    """Shared parameters, validation, fit loop and prediction."""
+
+    _kind = "base"
+
+    def __init__(
+        self,
+        *,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_size: int = 32,
+        max_epochs: int = 100,
+        learning_rate: float = 1e-3,
+        optimizer: str = "adam",
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = 5.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        warm_start: bool = False,
+        shuffle: bool = True,
+        random_state: Any = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+        dtype: str = "float32",
+    ) -> None:
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.dtype = dtype
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        def fail(name: str, what: str) -> None:
+            raise ValueError(
+                f"The '{name}' parameter of {type(self).__name__} must be {what}. "
+                f"Got {getattr(self, name)!r} instead."
+            )
+
+        for name in ("hidden_size", "num_layers", "batch_size", "max_epochs", "n_iter_no_change"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 1:
+                fail(name, "an int in the range [1, inf)")
+        for name in ("bidirectional", "early_stopping", "warm_start", "shuffle"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                fail(name, "an instance of 'bool'")
+        if not _is_real(self.dropout) or not 0 <= self.dropout < 1:
+            fail("dropout", "a float in the range [0, 1)")
+        if not _is_real(self.learning_rate) or not self.learning_rate > 0:
+            fail("learning_rate", "a float in the range (0, inf)")
+        if self.optimizer not in _OPTIMIZERS:
+            fail("optimizer", f"a str among {set(_OPTIMIZERS)}")
+        if not _is_real(self.momentum) or not 0 <= self.momentum < 1:
+            fail("momentum", "a float in the range [0, 1)")
+        if not _is_real(self.weight_decay) or not self.weight_decay >= 0:
+            fail("weight_decay", "a float in the range [0, inf)")
+        if self.clip_norm is not None and (not _is_real(self.clip_norm) or not self.clip_norm > 0):
+            fail("clip_norm", "a float in the range (0, inf) or None")
+        if not _is_real(self.validation_fraction) or not 0 < self.validation_fraction < 1:
+            fail("validation_fraction", "a float in the range (0, 1)")
+        if not _is_real(self.tol) or not self.tol >= 0:
+            fail("tol", "a float in the range [0, inf)")
+        if self.n_jobs is not None and (not _is_int(self.n_jobs) or self.n_jobs == 0):
+            fail("n_jobs", "an int other than 0, or None")
+        if not _is_int(self.verbose) or self.verbose < 0:
+            fail("verbose", "an int in the range [0, inf)")
+        if str(self.dtype) not in _DTYPES:
+            fail("dtype", f"a str among {set(_DTYPES)}")
+        if self.cell not in ("lstm", "rnn"):
+            fail("cell", "a str among {'lstm', 'rnn'}")
+
+    def _check_n_features(self, Xs: Sequences) -> None:
+        name = type(self).__name__
+        per_step = self.network_.config["n_features"]
+        if Xs.from_2d and self._table_steps is not None:
+            # fitted on a 2D table: its columns (time steps) are the features
+            if Xs.dense.shape[1] != self._table_steps:
+                raise ValueError(
+                    f"X has {Xs.dense.shape[1]} features, but {name} is expecting "
+                    f"{self.n_features_in_} features as input (X was fitted as a 2D array "
+                    "of univariate series with that many time steps; pass X as a 3D array "
+                    "(n_samples, n_timesteps, 1) or a list of series for other lengths)."
+                )
+        elif Xs.n_features != per_step:
+            what = "a 2D array of univariate series" if Xs.from_2d else (
+                f"sequences with {Xs.n_features} features per time step")
+            raise ValueError(
+                f"X has {Xs.n_features} features, but {name} is expecting {per_step} "
+                f"features as input: X is {what}, and the model was fitted on sequences "
+                f"with {per_step} features per time step."
+            )
+
+    def _validate_X(self, X: Any, reset: bool) -> Sequences:
+        dtype = str(self.dtype) if reset else self.network_.dtype
+        Xs = check_sequences(X, dtype=dtype, estimator=self)
+        if reset:
+            self._table_steps = Xs.dense.shape[1] if Xs.from_2d else None
+            self.n_features_in_ = Xs.n_features if self._table_steps is None else (
+                self._table_steps)
+        else:
+            self._check_n_features(Xs)
+        return Xs
+
+    # ------------------------------------------------------------ hooks
+    def _prepare_targets(self, y: Any, Xs: Sequences, reset: bool, classes: Any) -> Any:
+        raise NotImplementedError
+
+    def _n_outputs(self) -> int:
+        raise NotImplementedError
+
+    def _loss(self, out: np.ndarray, target: Any, weight: np.ndarray, lengths: Any) -> Any:
+        raise NotImplementedError
+
+    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def _take_targets(self, target: Any, idx: np.ndarray) -> Any:
+        if isinstance(target, Sequences):
+            return target.take(idx)
+        return target[idx]
+
+    def _sequence_output(self) -> bool:
+        return False
+
+    def _stratify(self, target: Any) -> np.ndarray | None:
+        return None
+
+    # ------------------------------------------------------------ fitting
+    def _fit(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool,
+             classes: Any = None) -> _BaseLSTM:
+        self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        continuing = (incremental or self.warm_start) and hasattr(self, "network_")
+        if continuing:
+            changed = [a for a in _ARCHITECTURE
+                       if getattr(self, a) != self._architecture.get(a)]
+            if changed:
+                raise ValueError(
+                    f"Cannot continue training with changed {', '.join(changed)}; "
+                    "fit a new model (warm_start=False)."
+                )
+        Xs = self._validate_X(X, reset=not continuing)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        target = self._prepare_targets(y, Xs, reset=not continuing, classes=classes)
+        weight = self._sample_weight(sample_weight, Xs.n_samples, target)
+
+        if not continuing:
+            self._rng = check_random_state(self.random_state)
+            seed = int(self._rng.randint(np.iinfo(np.int32).max))
+            self._architecture = {a: getattr(self, a) for a in _ARCHITECTURE}
+            self.network_ = SequenceNet(
+                Xs.n_features, self._n_outputs(), cell=self.cell, hidden_size=self.hidden_size,
+                num_layers=self.num_layers, bidirectional=self.bidirectional,
+                dropout=self.dropout, dtype=str(self.dtype), n_jobs=self.n_jobs,
+                sequence_output=self._sequence_output(), random_state=seed,
+            )
+            self._state = TrainState()
+            self._optimizer = None
+        net = self.network_
+        net.set_n_jobs(self.n_jobs)
+        net.layer.dropout = float(self.dropout)
+
+        if not incremental or self._optimizer is None or self._optimizer_name != self.optimizer:
+            self._optimizer = make_optimizer(
+                self.optimizer, net.parameters(), learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay, momentum=self.momentum,
+            )
+            self._optimizer_name = self.optimizer
+        self._optimizer.learning_rate = float(self.learning_rate)
+        self._optimizer.weight_decay = float(self.weight_decay)
+
+        validate = None
+        X_train, t_train, w_train = Xs, target, weight
+        if self.early_stopping:
+            idx_train, idx_val = self._split(Xs.n_samples, target)
+            X_train, X_val = Xs.take(idx_train), Xs.take(idx_val)
+            t_train = self._take_targets(target, idx_train)
+            t_val = self._take_targets(target, idx_val)
+            w_train, w_val = weight[idx_train], weight[idx_val]
+
+            def validate() -> float:
+                return self._validation_score(X_val, t_val, w_val)
+
+        state = self._state
+        if not incremental:
+            state.reset_stopping()
+
+        def get_batch(idx: np.ndarray) -> tuple:
+            x, lengths = X_train.padded(idx)
+            if isinstance(t_train, Sequences):
+                t = t_train.padded(idx)[0]
+            else:
+                t = t_train[idx]
+            return x, lengths, t, w_train[idx]
+
+        n_epochs = 1 if incremental else self.max_epochs
+        total = None if incremental else state.n_iter + self.max_epochs
+        reason = train_epochs(
+            net, self._optimizer, state,
+            lengths=X_train.lengths, get_batch=get_batch, loss_fn=self._loss,
+            n_epochs=n_epochs, batch_size=self.batch_size, shuffle=self.shuffle,
+            rng=self._rng, clip_norm=self.clip_norm, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, validate=validate,
+            stop_on_plateau=not incremental,
+            progress=Progress(self.verbose, total), total_epochs=total,
+        )
+        self._publish_state()
+        if reason == "max_epochs" and not incremental:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum epochs ({self.max_epochs}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _split(self, n: int, target: Any) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.arange(n)
+        stratify = self._stratify(target)
+        try:
+            idx_train, idx_val = train_test_split(
+                idx, test_size=self.validation_fraction, random_state=self._rng,
+                stratify=stratify,
+            )
+        except ValueError:
+            if stratify is None:
+                raise
+            # too few samples of some class to stratify: plain random split
+            idx_train, idx_val = train_test_split(
+                idx, test_size=self.validation_fraction, random_state=self._rng
+            )
+        if len(idx_val) < 2 or len(idx_train) < 1:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the "
+                "size of your dataset."
+            )
+        return np.sort(idx_train), np.sort(idx_val)
+
+    def _sample_weight(self, sample_weight: Any, n: int, target: Any) -> np.ndarray:
+        return _check_sample_weight(sample_weight, n)
+
+    def _publish_state(self) -> None:
+        s = self._state
+        self.loss_curve_ = list(s.loss_curve)
+        self.best_loss_ = float(s.best_loss) if s.loss_curve else float("nan")
+        self.n_iter_ = s.n_iter
+        self.t_ = s.t
+        if self.early_stopping:
+            self.validation_scores_ = list(s.validation_scores)
+            self.best_validation_score_ = s.best_validation_score
+        else:
+            for name in ("validation_scores_", "best_validation_score_"):
+                if hasattr(self, name) and not self.warm_start:
+                    delattr(self, name)
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseLSTM:
+        """Train the model on sequences ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            A 3D array ``(n_samples, n_timesteps, n_features)``, a 2D array
+            ``(n_samples, n_timesteps)`` of univariate series, or a list of
+            2D arrays ``(n_timesteps_i, n_features)`` of different lengths.
+        y : array-like
+            Targets (see the class description).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sequence in the loss.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    # ------------------------------------------------------------ prediction
+    def _outputs(self, X: Any) -> tuple[Sequences, Any]:
+        check_is_fitted(self, "network_")
+        Xs = self._validate_X(X, reset=False)
+        self.network_.set_n_jobs(self.n_jobs)
+        return Xs, predict_outputs(self.network_, Xs, self.batch_size)
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class LSTMClassifier(ClassifierMixin, _BaseLSTM):
+    __doc__ = f"""Sequence classifier: an LSTM and a softmax readout of its final state.
+
+    Trained with softmax cross-entropy by mini-batch Adam, AdamW or SGD.
+    Sequences are read batch-first; see the ``X`` forms under :meth:`fit`.
+
+    Parameters
+    ----------{_DOC_PARAMS}
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, multiplied with ``sample_weight``;
+        "balanced" weighs them inversely to their frequency in ``y``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.{_DOC_ATTRS}
+
+    See Also
+    --------
+    LSTMRegressor : The same network with a linear output and squared loss.
+{_DOC_NOTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm import LSTMClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(60, 5, 2)).astype(np.float32)
+    >>> y = np.where(X[:, :, 0].sum(axis=1) > 0, "up", "down")
+    >>> clf = LSTMClassifier(hidden_size=8, max_epochs=30, learning_rate=0.02,
+    ...                      random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['down', 'up'], dtype='<U4')
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    _kind = "classifier"
+
+    def __init__(
+        self,
+        *,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_size: int = 32,
+        max_epochs: int = 100,
+        learning_rate: float = 1e-3,
+        optimizer: str = "adam",
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = 5.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        warm_start: bool = False,
+        shuffle: bool = True,
+        random_state: Any = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+        dtype: str = "float32",
+        class_weight: dict | str | None = None,
+    ) -> None:
+        super().__init__(
+            cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+            bidirectional=bidirectional, dropout=dropout, batch_size=batch_size,
+            max_epochs=max_epochs,
+            learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
+            weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
+            n_jobs=n_jobs, verbose=verbose, dtype=dtype,
+        )
+        self.class_weight = class_weight
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        cw = self.class_weight
+        if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
+            raise ValueError(
+                "The 'class_weight' parameter of LSTMClassifier must be a dict, 'balanced' "
+                f"or None. Got {cw!r} instead."
+            )
+
+    def _prepare_targets(self, y: Any, Xs: Sequences, reset: bool, classes: Any) -> np.ndarray:
+        y = column_or_1d(y, warn=True)
+        if len(y) != Xs.n_samples:
+            raise ValueError(
+                "Found input variables with inconsistent numbers of samples: "
+                f"[{Xs.n_samples}, {len(y)}]"
+            )
+        check_array(y, ensure_2d=False, dtype=None, input_name="y")  # NaN, inf
+        check_classification_targets(y)
+        if reset:
+            if classes is not None:
+                classes_ = np.asarray(classes)
+                if classes_.ndim != 1 or len(np.unique(classes_)) != len(classes_):
+                    raise ValueError("classes must be a 1D array of unique labels.")
+                classes_ = np.unique(classes_)
+            else:
+                classes_ = np.unique(y)
+            if len(classes_) < 2:
+                raise ValueError(
+                    "The number of classes has to be greater than one; got "
+                    f"{len(classes_)} class ({classes_[0]!r}): a classifier needs samples "
+                    "of at least 2 classes in y."
+                )
+            self.classes_ = classes_
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on the first call to partial_fit "
+                f"(classes_={self.classes_!r})."
+            )
+        idx = np.searchsorted(self.classes_, y)
+        idx[idx >= len(self.classes_)] = 0
+        unknown = self.classes_[idx] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels not in classes_: {np.unique(y[unknown])[:5].tolist()}; "
+                f"classes_ is {self.classes_.tolist()}."
+            )
+        return idx.astype(np.intp)
+
+    def _sample_weight(self, sample_weight: Any, n: int, target: np.ndarray) -> np.ndarray:
+        w = _check_sample_weight(sample_weight, n)
+        if self.class_weight == "balanced":
+            w = w * self._balanced_weights(target)[target]
+        elif self.class_weight is not None:
+            cw = compute_class_weight(self.class_weight, classes=self.classes_,
+                                      y=self.classes_[target])
+            w = w * cw[target]
+        return w
+
+    def _balanced_weights(self, target: np.ndarray) -> np.ndarray:
+        # n_samples / (n_classes * count), as compute_class_weight("balanced"),
+        # over the classes present in y; absent classes get weight 1
+        counts = np.bincount(target, minlength=len(self.classes_)).astype(np.float64)
+        present = counts > 0
+        cw = np.ones(len(self.classes_))
+        cw[present] = counts[present].sum() / (present.sum() * counts[present])
+        return cw
+
+    def _stratify(self, target: np.ndarray) -> np.ndarray | None:
+        return target
+
+    def _n_outputs(self) -> int:
+        return len(self.classes_)
+
+    def _loss(self, out: np.ndarray, target: np.ndarray, weight: np.ndarray,
+              lengths: Any) -> tuple[float, np.ndarray]:
+        return softmax_cross_entropy(out, target, weight)
+
+    def _validation_score(self, Xs: Sequences, target: np.ndarray, weight: np.ndarray) -> float:
+        out = predict_outputs(self.network_, Xs, self.batch_size)
+        return float(accuracy_score(target, out.argmax(axis=1), sample_weight=weight))
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None,
+                    sample_weight: Any = None) -> LSTMClassifier:
+        """Train for one epoch over ``X``, continuing from the current weights.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+        y : array-like of shape (n_samples,)
+            Labels.
+        classes : array-like of shape (n_classes,), default=None
+            All labels that can ever appear; required on the first call.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sequence in the loss.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if not hasattr(self, "network_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: compute the "
+                "weights with sklearn.utils.class_weight.compute_class_weight on a "
+                "representative y and pass them as a dict."
+            )
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of each sequence.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        _, out = self._outputs(X)
+        return softmax(out)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        _, out = self._outputs(X)
+        z = out - out.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each sequence.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        _, out = self._outputs(X)
+        return self.classes_[out.argmax(axis=1)]
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class LSTMRegressor(RegressorMixin, _BaseLSTM):
+    __doc__ = f"""Sequence regressor: an LSTM and a linear readout, trained on squared error.
+
+    Predicts one value (or vector) per sequence from its final state, or with
+    ``sequence_output=True`` one per time step.  Targets are standardized
+    internally (per output, from the first fit's data); ``loss_curve_`` is
+    the mean squared error on that standardized scale.
+
+    Parameters
+    ----------{_DOC_PARAMS}
+    sequence_output : bool, default=False
+        Predict at every time step: ``y`` is ``(n_samples, n_timesteps)`` or
+        ``(n_samples, n_timesteps, n_outputs)``, or for a ragged ``X`` a list
+        of arrays ``(n_timesteps_i,)`` or ``(n_timesteps_i, n_outputs)``.
+
+    Attributes
+    ----------{_DOC_ATTRS}
+
+    See Also
+    --------
+    LSTMClassifier : The same network with a softmax output.
+{_DOC_NOTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm import LSTMRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(size=(100, 6, 1)).astype(np.float32)
+    >>> y = X.sum(axis=(1, 2))
+    >>> reg = LSTMRegressor(hidden_size=8, max_epochs=40, learning_rate=0.02,
+    ...                     random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> reg.score(X, y) > 0.9
+    True
+    """
+
+    _kind = "regressor"
+
+    def __init__(
+        self,
+        *,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_size: int = 32,
+        max_epochs: int = 100,
+        learning_rate: float = 1e-3,
+        optimizer: str = "adam",
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = 5.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        warm_start: bool = False,
+        shuffle: bool = True,
+        random_state: Any = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+        dtype: str = "float32",
+        sequence_output: bool = False,
+    ) -> None:
+        super().__init__(
+            cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+            bidirectional=bidirectional, dropout=dropout, batch_size=batch_size,
+            max_epochs=max_epochs,
+            learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
+            weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
+            n_jobs=n_jobs, verbose=verbose, dtype=dtype,
+        )
+        self.sequence_output = sequence_output
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.sequence_output, (bool, np.bool_)):
+            raise ValueError(
+                "The 'sequence_output' parameter of LSTMRegressor must be an instance of "
+                f"'bool'. Got {self.sequence_output!r} instead."
+            )
+
+    def _sequence_output(self) -> bool:
+        return bool(self.sequence_output)
+
+    def _prepare_targets(self, y: Any, Xs: Sequences, reset: bool, classes: Any) -> Any:
+        if reset:
+            self._fitted_sequence_output = bool(self.sequence_output)
+        elif bool(self.sequence_output) != self._fitted_sequence_output:
+            raise ValueError("Cannot continue training with a changed sequence_output.")
+        if self.sequence_output:
+            Y = check_sequence_targets(y, Xs)
+            steps = Y.steps()
+            if reset:
+                self._y_single = (
+                    np.ndim(y[0]) == 1 if isinstance(y, (list, tuple)) else np.ndim(y) == 2
+                )
+                self._set_scaling(steps)
+            elif steps.shape[1] != self._y_mean.shape[0]:
+                raise ValueError(
+                    f"y has {steps.shape[1]} outputs but the model was fitted with "
+                    f"{self._y_mean.shape[0]}."
+                )
+            steps -= self._y_mean
+            steps /= self._y_scale
+            return Y
+
+        y_arr = check_array(y, ensure_2d=False, allow_nd=True, dtype=np.float64,
+                            input_name="y")
+        if y_arr.ndim not in (1, 2):
+            raise ValueError(
+                f"y must have shape (n_samples,) or (n_samples, n_outputs); got {y_arr.shape}. "
+                "For one target per time step use sequence_output=True."
+            )
+        if y_arr.shape[0] != Xs.n_samples:
+            raise ValueError(
+                "Found input variables with inconsistent numbers of samples: "
+                f"[{Xs.n_samples}, {y_arr.shape[0]}]"
+            )
+        y2 = y_arr.reshape(len(y_arr), -1)
+        if reset:
+            self._y_single = y_arr.ndim == 1
+            self._set_scaling(y2)
+        elif y2.shape[1] != self._y_mean.shape[0]:
+            raise ValueError(
+                f"y has {y2.shape[1]} outputs but the model was fitted with "
+                f"{self._y_mean.shape[0]}."
+            )
+        return (y2 - self._y_mean) / self._y_scale
+
+    def _set_scaling(self, y2: np.ndarray) -> None:
+        self._y_mean = y2.mean(axis=0)
+        scale = y2.std(axis=0)
+        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(self._y_mean))] = 1.0
+        self._y_scale = scale
+
+    def _n_outputs(self) -> int:
+        return len(self._y_mean)
+
+    def _loss(self, out: np.ndarray, target: np.ndarray, weight: np.ndarray,
+              lengths: Any) -> tuple[float, np.ndarray]:
+        return squared_error(out, target, weight, lengths)
+
+    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray) -> float:
+        out = predict_outputs(self.network_, Xs, self.batch_size)
+        if isinstance(out, Sequences):
+            w = np.repeat(weight, Xs.lengths)
+            return float(r2_score(target.steps(), out.steps(), sample_weight=w))
+        return float(r2_score(target, out, sample_weight=weight))
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LSTMRegressor:
+        """Train for one epoch over ``X``, continuing from the current weights.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+        y : array-like
+            Targets, as for :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sequence in the loss.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X: Any) -> np.ndarray | list[np.ndarray]:
+        """Predict the targets of each sequence (or of each time step).
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        y : ndarray or list of ndarray
+            ``(n_samples,)`` or ``(n_samples, n_outputs)`` as ``y`` in fit;
+            with ``sequence_output=True``, ``(n_samples, n_timesteps[,
+            n_outputs])``, or a list of ``(n_timesteps_i[, n_outputs])``
+            arrays for a list ``X``.
+        """
+        Xs, out = self._outputs(X)
+        if isinstance(out, Sequences):
+            steps = out.steps()
+            steps *= self._y_scale
+            steps += self._y_mean
+            if Xs.as_list:
+                seqs = out.to_list()
+                return [s[:, 0] for s in seqs] if self._y_single else seqs
+            dense = out.dense
+            return dense[:, :, 0] if self._y_single else dense
+        out = out * self._y_scale + self._y_mean
+        return out[:, 0] if self._y_single else out
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R² of the predictions.
+
+        With ``sequence_output=True`` every valid time step counts as one
+        sample (with its sequence's weight); outputs are averaged uniformly.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+        y : array-like
+            True targets, as for :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sequence.
+
+        Returns
+        -------
+        score : float
+        """
+        if not self.sequence_output:
+            return super().score(X, y, sample_weight=sample_weight)
+        check_is_fitted(self, "network_")
+        Xs = self._validate_X(X, reset=False)
+        Y = check_sequence_targets(y, Xs)
+        pred = self.predict(X)
+        pred_steps = (np.concatenate([np.reshape(p, (len(p), -1)) for p in pred])
+                      if isinstance(pred, list) else np.reshape(pred, (-1, Y.n_features)))
+        w = None
+        if sample_weight is not None:
+            w = np.repeat(_check_sample_weight(sample_weight, Xs.n_samples), Xs.lengths)
+        return float(r2_score(Y.steps(), pred_steps, sample_weight=w))
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

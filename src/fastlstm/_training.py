@@ -1,0 +1,673 @@
+"""Training machinery: losses, the readout head, the epoch loop, progress.
+
+Everything here is plain NumPy and costs O(parameters) or O(batch x outputs)
+per step; the O(sequence) work is the layer's.  The estimators
+(``_estimators.py``) put these pieces together; nothing here knows about
+scikit-learn conventions beyond warnings.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from fastlstm._data import Sequences, length_batches
+from fastlstm._lstm import LSTM
+from fastlstm._optim import clip_grad_norm
+from fastlstm._rnn import RNN
+
+__all__ = [
+    "SequenceNet",
+    "TrainState",
+    "Progress",
+    "softmax",
+    "softmax_cross_entropy",
+    "squared_error",
+    "predict_outputs",
+    "train_epochs",
+]
+
+
+# ---------------------------------------------------------------- losses
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, stable for large logits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm._training import softmax
+    >>> softmax(np.array([[0.0, 0.0], [1000.0, 0.0]])).round(3)
+    array([[0.5, 0.5],
+           [1. , 0. ]])
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def softmax_cross_entropy(
+    logits: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Weighted mean softmax cross-entropy and its gradient.
+
+    ``loss = sum_i w_i * -log softmax(logits_i)[y_i] / sum_i w_i`` (the
+    normalization scikit-learn's MLP uses); a batch whose weights are all zero
+    has loss 0 and gradient 0.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+        Unnormalized scores.
+    y : ndarray of int, shape (n_samples,)
+        Class indices.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Weights; None means ones.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_samples, n_classes)
+        Gradient of ``loss`` with respect to ``logits``, in ``logits.dtype``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm._training import softmax_cross_entropy
+    >>> loss, grad = softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3]))
+    >>> round(loss, 4), grad.shape  # log(4): uniform over 4 classes
+    (1.3863, (2, 4))
+    """
+    n = logits.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    w_sum = float(w.sum())
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    rows = np.arange(n)
+    nll = log_norm - z[rows, y]
+    if w_sum <= 0:
+        return 0.0, np.zeros_like(logits)
+    loss = float(np.dot(w, nll) / w_sum)
+    grad = np.exp(z - log_norm[:, None])
+    grad[rows, y] -= 1.0
+    grad *= (w / w_sum)[:, None]
+    return loss, grad.astype(logits.dtype, copy=False)
+
+
+def squared_error(
+    pred: np.ndarray,
+    target: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    lengths: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
+    """Weighted mean squared error and its gradient.
+
+    For ``pred`` of shape ``(n, k)``: ``sum_i w_i * mean_j (p_ij - t_ij)^2 /
+    sum_i w_i``.  For per-step outputs ``(n, T, k)`` each valid step counts as
+    one sample with its sequence's weight; steps at or past ``lengths[i]`` are
+    left out of the loss and get zero gradient.
+
+    Parameters
+    ----------
+    pred, target : ndarray of shape (n, k) or (n, T, k)
+        Predictions and targets.
+    sample_weight : ndarray of shape (n,), default=None
+        Weights per sample (sequence); None means ones.
+    lengths : ndarray of shape (n,), default=None
+        Valid steps per sequence for 3D inputs; None means all.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray shaped like ``pred``, in ``pred.dtype``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm._training import squared_error
+    >>> loss, grad = squared_error(np.array([[1.0], [2.0]]), np.array([[0.0], [0.0]]))
+    >>> loss, grad.ravel().tolist()
+    (2.5, [1.0, 2.0])
+    """
+    n = pred.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    diff = np.asarray(pred, dtype=np.float64) - target
+    k = pred.shape[-1]
+    if pred.ndim == 3:
+        steps = pred.shape[1]
+        if lengths is None:
+            step_w = np.repeat(w[:, None], steps, axis=1)
+        else:
+            step_w = (np.arange(steps)[None, :] < np.asarray(lengths)[:, None]) * w[:, None]
+        w_sum = float(step_w.sum())
+        w_b = step_w[:, :, None]
+    else:
+        w_sum = float(w.sum())
+        w_b = w[:, None]
+    if w_sum <= 0:
+        return 0.0, np.zeros_like(pred)
+    wdiff = diff * w_b
+    loss = float(np.sum(wdiff * diff) / (w_sum * k))
+    grad = wdiff * (2.0 / (w_sum * k))
+    return loss, grad.astype(pred.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- network
+class SequenceNet:
+    """A recurrent layer (:class:`~fastlstm.LSTM` or :class:`~fastlstm.RNN`) with a linear readout.
+
+    Sequence-level outputs read the final hidden state of the last layer
+    (both directions concatenated when bidirectional), which with ``lengths``
+    is each sequence's own last step; per-step outputs read ``out`` at every
+    step.  The layer starts from its own (PyTorch's) initialization except
+    for the forget-gate biases, set to 1 in ``bias_ih`` and 0 in ``bias_hh``;
+    the readout is initialized as PyTorch's ``nn.Linear``.
+
+    Parameters
+    ----------
+    n_features : int
+        Features per time step.
+    n_outputs : int
+        Outputs (classes or regression targets).
+    cell : {"lstm", "rnn"}, default="lstm"
+        The recurrent layer: :class:`~fastlstm.LSTM` or the tanh :class:`~fastlstm.RNN`.
+    hidden_size, num_layers, bidirectional, dropout, dtype, n_jobs
+        Passed to the layer.
+    sequence_output : bool, default=False
+        One output vector per time step instead of per sequence.
+    random_state : int, default=0
+        Seeds the layer and the readout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm._training import SequenceNet
+    >>> net = SequenceNet(3, 2, hidden_size=4, random_state=0)
+    >>> net.forward(np.zeros((5, 7, 3), dtype=np.float32)).shape
+    (5, 2)
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_outputs: int,
+        *,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        dtype: Any = "float32",
+        n_jobs: int | None = None,
+        sequence_output: bool = False,
+        random_state: int = 0,
+    ) -> None:
+        if cell not in ("lstm", "rnn"):
+            raise ValueError(f"cell must be 'lstm' or 'rnn', got {cell!r}")
+        self.config = dict(
+            cell=cell, n_features=int(n_features), n_outputs=int(n_outputs),
+            hidden_size=int(hidden_size), num_layers=int(num_layers),
+            bidirectional=bool(bidirectional), dropout=float(dropout),
+            dtype=np.dtype(dtype).name, n_jobs=n_jobs,
+            sequence_output=bool(sequence_output), random_state=int(random_state),
+        )
+        self._build()
+        rng = np.random.RandomState(self.config["random_state"])
+        n_in = self.num_directions * self.config["hidden_size"]
+        bound = 1.0 / math.sqrt(n_in)
+        self.weight = rng.uniform(-bound, bound, (n_outputs, n_in)).astype(self.dtype)
+        self.bias = rng.uniform(-bound, bound, n_outputs).astype(self.dtype)
+        # Forget gates start mostly open (bias 1, as Keras' unit_forget_bias;
+        # Jozefowicz et al. 2015): long dependencies are learned much sooner.
+        h = self.config["hidden_size"]
+        if cell == "lstm":
+            for name, p in self.layer.named_parameters().items():
+                if name.startswith("bias_ih"):
+                    p[h:2 * h] = 1.0
+                elif name.startswith("bias_hh"):
+                    p[h:2 * h] = 0.0
+
+    def _build(self) -> None:
+        c = self.config
+        cls = LSTM if c["cell"] == "lstm" else RNN
+        self.layer = cls(
+            c["n_features"], c["hidden_size"], num_layers=c["num_layers"],
+            bidirectional=c["bidirectional"], dropout=c["dropout"], dtype=c["dtype"],
+            n_jobs=c["n_jobs"],
+            # the layer's own generator: derived from, but not equal to, the readout's
+            random_state=np.random.SeedSequence(c["random_state"]).generate_state(1)[0],
+        )
+        self._names = list(self.layer.named_parameters())
+        self._cache: tuple | None = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Parameter and computation precision."""
+        return np.dtype(self.config["dtype"])
+
+    @property
+    def num_directions(self) -> int:
+        """2 if bidirectional, else 1."""
+        return 2 if self.config["bidirectional"] else 1
+
+    @property
+    def sequence_output(self) -> bool:
+        """Whether outputs are per time step."""
+        return self.config["sequence_output"]
+
+    def set_n_jobs(self, n_jobs: int | None) -> None:
+        """Change the layer's thread count (does not change the weights)."""
+        self.config["n_jobs"] = n_jobs
+        self.layer.n_jobs = n_jobs
+
+    def parameter_names(self) -> list[str]:
+        """Names of :meth:`parameters`, in order (PyTorch's for the layer)."""
+        return self._names + ["head.weight", "head.bias"]
+
+    def parameters(self) -> list[np.ndarray]:
+        """The live parameter arrays: the layer's, then the readout's."""
+        live = self.layer.named_parameters()
+        return [live[n] for n in self._names] + [self.weight, self.bias]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of :meth:`parameters`."""
+        return [p.copy() for p in self.parameters()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Copy ``weights`` (as from :meth:`get_weights`) into the live parameters."""
+        for p, w in zip(self.parameters(), weights, strict=True):
+            p[...] = w
+
+    def forward(
+        self, x: np.ndarray, lengths: np.ndarray | None = None, training: bool = False
+    ) -> np.ndarray:
+        """Outputs for a padded batch: ``(B, n_outputs)`` or ``(B, T, n_outputs)``."""
+        out, state = self.layer.forward(x, lengths=lengths, training=training)
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n); RNN: h_n
+        d = self.num_directions
+        if self.sequence_output:
+            feats = out
+        elif d == 1:
+            feats = h_n[-1]
+        else:
+            feats = np.concatenate([h_n[-2], h_n[-1]], axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged model: loss says
+            y = feats @ self.weight.T
+            y += self.bias
+        self._cache = (feats, h_n.shape) if training else None
+        return y
+
+    def backward(self, d_y: np.ndarray) -> list[np.ndarray]:
+        """Gradients of all :meth:`parameters` from the gradient of the last outputs.
+
+        Needs a preceding ``forward(..., training=True)``.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward needs a preceding forward(..., training=True)")
+        feats, h_shape = self._cache
+        self._cache = None
+        d_y = np.asarray(d_y, dtype=self.dtype)
+        k = d_y.shape[-1]
+        d_y2 = d_y.reshape(-1, k)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below instead
+            d_weight = d_y2.T @ feats.reshape(-1, feats.shape[-1])
+            d_bias = d_y2.sum(axis=0)
+            d_feats = d_y @ self.weight
+        if not np.isfinite(d_feats).all():
+            raise FloatingPointError("the gradient of the recurrent features is not finite")
+        if self.sequence_output:
+            grads, _ = self.layer.backward(d_feats)
+        else:
+            d_h_n = np.zeros(h_shape, dtype=self.dtype)
+            h = self.config["hidden_size"]
+            for j in range(self.num_directions):
+                d_h_n[h_shape[0] - self.num_directions + j] = d_feats[:, j * h:(j + 1) * h]
+            grads, _ = self.layer.backward(None, d_h_n=d_h_n)
+        return [grads[n] for n in self._names] + [d_weight, d_bias]
+
+    # Pickle the configuration and the weights, not the layer's thread pool,
+    # kernels or training cache; the layer is rebuilt on load.
+    def __getstate__(self) -> dict:
+        return {
+            "config": self.config,
+            "layer_state": self.layer.state_dict(),
+            "weight": self.weight,
+            "bias": self.bias,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.config = dict(state["config"])
+        self._build()
+        self.layer.load_state_dict(state["layer_state"])
+        self.weight = state["weight"]
+        self.bias = state["bias"]
+
+
+def inference_batch_size(X: Sequences, net: SequenceNet, batch_size: int) -> int:
+    """Batch size for prediction: larger than for training, within ~64 MB of outputs."""
+    steps = int(X.lengths.max()) if X.n_samples else 1
+    per_seq = steps * 4 * net.num_directions * net.config["hidden_size"] * net.dtype.itemsize
+    return int(max(batch_size, min(256, (64 << 20) // max(per_seq, 1))))
+
+
+def predict_outputs(net: SequenceNet, X: Sequences, batch_size: int) -> np.ndarray | Sequences:
+    """Run ``net`` over all of ``X`` in length-sorted batches, in float64.
+
+    Returns an ``(n_samples, n_outputs)`` array for sequence-level nets, and
+    :class:`~fastlstm._data.Sequences` of ``n_outputs`` features for per-step
+    nets; either in the order of ``X``.
+    """
+    k = net.config["n_outputs"]
+    bs = inference_batch_size(X, net, batch_size)
+    if net.sequence_output:
+        result: Any = Sequences.empty_like(X, k, np.float64)
+    else:
+        result = np.empty((X.n_samples, k), dtype=np.float64)
+    for idx in length_batches(X.lengths, bs):
+        x, lengths = X.padded(idx)
+        y = net.forward(x, lengths)
+        if net.sequence_output:
+            result.unpad(y, idx)
+        else:
+            result[idx] = y
+    return result
+
+
+# ---------------------------------------------------------------- progress
+class Progress:
+    """Per-epoch progress on a text stream (stderr by default).
+
+    ``verbose=1`` draws a bar that fills during each epoch and stays as one
+    line per epoch (on a terminal it is redrawn in place at most 10 times a
+    second; otherwise only the finished line is written); ``verbose>=2``
+    prints one plain line per epoch; ``verbose=0`` prints nothing.
+
+    Examples
+    --------
+    >>> import io
+    >>> from fastlstm._training import Progress
+    >>> out = io.StringIO()
+    >>> p = Progress(2, 10, stream=out)
+    >>> p.start_epoch(1, 100)
+    >>> p.end_epoch(0.5, None)
+    >>> out.getvalue().startswith("Epoch 1/10: loss 0.500000")
+    True
+    """
+
+    width = 24
+
+    def __init__(self, verbose: int, total_epochs: int | None, stream: TextIO | None = None,
+                 min_interval: float = 0.1) -> None:
+        self.verbose = int(verbose)
+        self.total = total_epochs
+        self.stream = stream
+        self.min_interval = min_interval
+        self._epoch = 0
+        self._n = 0
+        self._done = 0
+        self._loss = float("nan")
+        self._t0 = 0.0
+        self._last_draw = 0.0
+
+    @property
+    def _out(self) -> TextIO:
+        return self.stream if self.stream is not None else sys.stderr
+
+    def _isatty(self) -> bool:
+        try:
+            return bool(self._out.isatty())
+        except (AttributeError, ValueError):
+            return False
+
+    def _epoch_label(self) -> str:
+        return f"Epoch {self._epoch}/{self.total}" if self.total else f"Epoch {self._epoch}"
+
+    def start_epoch(self, epoch: int, n_samples: int) -> None:
+        """Begin epoch ``epoch`` (1-based) over ``n_samples`` sequences."""
+        self._epoch, self._n, self._done = epoch, n_samples, 0
+        self._loss = float("nan")
+        self._t0 = self._last_draw = time.perf_counter()
+
+    def update(self, n_done: int, loss: float) -> None:
+        """Report ``n_done`` sequences seen so far this epoch, running ``loss``."""
+        self._done, self._loss = n_done, loss
+        if self.verbose == 1 and self._isatty():
+            now = time.perf_counter()
+            if now - self._last_draw >= self.min_interval:
+                self._last_draw = now
+                self._out.write("\r" + self._bar_line(None) + "\x1b[K")
+                self._out.flush()
+
+    def _rate(self) -> float:
+        elapsed = time.perf_counter() - self._t0
+        return self._done / elapsed if elapsed > 0 else 0.0
+
+    def _bar_line(self, val_score: float | None) -> str:
+        frac = self._done / self._n if self._n else 1.0
+        fill = int(round(frac * self.width))
+        bar = "#" * fill + "." * (self.width - fill)
+        line = f"{self._epoch_label()} [{bar}] {self._done}/{self._n} loss {self._loss:.4f}"
+        if val_score is not None:
+            line += f" val {val_score:.4f}"
+        return line + f" {self._rate():,.0f} seq/s"
+
+    def end_epoch(self, loss: float, val_score: float | None) -> None:
+        """Finish the epoch with its mean ``loss`` and validation score."""
+        self._done, self._loss = self._n, loss
+        if self.verbose == 1:
+            prefix = "\r" if self._isatty() else ""
+            self._out.write(prefix + self._bar_line(val_score) + ("\x1b[K\n" if prefix else "\n"))
+        elif self.verbose >= 2:
+            elapsed = time.perf_counter() - self._t0
+            line = f"{self._epoch_label()}: loss {loss:.6f}"
+            if val_score is not None:
+                line += f", validation score {val_score:.6f}"
+            line += f", {elapsed:.2f} s, {self._rate():,.0f} seq/s\n"
+            self._out.write(line)
+        if self.verbose:
+            self._out.flush()
+
+    def message(self, text: str) -> None:
+        """Print ``text`` on its own line when verbose."""
+        if self.verbose:
+            if self.verbose == 1 and self._isatty():
+                self._out.write("\r\x1b[K")
+            self._out.write(text + "\n")
+            self._out.flush()
+
+
+# ---------------------------------------------------------------- the loop
+@dataclass
+class TrainState:
+    """What the epoch loop carries across epochs and across calls.
+
+    The estimators publish these as ``loss_curve_``, ``validation_scores_``,
+    ``best_loss_``, ``best_validation_score_``, ``n_iter_`` and ``t_``.
+    """
+
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_validation_score: float = -math.inf
+    best_weights: list[np.ndarray] | None = None
+    no_improvement_count: int = 0
+    n_iter: int = 0
+    t: int = 0
+
+    def reset_stopping(self) -> None:
+        """Forget the plateau counter and the best validation weights (new fit call)."""
+        self.no_improvement_count = 0
+        self.best_validation_score = -math.inf
+        self.best_weights = None
+
+
+BatchFn = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None", Any, np.ndarray]]
+LossFn = Callable[..., tuple[float, np.ndarray]]
+
+
+def train_epochs(
+    net: SequenceNet,
+    optimizer: Any,
+    state: TrainState,
+    *,
+    lengths: np.ndarray,
+    get_batch: BatchFn,
+    loss_fn: LossFn,
+    n_epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    rng: np.random.RandomState,
+    clip_norm: float | None,
+    tol: float,
+    n_iter_no_change: int,
+    validate: Callable[[], float] | None = None,
+    stop_on_plateau: bool = True,
+    progress: Progress | None = None,
+    total_epochs: int | None = None,
+) -> str:
+    """Run up to ``n_epochs`` epochs of mini-batch training, updating ``state``.
+
+    Each epoch shuffles (when ``shuffle``) and batches the samples by length,
+    and for each batch runs forward, the loss, backward, global-norm clipping
+    and an optimizer step.  After each epoch the plateau counter is updated
+    from the validation score (``validate`` given: higher is better, and the
+    best weights are kept to be restored at the end) or else from the
+    training loss, as scikit-learn's MLP does.
+
+    Parameters
+    ----------
+    net : SequenceNet
+        The model, trained in place.
+    optimizer : object with ``step(params, grads)``, ``get_state``, ``set_state``
+        See :mod:`fastlstm._optim`.
+    state : TrainState
+        Curves, counters and best weights, updated in place.
+    lengths : ndarray of shape (n_samples,)
+        Sequence lengths, for batching.
+    get_batch : callable
+        ``get_batch(indices) -> (x, lengths_or_None, targets, sample_weight)``.
+    loss_fn : callable
+        ``loss_fn(outputs, targets, sample_weight, lengths) -> (loss, d_outputs)``.
+    n_epochs : int
+        Epochs to run at most in this call.
+    batch_size : int
+        Sequences per mini-batch.
+    shuffle : bool
+        Reshuffle every epoch.
+    rng : RandomState
+        Source of the shuffling.
+    clip_norm : float or None
+        Global gradient-norm limit.
+    tol, n_iter_no_change : float, int
+        Plateau criterion.
+    validate : callable, default=None
+        Validation score of the current weights (higher is better).
+    stop_on_plateau : bool, default=True
+        Stop when the plateau criterion is met (False for ``partial_fit``).
+    progress : Progress, default=None
+        Where to report.
+    total_epochs : int, default=None
+        Shown in the progress output.
+
+    Returns
+    -------
+    reason : {"max_epochs", "converged", "interrupted", "non_finite"}
+        Why the loop ended.
+    """
+    progress = progress or Progress(0, total_epochs)
+    params = net.parameters()
+    n = len(lengths)
+    reason = "max_epochs"
+    try:
+        for _ in range(n_epochs):
+            epoch = state.n_iter + 1
+            good_weights = [p.copy() for p in params]
+            good_optimizer = optimizer.get_state()
+            progress.start_epoch(epoch, n)
+            batches = length_batches(lengths, batch_size, rng if shuffle else None)
+            loss_sum, done, failure = 0.0, 0, None
+            for b, idx in enumerate(batches):
+                x, blengths, target, weight = get_batch(idx)
+                out = net.forward(x, blengths, training=True)
+                loss, d_out = loss_fn(out, target, weight, blengths)
+                if not math.isfinite(loss):
+                    failure = (b, f"the loss is {loss}")
+                    break
+                try:
+                    grads = net.backward(d_out)
+                except FloatingPointError as exc:
+                    failure = (b, str(exc))
+                    break
+                norm = clip_grad_norm(grads, clip_norm)
+                if not math.isfinite(norm):
+                    failure = (b, f"the gradient norm is {norm}")
+                    break
+                optimizer.step(params, grads)
+                state.t += len(idx)
+                loss_sum += loss * len(idx)
+                done += len(idx)
+                progress.update(done, loss_sum / done)
+            if failure is not None:
+                net.set_weights(good_weights)
+                optimizer.set_state(good_optimizer)
+                where = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialization"
+                msg = (
+                    f"Training stopped on non-finite values at epoch {epoch}, batch "
+                    f"{failure[0] + 1} of {len(batches)} ({failure[1]}). The weights from "
+                    f"{where} were restored. Try a smaller learning_rate, a smaller "
+                    "clip_norm, or rescaling the inputs."
+                )
+                progress.message(msg)
+                warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+                reason = "non_finite"
+                break
+
+            epoch_loss = loss_sum / n
+            state.loss_curve.append(epoch_loss)
+            state.n_iter += 1
+            val_score = None
+            if validate is not None:
+                val_score = float(validate())
+                state.validation_scores.append(val_score)
+                if val_score < state.best_validation_score + tol:
+                    state.no_improvement_count += 1
+                else:
+                    state.no_improvement_count = 0
+                if val_score > state.best_validation_score:
+                    state.best_validation_score = val_score
+                    state.best_weights = net.get_weights()
+            else:
+                if epoch_loss > state.best_loss - tol:
+                    state.no_improvement_count += 1
+                else:
+                    state.no_improvement_count = 0
+            state.best_loss = min(state.best_loss, epoch_loss)
+            progress.end_epoch(epoch_loss, val_score)
+
+            if stop_on_plateau and state.no_improvement_count > n_iter_no_change:
+                what = "Validation score" if validate is not None else "Training loss"
+                progress.message(
+                    f"{what} did not improve more than tol={tol:g} for "
+                    f"{n_iter_no_change} consecutive epochs. Stopping."
+                )
+                reason = "converged"
+                break
+    except KeyboardInterrupt:
+        progress.message("Training interrupted by user.")
+        warnings.warn("Training interrupted by user.", UserWarning, stacklevel=3)
+        reason = "interrupted"
+    finally:
+        net._cache = None
+    if validate is not None and state.best_weights is not None:
+        net.set_weights(state.best_weights)
+    return reason
