@@ -58,6 +58,11 @@ class LSTM(RecurrentLayer):
         super().__init__(input_size, hidden_size, **kwargs)
         self._stepper = None  # built on first step(); reads the live parameters
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_stepper"] = None  # holds raw pointers; rebuilt on the next step()
+        return state
+
     def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, carry, out, store, block):
         self._kernels.forward_recurrent(gates, w_hh_t, carry[0], carry[1], out,
                                         d * self.hidden_size, store, d == 1, r0, rows, nact,

@@ -155,6 +155,18 @@ class RecurrentLayer:
             self._params[name] = self._rng.uniform(-bound, bound, shape).astype(self.dtype)
         self._cache: _Cache | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the kernel module is not picklable and forward caches are not worth
+        # keeping: pickle the configuration, parameters and random state
+        state = self.__dict__.copy()
+        del state["_kernels"]
+        state["_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._kernels = _kernels.load()
+
     # ------------------------------------------------------ cell's recurrence
     def _recur_forward(self, d: int, r0: int, rows: int, nact: np.ndarray, gates: np.ndarray,
                        w_hh_t: np.ndarray, carry: list[np.ndarray], out: np.ndarray,

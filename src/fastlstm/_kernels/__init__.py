@@ -29,6 +29,9 @@ def available_variants() -> list[str]:
 def load(name: str | None = None):
     """Return the kernel module ``name`` (default: ``FASTLSTM_KERNEL`` or the best)."""
     usable = available_variants()
+    if not usable:
+        raise ImportError("fastlstm's compiled kernels cannot be imported: the package is not "
+                          "built (reinstall it with `pip install .`, which needs a C compiler)")
     name = name or os.environ.get("FASTLSTM_KERNEL") or usable[-1]
     if name not in usable:
         raise ValueError(f"kernel variant {name!r} is not available here; choose from {usable}")
