@@ -1,0 +1,23 @@
+"""The README's Python examples run as written."""
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_readme_has_examples():
+    assert len(BLOCKS) >= 2
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_example_runs(index, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a ConvergenceWarning is part of the example's story
+        exec(compile(BLOCKS[index], f"README block {index}", "exec"), {})
+    if "print(clf.score" in BLOCKS[index]:
+        assert float(capsys.readouterr().out.split()[-1]) > 0.95
