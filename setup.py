@@ -53,7 +53,7 @@ IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 # -fno-trapping-math lets GCC if-convert the clamps in the gate math (we never
 # rely on floating-point exceptions); -fno-math-errno likewise for libm calls.
 BASE_FLAGS = [] if IS_MSVC else [
-    "-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
+    "-O3", "-g0", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
 ]
 if os.environ.get("FASTLSTM_NATIVE") == "1" and not IS_MSVC:
     BASE_FLAGS.append("-march=native")
