@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import inspect
 import pkgutil
 
 import pytest
@@ -22,9 +23,19 @@ def test_docstring_examples(name):
     assert result.failed == 0
 
 
-def test_public_api_has_examples():
-    """Every public name exported by fastlstm carries a runnable example."""
-    finder = doctest.DocTestFinder()
+def _public_members():
     for name in fastlstm.__all__:
-        tests = finder.find(getattr(fastlstm, name), name)
-        assert any(t.examples for t in tests), f"{name} has no docstring example"
+        cls = getattr(fastlstm, name)
+        yield name, cls
+        for attr, obj in inspect.getmembers(cls):
+            target = obj.fget if isinstance(obj, property) else obj
+            if (not attr.startswith("_") and inspect.isfunction(target)
+                    and target.__module__.startswith("fastlstm")):
+                yield f"{name}.{attr}", target
+
+
+@pytest.mark.parametrize("name, obj", list(_public_members()), ids=lambda v: str(v))
+def test_public_api_has_examples(name, obj):
+    """Every public class, method and property of fastlstm carries a runnable example."""
+    tests = doctest.DocTestFinder(recurse=False).find(obj, name)
+    assert any(t.examples for t in tests), f"{name} has no docstring example"

@@ -468,6 +468,15 @@ class _BaseLSTM(BaseEstimator):
         -------
         self : object
             The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMRegressor
+        >>> X = np.random.default_rng(0).uniform(size=(64, 5, 1))
+        >>> reg = LSTMRegressor(hidden_size=8, max_epochs=2, random_state=0)
+        >>> reg.fit(X, X[:, -1, 0]).n_iter_
+        2
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
@@ -664,6 +673,17 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         -------
         self : object
             The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMClassifier
+        >>> X = np.random.default_rng(0).uniform(size=(40, 4, 2))
+        >>> clf = LSTMClassifier(hidden_size=8, random_state=0)
+        >>> clf.partial_fit(X[:20], ["a", "b"] * 10, classes=["a", "b"]).t_
+        20
+        >>> clf.partial_fit(X[20:], ["b", "a"] * 10).t_
+        40
         """
         if not hasattr(self, "network_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -687,6 +707,17 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMClassifier
+        >>> X = np.random.default_rng(0).uniform(size=(60, 4, 2))
+        >>> y = np.where(X[:, -1, 0] > 0.5, "high", "low")
+        >>> clf = LSTMClassifier(hidden_size=8, max_epochs=3, random_state=0).fit(X, y)
+        >>> proba = clf.predict_proba(X[:3])
+        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1))
+        ((3, 2), True)
         """
         _, out = self._outputs(X)
         return softmax(out)
@@ -702,6 +733,16 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMClassifier
+        >>> X = np.random.default_rng(0).uniform(size=(60, 4, 2))
+        >>> y = np.where(X[:, -1, 0] > 0.5, "high", "low")
+        >>> clf = LSTMClassifier(hidden_size=8, max_epochs=3, random_state=0).fit(X, y)
+        >>> bool(np.allclose(np.exp(clf.predict_log_proba(X[:3])), clf.predict_proba(X[:3])))
+        True
         """
         _, out = self._outputs(X)
         z = out - out.max(axis=1, keepdims=True)
@@ -719,6 +760,16 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         -------
         y : ndarray of shape (n_samples,)
             Labels from ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMClassifier
+        >>> X = np.random.default_rng(0).uniform(size=(60, 4, 2))
+        >>> y = np.where(X[:, -1, 0] > 0.5, "high", "low")
+        >>> clf = LSTMClassifier(hidden_size=8, max_epochs=3, random_state=0).fit(X, y)
+        >>> set(clf.predict(X)) <= {"high", "low"}
+        True
         """
         _, out = self._outputs(X)
         return self.classes_[out.argmax(axis=1)]
@@ -900,6 +951,17 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         -------
         self : object
             The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMRegressor
+        >>> X = np.random.default_rng(0).uniform(size=(64, 5, 1))
+        >>> reg = LSTMRegressor(hidden_size=8, max_epochs=3, random_state=0)
+        >>> for _ in range(3):
+        ...     reg = reg.partial_fit(X, X[:, -1, 0])
+        >>> reg.n_iter_
+        3
         """
         return self._fit(X, y, sample_weight, incremental=True)
 
@@ -918,6 +980,18 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             with ``sequence_output=True``, ``(n_samples, n_timesteps[,
             n_outputs])``, or a list of ``(n_timesteps_i[, n_outputs])``
             arrays for a list ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMRegressor
+        >>> X = np.random.default_rng(0).uniform(size=(64, 5, 1))
+        >>> reg = LSTMRegressor(hidden_size=8, max_epochs=3, random_state=0)
+        >>> reg.fit(X, X[:, -1, 0]).predict(X[:4]).shape
+        (4,)
+        >>> seq = LSTMRegressor(hidden_size=8, max_epochs=2, sequence_output=True, random_state=0)
+        >>> seq.fit(X, X[:, :, 0]).predict(X[:4]).shape
+        (4, 5)
         """
         Xs, out = self._outputs(X)
         if isinstance(out, Sequences):
@@ -950,6 +1024,16 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         Returns
         -------
         score : float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMRegressor
+        >>> X = np.random.default_rng(0).uniform(size=(64, 5, 1))
+        >>> reg = LSTMRegressor(hidden_size=8, max_epochs=3, random_state=0)
+        >>> score = reg.fit(X, X[:, -1, 0]).score(X, X[:, -1, 0])
+        >>> bool(score <= 1.0)
+        True
         """
         if not self.sequence_output:
             return super().score(X, y, sample_weight=sample_weight)

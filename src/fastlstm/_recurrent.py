@@ -186,7 +186,14 @@ class RecurrentLayer:
     # ------------------------------------------------------------------ params
     @property
     def num_directions(self) -> int:
-        """2 if bidirectional, else 1."""
+        """2 if bidirectional, else 1.
+
+        Examples
+        --------
+        >>> from fastlstm import LSTM
+        >>> LSTM(2, 3, bidirectional=True).num_directions
+        2
+        """
         return 2 if self.bidirectional else 1
 
     def _suffix(self, layer: int, direction: int) -> str:
