@@ -147,21 +147,3 @@ def test_rnn_validation_names_the_problem():
     out, h_n = rnn.forward(np.zeros((2, 5, 3)))  # still usable
     assert out.shape == (2, 5, 4) and h_n.shape == (1, 2, 4)
 
-
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
-def test_layers_pickle_round_trip(cls):
-    import pickle
-
-    rng = np.random.default_rng(7)
-    layer = cls(3, 4, num_layers=2, dropout=0.3, random_state=0)
-    x = rng.standard_normal((2, 5, 3))
-    layer.forward(x, training=True)  # a cache that must not travel
-    if cls is fastlstm.LSTM:
-        layer.step(x[:, 0])  # a stepper holding raw pointers
-    clone = pickle.loads(pickle.dumps(layer))
-    np.testing.assert_array_equal(clone.forward(x)[0], layer.forward(x)[0])
-    # the random state travels too: the same dropout masks follow
-    np.testing.assert_array_equal(clone.forward(x, training=True)[0],
-                                  layer.forward(x, training=True)[0])
-    if cls is fastlstm.LSTM:
-        np.testing.assert_array_equal(clone.step(x[:, 0])[0], layer.step(x[:, 0])[0])

@@ -6,32 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm._recurrent import RecurrentLayer
+from fastlstm._recurrent import LAYER_PARAMETERS, RecurrentLayer
 
 
 class LSTM(RecurrentLayer):
     """A multi-layer, optionally bidirectional LSTM with PyTorch's parameters.
 
     Parameters
-    ----------
-    input_size : int
-        Number of features of each time step of the input.
-    hidden_size : int
-        Number of hidden units ``H`` per direction.
-    num_layers : int, default=1
-        Number of stacked layers.
-    bidirectional : bool, default=False
-        Run a second, time-reversed direction in every layer and concatenate.
-    dropout : float, default=0.0
-        Dropout probability on the inputs of layers after the first, applied
-        only by ``forward(..., training=True)``, as in PyTorch.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of parameters and computation.
-    n_jobs : int or None, default=None
-        Threads to use: None or -1 for all usable cores, ``k > 0`` for ``k``.
-    random_state : int, numpy Generator or None, default=None
-        Seeds the initialization (uniform in ``±1/sqrt(hidden_size)``, as
-        PyTorch) and the dropout masks.
+    ----------{LAYER_PARAMETERS}
 
     Notes
     -----
@@ -226,3 +208,6 @@ class LSTM(RecurrentLayer):
         if return_state_grads:
             return grads, dx, (dh0, dc0)
         return grads, dx
+
+
+LSTM.__doc__ = LSTM.__doc__.replace("{LAYER_PARAMETERS}", LAYER_PARAMETERS)

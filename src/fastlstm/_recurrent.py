@@ -42,6 +42,28 @@ MIN_FLOPS_PER_THREAD = 4e6
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+# The constructor parameters every layer documents (LSTM and RNN docstrings).
+LAYER_PARAMETERS = """
+    input_size : int
+        Number of features of each time step of the input.
+    hidden_size : int
+        Number of hidden units ``H`` per direction.
+    num_layers : int, default=1
+        Number of stacked layers.
+    bidirectional : bool, default=False
+        Run a second, time-reversed direction in every layer and concatenate.
+    dropout : float, default=0.0
+        Dropout probability on the inputs of layers after the first, applied
+        only by ``forward(..., training=True)``, as in PyTorch.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of parameters and computation.
+    n_jobs : int or None, default=None
+        Threads to use: None or -1 for all usable cores, ``k > 0`` for ``k``.
+    random_state : int, numpy Generator or None, default=None
+        Seeds the initialization (uniform in ``±1/sqrt(hidden_size)``, as
+        PyTorch) and the dropout masks."""
+
+
 def _check_dtype(dtype: Any) -> np.dtype:
     try:
         resolved = np.dtype(dtype)
@@ -101,15 +123,17 @@ class _Plan:
     nact: list[np.ndarray]         # per shard: running rows at each step, int32
     n_threads: int
 
+    def __post_init__(self) -> None:
+        self.inverse = None
+        if self.perm is not None:
+            self.inverse = np.empty_like(self.perm)
+            self.inverse[self.perm] = np.arange(self.perm.size)
+
     def to_internal(self, a: np.ndarray, axis: int) -> np.ndarray:
         return a if self.perm is None else np.take(a, self.perm, axis=axis)
 
     def to_user(self, a: np.ndarray, axis: int) -> np.ndarray:
-        if self.perm is None:
-            return a
-        inverse = np.empty_like(self.perm)
-        inverse[self.perm] = np.arange(self.perm.size)
-        return np.take(a, inverse, axis=axis)
+        return a if self.inverse is None else np.take(a, self.inverse, axis=axis)
 
 
 @dataclass

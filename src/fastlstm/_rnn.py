@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm._recurrent import RecurrentLayer
+from fastlstm._recurrent import LAYER_PARAMETERS, RecurrentLayer
 
 
 class RNN(RecurrentLayer):
@@ -19,25 +19,7 @@ class RNN(RecurrentLayer):
     the LSTM's gates buy on long gaps.
 
     Parameters
-    ----------
-    input_size : int
-        Number of features of each time step of the input.
-    hidden_size : int
-        Number of hidden units ``H`` per direction.
-    num_layers : int, default=1
-        Number of stacked layers.
-    bidirectional : bool, default=False
-        Run a second, time-reversed direction in every layer and concatenate.
-    dropout : float, default=0.0
-        Dropout probability on the inputs of layers after the first, applied
-        only by ``forward(..., training=True)``.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of parameters and computation.
-    n_jobs : int or None, default=None
-        Threads to use: None or -1 for all usable cores, ``k > 0`` for ``k``.
-    random_state : int, numpy Generator or None, default=None
-        Seeds the initialization (uniform in ``±1/sqrt(hidden_size)``) and
-        the dropout masks.
+    ----------{LAYER_PARAMETERS}
 
     Examples
     --------
@@ -130,3 +112,6 @@ class RNN(RecurrentLayer):
         if return_state_grads:
             return grads, dx, dh0
         return grads, dx
+
+
+RNN.__doc__ = RNN.__doc__.replace("{LAYER_PARAMETERS}", LAYER_PARAMETERS)
