@@ -67,15 +67,24 @@ if IS_X86_64 and not IS_MSVC:
     ]
 
 KDIR = os.path.join("src", "fastlstm", "_kernels")
+CSRC = os.path.join(KDIR, "csrc")
 COMMON = dict(
-    include_dirs=[np.get_include(), KDIR],
+    include_dirs=[np.get_include(), KDIR, CSRC],
+    # headers the C kernels include: a change rebuilds every variant
+    depends=sorted(os.path.join(CSRC, f) for f in os.listdir(CSRC) if f.endswith(".h"))
+    + [os.path.join(KDIR, "_platform.h")],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
 )
+
+# The packed SIMD kernels: one C file per instruction set, compiled with that
+# set's flags into its own module; the portable module links stubs.
+PACKED_C = {"base": "fl_packed_none.c", "avx2": "fl_packed_avx2.c",
+            "avx512": "fl_packed_avx512.c"}
 
 extensions = [
     Extension(
         f"fastlstm._kernels._cells_{name}",
-        [os.path.join(KDIR, f"_cells_{name}.pyx")],
+        [os.path.join(KDIR, f"_cells_{name}.pyx"), os.path.join(KDIR, "csrc", PACKED_C[name])],
         extra_compile_args=BASE_FLAGS + flags,
         **COMMON,
     )

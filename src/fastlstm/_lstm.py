@@ -34,6 +34,7 @@ class LSTM(RecurrentLayer):
     """
 
     _gates = 4
+    _cell_code = 0
     _states = ("h", "c")
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm import _kernels
+from fastlstm import _kernels, _packed
 from fastlstm._parallel import (
     blas_single_threaded,
     blas_small_matrix_rows,
@@ -122,6 +122,7 @@ class _Plan:
     shards: list[tuple[int, int]]  # (first row, row count)
     nact: list[np.ndarray]         # per shard: running rows at each step, int32
     n_threads: int
+    slice_threads: int = 1         # > 1: one shard, its hidden units split over threads
 
     def __post_init__(self) -> None:
         self.inverse = None
@@ -153,6 +154,7 @@ class RecurrentLayer:
     """Base of the recurrent layers; see :class:`fastlstm.LSTM` for the parameters."""
 
     _gates = 1                      # gate blocks of H rows in W_ih / W_hh
+    _cell_code = 1                  # which cell the packed kernels run (CELL_LSTM = 0, CELL_RNN = 1)
     _states: tuple[str, ...] = ("h",)  # carried states, h first
 
     def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1,
@@ -359,11 +361,14 @@ class RecurrentLayer:
         n_threads = effective_n_jobs(self.n_jobs)
         per_direction = -(-n_threads // self.num_directions)
         n_shards = max(1, min(per_direction, batch // MIN_ROWS_PER_SHARD))
+        n_slices = _packed.slice_threads(self, batch, n_threads)
+        if n_slices > 1:
+            n_shards = 1
         if lengths is None:
             bounds = _split(batch, n_shards)
             shards = [(lo, hi - lo) for lo, hi in bounds]
             nact = [np.full(steps, rows, dtype=np.int32) for _, rows in shards]
-            return _Plan(batch, steps, None, None, shards, nact, n_threads)
+            return _Plan(batch, steps, None, None, shards, nact, n_threads, n_slices)
         # Longest first, dealt round-robin so that shards get equal work; each
         # shard's block stays sorted by decreasing length.
         order = np.argsort(-lengths, kind="stable")
@@ -375,7 +380,7 @@ class RecurrentLayer:
             shards.append((lo, g.size))
             nact.append((lengths[g][None, :] > t[:, None]).sum(axis=1).astype(np.int32))
             lo += g.size
-        return _Plan(batch, steps, perm, lengths[perm], shards, nact, n_threads)
+        return _Plan(batch, steps, perm, lengths[perm], shards, nact, n_threads, n_slices)
 
     # ---------------------------------------------------------------- forward
     def _forward(self, x: Any, lengths: Any, initial: list[Any] | None, training: bool
@@ -441,12 +446,16 @@ class RecurrentLayer:
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
         G = self._gates * H
         k = self._kernels
+        inits = [[None if init_all is None else self._initial(a, layer * D + d, plan)
+                  for a in (init_all or [None] * len(self._states))] for d in range(D)]
+        if _packed.uses_packed(self):
+            out, carries, gates, stores = _packed.forward_layer(
+                self, layer, layer_in, plan, inits, training)
+            return out, carries, gates, stores, inits
         rows_in = layer_in.reshape(T * B, -1)
         out = np.empty((T, B, D * H), dtype=self.dtype)
         gates = [np.empty((T, B, G), dtype=self.dtype) for _ in range(D)]
         stores = [self._new_store(T, B) if training else None for _ in range(D)]
-        inits = [[None if init_all is None else self._initial(a, layer * D + d, plan)
-                  for a in (init_all or [None] * len(self._states))] for d in range(D)]
         carries = [[np.zeros((B, H), self.dtype) if a is None else a.copy() for a in inits[d]]
                    for d in range(D)]
         weights = []

@@ -2,3 +2,4 @@
 include "_common.pxi"
 include "_lstm.pxi"
 include "_rnn.pxi"
+include "_packed.pxi"

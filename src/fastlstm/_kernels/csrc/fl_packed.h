@@ -1,0 +1,65 @@
+/* Packed-weight recurrent kernels: the interface every instruction set
+   implements (fl_packed_avx2.c, fl_packed_avx512.c) and the portable build
+   stubs out (fl_packed_none.c, width 0: the layer then uses BLAS).
+
+   A cell's weights [W_ih | W_hh] are packed, once per forward, into panels
+   of four vectors' worth of columns, K = NI + H rows deep, row-major inside
+   a panel, so a register tile streams one panel from L1 for every tile of
+   batch rows.  The cell decides which output column each lane holds:
+     LSTM: panel p, vector v, lane l -> gate v of hidden unit p*VW + l
+           (the four gates of VW units side by side, so the gate math is
+           lane-wise on the accumulators);
+     RNN:  panel p, vector v, lane l -> hidden unit (4p + v)*VW + l.
+   A GRU fits the same four vectors (r, z, and the candidate's input and
+   recurrent parts kept apart).  Columns past H are zero. */
+#ifndef FL_PACKED_H
+#define FL_PACKED_H
+#include <stdint.h>
+#include "fl_barrier.h"
+
+#define FL_CELL_LSTM 0
+#define FL_CELL_RNN 1
+
+typedef struct {
+    int cell;
+    int reverse;                /* run t = T-1 ... 0 */
+    int64_t T, B, NI, H;         /* steps, rows of the whole batch, input size, hidden size */
+    const float* x;             /* (T, B, ldx): the first NI columns are x_t */
+    int64_t ldx;
+    const float* wp;            /* packed weights, fl_packed_size() floats */
+    const float* bp;            /* packed b_ih + b_hh, fl_packed_bias_size() floats */
+    const float* h0;            /* (B, H) initial hidden state */
+    float* c;                   /* LSTM: (B, ldc) cell state, c0 in, final out; ldc >= panels*VW */
+    int64_t ldc;
+    float* out;                 /* (T, B, ldo): h_t at each step, zero past a row's end */
+    int64_t ldo;
+    float* acts;                /* training or NULL: LSTM (T, B, 4H) [i, f, g, o]; RNN (T, B, H) h_t */
+    float* cstore;              /* training or NULL: LSTM (T, B, H) c_t */
+    const int32_t* nact;        /* (T,): rows [r0, r0 + nact[t]) of the caller's range run at
+                                   step t (rows sorted by decreasing length) */
+} fl_seq;
+
+int64_t fl_packed_width(void);                       /* floats a vector, 0 if none */
+int64_t fl_packed_tile_rows(void);                   /* rows of the register tile */
+int64_t fl_packed_units(int cell);                   /* hidden units a panel covers */
+int64_t fl_packed_panels(int cell, int64_t H);
+int64_t fl_packed_size(int cell, int64_t NI, int64_t H);
+int64_t fl_packed_bias_size(int cell, int64_t H);
+void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
+             const float* b_ih, const float* b_hh, float* wp, float* bp);
+/* Rows [r0, r1) and panels [p0, p1) of every step.  With a barrier, the
+   calling threads split the panels and meet after each step; without, the
+   rows are this thread's alone. */
+void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
+                fl_barrier* bar);
+/* out (rows, 4*VW*panels) = [x | h] W_packed + b for one step, no gate
+   math: the raw product, for tests of the tile and packing. */
+void fl_packed_gemm(int cell, int64_t rows, int64_t NI, int64_t H, const float* x, int64_t ldx,
+                    const float* h, int64_t ldh, const float* wp, const float* bp,
+                    float* out, int64_t ldout);
+/* Vector exp-based sigmoid and tanh over n floats (for tests of their error). */
+void fl_sigmoid_n(const float* x, float* y, int64_t n);
+void fl_tanh_n(const float* x, float* y, int64_t n);
+/* A register-only FMA loop: returns the floating-point operations done. */
+double fl_fma_peak(int64_t iters);
+#endif

@@ -1,0 +1,28 @@
+/* The portable build has no packed kernels: width 0 tells the layer to use
+   the BLAS path.  The other entry points are never called there. */
+#include "fl_packed.h"
+
+int64_t fl_packed_width(void) { return 0; }
+int64_t fl_packed_tile_rows(void) { return 0; }
+int64_t fl_packed_units(int cell) { (void)cell; return 0; }
+int64_t fl_packed_panels(int cell, int64_t H) { (void)cell; (void)H; return 0; }
+int64_t fl_packed_size(int cell, int64_t NI, int64_t H) { (void)cell; (void)NI; (void)H; return 0; }
+int64_t fl_packed_bias_size(int cell, int64_t H) { (void)cell; (void)H; return 0; }
+void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
+             const float* b_ih, const float* b_hh, float* wp, float* bp) {
+    (void)cell; (void)NI; (void)H; (void)w_ih; (void)w_hh; (void)b_ih; (void)b_hh;
+    (void)wp; (void)bp;
+}
+void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
+                fl_barrier* bar) {
+    (void)s; (void)r0; (void)r1; (void)p0; (void)p1; (void)bar;
+}
+void fl_packed_gemm(int cell, int64_t rows, int64_t NI, int64_t H, const float* x, int64_t ldx,
+                    const float* h, int64_t ldh, const float* wp, const float* bp,
+                    float* out, int64_t ldout) {
+    (void)cell; (void)rows; (void)NI; (void)H; (void)x; (void)ldx; (void)h; (void)ldh;
+    (void)wp; (void)bp; (void)out; (void)ldout;
+}
+void fl_sigmoid_n(const float* x, float* y, int64_t n) { (void)x; (void)y; (void)n; }
+void fl_tanh_n(const float* x, float* y, int64_t n) { (void)x; (void)y; (void)n; }
+double fl_fma_peak(int64_t iters) { (void)iters; return 0.0; }

@@ -1,0 +1,137 @@
+"""The forward pass on packed weights: how a layer-direction runs on the SIMD kernels.
+
+Weights are packed at the start of every forward (O(parameters), never
+stale: in-place updates by an optimizer are seen by the next forward).  The
+kernels do the input projection inside the same register tile as the
+recurrent product (K = I + H), then the cell's gate math on the tile, so no
+(T, B, 4H) pre-activation buffer exists: inference keeps O(B * H) beside the
+outputs.
+
+Threads split a direction one of two ways, chosen by a fixed rule on the
+shape (never by timing, so results do not depend on the machine's load):
+
+- batch shards: each thread runs its rows through all steps, no
+  synchronization (wide batches);
+- hidden slices: each thread owns a range of weight panels, which stay in its
+  core's cache for the whole sequence, and computes its units for all rows;
+  one spin barrier per step publishes h_t (narrow batches, including B = 1).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastlstm._parallel import run_parallel, usable_cores
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastlstm._recurrent import RecurrentLayer, _Plan
+
+# Batch shards need this many rows a thread (in register tiles) before they
+# beat hidden slices; below it the per-step barrier is cheaper than the
+# shards' short tiles.  See docs/performance.md for the measurements.
+SHARD_MIN_TILES = 4
+
+# One gang of barrier threads at a time: the shared pool then always has a
+# worker for every party (a party waiting in a queue would stall the others).
+_gang_lock = threading.Lock()
+
+
+def uses_packed(layer: RecurrentLayer) -> bool:
+    """Whether ``layer`` runs on the packed kernels (float32 on a SIMD variant)."""
+    return layer.dtype == np.float32 and layer._kernels.packed_width() > 0
+
+
+def slice_threads(layer: RecurrentLayer, batch: int, n_threads: int) -> int:
+    """Threads that split each direction by hidden slices (1: use batch shards).
+
+    Directions run side by side first; what is left of ``n_threads`` per
+    direction goes to slices when the batch is too narrow for shards.
+    """
+    if not uses_packed(layer):
+        return 1
+    k = layer._kernels
+    per_direction = max(1, n_threads // layer.num_directions)
+    per_direction = min(per_direction, usable_cores())
+    panels = k.packed_panels(layer._cell_code, layer.hidden_size)
+    if per_direction < 2 or panels < 2:
+        return 1
+    if batch >= per_direction * SHARD_MIN_TILES * k.packed_tile_rows():
+        return 1
+    return min(per_direction, panels)
+
+
+def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan: _Plan,
+                  inits: list[list[np.ndarray | None]], training: bool) -> tuple[Any, ...]:
+    """One layer, every direction, on the packed kernels.
+
+    Returns ``(out, carries, acts, stores)``: the (T, B, D*H) outputs, the
+    final states per direction, and what backward needs (None in inference).
+    """
+    k = layer._kernels
+    cell = layer._cell_code
+    T, B, H, D = plan.steps, plan.batch, layer.hidden_size, layer.num_directions
+    G = layer._gates * H
+    f32 = np.float32
+    panels = k.packed_panels(cell, H)
+    x = np.ascontiguousarray(layer_in, dtype=f32)
+    out = np.empty((T, B, D * H), dtype=f32)
+    acts = [np.empty((T, B, G), dtype=f32) if training else None for _ in range(D)]
+    stores = [layer._new_store(T, B) if training else None for _ in range(D)]
+    p = layer._params
+    packed, h0s, cs = [], [], []
+    for d in range(D):
+        s = layer._suffix(index, d)
+        packed.append(k.pack(cell, p[f"weight_ih{s}"], p[f"weight_hh{s}"], p[f"bias_ih{s}"],
+                             p[f"bias_hh{s}"]))
+        h0 = inits[d][0]
+        h0s.append(np.zeros((B, H), f32) if h0 is None else h0)
+        if cell == k.CELL_LSTM:
+            # the kernel keeps c padded to whole vectors (the padding stays 0)
+            c = np.zeros((B, panels * k.packed_width()), dtype=f32)
+            if inits[d][1] is not None:
+                c[:, :H] = inits[d][1]
+            cs.append(c)
+        else:
+            cs.append(None)
+
+    def run(d: int, r0: int, r1: int, nact: np.ndarray, p0: int, p1: int,
+            barrier: Any = None) -> None:
+        k.packed_forward(cell, x, packed[d][0], packed[d][1], h0s[d], cs[d], out, d * H,
+                         acts[d], stores[d], nact, d == 1, r0, r1, p0, p1, barrier)
+
+    n_slices = plan.slice_threads
+    tasks = []
+    for d in range(D):
+        if n_slices > 1:
+            barrier = k.Barrier(n_slices)
+            step = -(-panels // n_slices)
+            for p0 in range(0, panels, step):
+                tasks.append(lambda d=d, p0=p0, b=barrier: run(
+                    d, 0, B, plan.nact[0], p0, min(panels, p0 + step), b))
+        else:
+            for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
+                tasks.append(lambda d=d, r0=r0, rows=rows, nact=nact: run(
+                    d, r0, r0 + rows, nact, 0, panels))
+    if n_slices > 1:
+        with _gang_lock:
+            run_parallel(tasks)
+    else:
+        run_parallel(tasks)
+
+    carries = []
+    for d in range(D):
+        cols = slice(d * H, (d + 1) * H)
+        if d == 1:
+            h_n = out[0, :, cols]
+        elif plan.lengths is None:
+            h_n = out[T - 1, :, cols]
+        else:
+            h_n = out[plan.lengths - 1, np.arange(B), cols]
+        carry = [np.ascontiguousarray(h_n)]
+        if cell == k.CELL_LSTM:
+            carry.append(np.ascontiguousarray(cs[d][:, :H]))
+        carries.append(carry)
+    return out, carries, acts, stores
