@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from fastlstm import _packed
 from fastlstm._recurrent import LAYER_PARAMETERS, RecurrentLayer
 
 
@@ -39,7 +40,8 @@ class LSTM(RecurrentLayer):
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         super().__init__(input_size, hidden_size, **kwargs)
-        self._stepper = None  # built on first step(); reads the live parameters
+        self._stepper = None  # built on first step() for one parameter version
+        self._stepper_version = -1
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -143,31 +145,69 @@ class LSTM(RecurrentLayer):
         if self.bidirectional:
             raise ValueError("step() runs forward in time; a bidirectional layer needs the "
                              "whole sequence, use forward()")
-        x_t = np.asarray(x_t)
-        if x_t.dtype.kind not in "fiu":
-            raise TypeError(f"x_t must hold real numbers, got dtype {x_t.dtype}")
+        dtype = self.dtype
+        if not (type(x_t) is np.ndarray and x_t.dtype == dtype and x_t.flags.c_contiguous):
+            x_t = np.asarray(x_t)
+            if x_t.dtype.kind not in "fiu":
+                raise TypeError(f"x_t must hold real numbers, got dtype {x_t.dtype}")
+            with np.errstate(over="ignore"):  # an overflow is reported as non-finite below
+                x_t = np.ascontiguousarray(x_t, dtype=dtype)
         if x_t.ndim != 2 or x_t.shape[1] != self.input_size or x_t.shape[0] == 0:
             raise ValueError(f"x_t must have shape (batch >= 1, input_size={self.input_size}), "
                              f"got {x_t.shape}")
-        x_t = np.ascontiguousarray(x_t, dtype=self.dtype)
         shape = (self.num_layers, x_t.shape[0], self.hidden_size)
         if state is None:
-            h = np.zeros(shape, self.dtype)
-            c = np.zeros(shape, self.dtype)
+            h_in = c_in = np.zeros(shape, dtype)
         else:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError("state must be None or the (h, c) tuple step() returned")
-            h = np.array(state[0], dtype=self.dtype, order="C")
-            c = np.array(state[1], dtype=self.dtype, order="C")
-            if h.shape != shape or c.shape != shape:
-                raise ValueError(f"state arrays must have shape {shape}, "
-                                 f"got {h.shape} and {c.shape}")
-        if self._stepper is None:
-            self._stepper = self._kernels.StepRunner(
-                list(self._params.values()), self.input_size, self.hidden_size)
-        if not self._stepper.step(x_t, h, c):
-            raise ValueError("x_t contains NaN or infinity")
+            h_in, c_in = (self._step_state(name, a, shape) for name, a in zip("hc", state))
+        h = np.empty(shape, dtype)
+        c = np.empty(shape, dtype)
+        status = self._step_runner().step(x_t, h_in, c_in, h, c)
+        if status == 1:
+            raise ValueError(f"x_t contains NaN or infinity (or values too large for {dtype})")
+        if status == 2:
+            raise ValueError(f"state contains NaN or infinity (or values too large for {dtype})")
         return h[-1], (h, c)
+
+    def _step_state(self, name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """A state array as the kernel takes it (cast and made contiguous only if needed)."""
+        if type(value) is np.ndarray and value.dtype == self.dtype and value.flags.c_contiguous:
+            a = value
+        else:
+            if hasattr(value, "detach"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            a = np.asarray(value)
+            if a.dtype.kind not in "fiu":
+                raise TypeError(f"state {name} must hold real numbers, got dtype {a.dtype}")
+            with np.errstate(over="ignore"):  # an overflow is reported as non-finite
+                a = np.ascontiguousarray(a, dtype=self.dtype)
+        if a.shape != shape:
+            raise ValueError(f"state {name} must have shape {shape}, got {a.shape}")
+        return a
+
+    def _step_runner(self) -> Any:
+        """The kernels' stepper for the current parameters, rebuilt when they change.
+
+        The packed kernels work on a packed copy of the weights, made once per
+        parameter version (``load_state_dict``, ``named_parameters`` and the
+        optimizers bump it); the BLAS path reads the live arrays.
+        """
+        version = getattr(self, "_version", 0)
+        if self._stepper is None or self._stepper_version != version:
+            k = self._kernels
+            if _packed.uses_packed(self):
+                p = self._params
+                packed = [k.pack(k.CELL_LSTM, p[f"weight_ih_l{i}"], p[f"weight_hh_l{i}"],
+                                 p[f"bias_ih_l{i}"], p[f"bias_hh_l{i}"])
+                          for i in range(self.num_layers)]
+                self._stepper = k.PackedStepper(packed, self.input_size, self.hidden_size)
+            else:
+                self._stepper = k.StepRunner(list(self._params.values()), self.input_size,
+                                             self.hidden_size)
+            self._stepper_version = version
+        return self._stepper
 
     def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
                  return_state_grads: bool = False):

@@ -180,6 +180,9 @@ class RecurrentLayer:
         for name, shape in self._param_shapes():
             self._params[name] = self._rng.uniform(-bound, bound, shape).astype(self.dtype)
         self._cache: _Cache | None = None
+        # bumped whenever the parameters may have changed: caches of packed
+        # weights (LSTM.step) compare it
+        self._version = 0
 
     def __getstate__(self) -> dict[str, Any]:
         # the kernel module is not picklable and forward caches are not worth
@@ -251,6 +254,8 @@ class RecurrentLayer:
         bias_ih_l0 (12,)
         bias_hh_l0 (12,)
         """
+        # the caller may write through these arrays: caches must not outlive that
+        self._version = getattr(self, "_version", 0) + 1
         return dict(self._params)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -302,6 +307,7 @@ class RecurrentLayer:
             staged[name] = value
         for name, value in staged.items():
             self._params[name][...] = value
+        self._version = getattr(self, "_version", 0) + 1
         self._cache = None
 
     # ------------------------------------------------------------- validation

@@ -197,22 +197,29 @@ def backward_recurrent(floating[:, :, ::1] gates, const floating[:, :, ::1] c_st
                         &dh[0, 0], &dc[0, 0], &db[0], r0, rows, &nact[0])
 
 
-cdef bint _step(int L, int B, int I, int H, void** params, const floating* x,
-                floating* h, floating* c) noexcept nogil:
-    # One time step of every layer, state updated in place; False if x is not finite.
-    cdef floating* gates = <floating*> malloc(B * 4 * H * sizeof(floating))
+cdef bint _all_finite_(const floating* a, Py_ssize_t n) noexcept nogil:
+    cdef floating probe = 0
+    cdef Py_ssize_t j
+    for j in range(n):
+        probe += a[j] * 0  # NaN if any entry is NaN or infinite
+    return probe == 0
+
+
+cdef int _step(Py_ssize_t L, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H, void** params,
+               const floating* x, floating* h, floating* c) noexcept nogil:
+    # One time step of every layer, state updated in place; sizes are 64-bit
+    # throughout (B * 4H passes 2^31 long before memory runs out).
+    # Returns 0, or -1 if the scratch buffer cannot be allocated.
+    cdef Py_ssize_t G = 4 * H
+    cdef floating* gates = <floating*> malloc(<size_t> B * <size_t> G * sizeof(floating))
     cdef const floating* inp = x
     cdef const floating* b_ih
     cdef const floating* b_hh
     cdef floating* hl
-    cdef floating probe = 0
-    cdef int l, r, j, n_in = I
+    cdef Py_ssize_t l, r, j, n_in = I
     cdef unsigned int fpstate
-    for j in range(B * I):
-        probe += x[j] * 0  # NaN if any entry is NaN or infinite
-    if probe != 0 or gates == NULL:
-        free(gates)
-        return False
+    if gates == NULL:
+        return -1
     fpstate = fl_denormals_off()
     for l in range(L):
         b_ih = <const floating*> params[4 * l + 2]
@@ -220,35 +227,37 @@ cdef bint _step(int L, int B, int I, int H, void** params, const floating* x,
         hl = h + l * B * H
         # G = b_ih + b_hh + x W_ih^T + h_{t-1} W_hh^T
         for r in range(B):
-            for j in range(4 * H):
-                gates[r * 4 * H + j] = b_ih[j] + b_hh[j]
-        gemm(False, True, B, 4 * H, n_in, <floating> 1, inp, n_in,
-             <const floating*> params[4 * l], n_in, <floating> 1, gates, 4 * H)
-        gemm(False, True, B, 4 * H, H, <floating> 1, hl, H,
-             <const floating*> params[4 * l + 1], H, <floating> 1, gates, 4 * H)
+            for j in range(G):
+                gates[r * G + j] = b_ih[j] + b_hh[j]
+        gemm(False, True, B, G, n_in, <floating> 1, inp, n_in,
+             <const floating*> params[4 * l], n_in, <floating> 1, gates, G)
+        gemm(False, True, B, G, H, <floating> 1, hl, H,
+             <const floating*> params[4 * l + 1], H, <floating> 1, gates, G)
         for r in range(B):
-            _cell_forward(H, gates + r * 4 * H, hl + r * H, c + l * B * H + r * H)
+            _cell_forward(H, gates + r * G, hl + r * H, c + l * B * H + r * H)
         inp = hl
         n_in = H
     fl_denormals_restore(fpstate)
     free(gates)
-    return True
+    return 0
 
 
 cdef class StepRunner:
-    """Streaming steps of a unidirectional stack, holding its live parameters.
+    """Streaming steps of a unidirectional stack through BLAS, on the live parameters.
 
     ``params`` is the flat list [W_ih, W_hh, b_ih, b_hh] per layer; the
-    arrays are read at every step, so in-place updates are seen.
+    arrays are read at every step, so in-place updates are seen.  The path
+    for float64 and for the portable variant (the packed kernels are float32).
     """
 
     cdef list _arrays
     cdef void** _params
-    cdef int n_layers, n_input, n_hidden, is_double
+    cdef Py_ssize_t n_layers, n_input, n_hidden
+    cdef bint is_double
     cdef object dtype
 
-    def __cinit__(self, list params, int input_size, int hidden_size):
-        cdef int k
+    def __cinit__(self, list params, Py_ssize_t input_size, Py_ssize_t hidden_size):
+        cdef Py_ssize_t k
         self._arrays = list(params)
         self.n_layers = len(params) // 4
         self.n_input = input_size
@@ -267,30 +276,50 @@ cdef class StepRunner:
     def __dealloc__(self):
         PyMem_Free(self._params)
 
-    def step(self, cnp.ndarray x, cnp.ndarray h, cnp.ndarray c):
-        """Advance (h, c), each (num_layers, B, H), by one step of x (B, I), in place.
+    def step(self, cnp.ndarray x, cnp.ndarray h_in, cnp.ndarray c_in, cnp.ndarray h_out,
+             cnp.ndarray c_out):
+        """(h_out, c_out) = one step of every layer from x (B, I) and (h_in, c_in), each (L, B, H).
 
-        Returns False (and changes nothing) if x holds NaN or infinity.
+        Returns 0, or 1 if x holds NaN or infinity, 2 if the state does.
         """
-        cdef int B = x.shape[0]
-        cdef bint ok
-        if (x.ndim != 2 or x.shape[1] != self.n_input or h.ndim != 3 or c.ndim != 3
-                or h.shape[0] != self.n_layers or h.shape[1] != B or h.shape[2] != self.n_hidden
-                or c.shape[0] != self.n_layers or c.shape[1] != B or c.shape[2] != self.n_hidden):
-            raise ValueError("step: shapes do not match the layer")
-        if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_IS_C_CONTIGUOUS(h)
-                and cnp.PyArray_IS_C_CONTIGUOUS(c)):
-            raise ValueError("step: arrays must be C-contiguous")
-        if x.dtype != self.dtype or h.dtype != self.dtype or c.dtype != self.dtype:
-            raise TypeError("step: arrays must have the layer's dtype")
+        cdef Py_ssize_t B = x.shape[0], n_state
+        cdef int status = 0
+        for a in (x, h_in, c_in, h_out, c_out):
+            if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and a.dtype == self.dtype):
+                raise ValueError("step: arrays must be C-contiguous, of the layer's dtype")
+        if x.ndim != 2 or x.shape[1] != self.n_input or B < 1:
+            raise ValueError("step: x must be (batch >= 1, input_size)")
+        for a in (h_in, c_in, h_out, c_out):
+            if (a.ndim != 3 or a.shape[0] != self.n_layers or a.shape[1] != B
+                    or a.shape[2] != self.n_hidden):
+                raise ValueError("step: states must be (num_layers, batch, hidden_size)")
+        n_state = self.n_layers * B * self.n_hidden
         cdef void* xp = cnp.PyArray_DATA(x)
-        cdef void* hp = cnp.PyArray_DATA(h)
-        cdef void* cp = cnp.PyArray_DATA(c)
+        cdef void* hp = cnp.PyArray_DATA(h_out)
+        cdef void* cp = cnp.PyArray_DATA(c_out)
+        cdef void* hi = cnp.PyArray_DATA(h_in)
+        cdef void* ci = cnp.PyArray_DATA(c_in)
+        cdef size_t nbytes = n_state * (8 if self.is_double else 4)
         with nogil:
             if self.is_double:
-                ok = _step(self.n_layers, B, self.n_input, self.n_hidden, self._params, <double*> xp,
-                           <double*> hp, <double*> cp)
+                if not _all_finite_(<double*> xp, B * self.n_input):
+                    status = 1
+                elif not (_all_finite_(<double*> hi, n_state) and _all_finite_(<double*> ci, n_state)):
+                    status = 2
             else:
-                ok = _step(self.n_layers, B, self.n_input, self.n_hidden, self._params, <float*> xp,
-                           <float*> hp, <float*> cp)
-        return ok
+                if not _all_finite_(<float*> xp, B * self.n_input):
+                    status = 1
+                elif not (_all_finite_(<float*> hi, n_state) and _all_finite_(<float*> ci, n_state)):
+                    status = 2
+            if status == 0:
+                memcpy(hp, hi, nbytes)
+                memcpy(cp, ci, nbytes)
+                if self.is_double:
+                    status = _step(self.n_layers, B, self.n_input, self.n_hidden, self._params,
+                                   <double*> xp, <double*> hp, <double*> cp)
+                else:
+                    status = _step(self.n_layers, B, self.n_input, self.n_hidden, self._params,
+                                   <float*> xp, <float*> hp, <float*> cp)
+        if status == -1:
+            raise MemoryError(f"step: cannot allocate {B * 4 * self.n_hidden} gate values")
+        return status

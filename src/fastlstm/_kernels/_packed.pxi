@@ -35,7 +35,7 @@ cdef extern from "csrc/fl_packed.h":
                  const float* b_ih, const float* b_hh, float* wp, float* bp) noexcept nogil
     void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
                     fl_barrier* bar) noexcept nogil
-    void fl_packed_gemm(int cell, int64_t rows, int64_t I, int64_t H, const float* x,
+    void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t I, int64_t H, const float* x,
                         int64_t ldx, const float* h, int64_t ldh, const float* wp,
                         const float* bp, float* out, int64_t ldout) noexcept nogil
     void fl_sigmoid_n(const float* x, float* y, int64_t n) noexcept nogil
@@ -187,8 +187,11 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
 
 
 def packed_gemm(int cell, const float[:, ::1] x, const float[:, ::1] h, const float[::1] wp,
-                const float[::1] bp):
-    """The raw tile product [x | h] W_packed + b, in packed column order (for tests)."""
+                const float[::1] bp, int64_t tile_rows=0):
+    """The raw tile product [x | h] W_packed + b, in packed column order (for tests).
+
+    Rows go through register tiles of ``tile_rows`` (default: the full tile).
+    """
     cdef int64_t rows = x.shape[0], I = x.shape[1], H = h.shape[1]
     cdef int64_t npan = fl_packed_panels(cell, H)
     if fl_packed_width() == 0:
@@ -199,7 +202,7 @@ def packed_gemm(int cell, const float[:, ::1] x, const float[:, ::1] h, const fl
     cdef float[:, ::1] ov = out
     if rows:
         with nogil:
-            fl_packed_gemm(cell, rows, I, H, &x[0, 0], I, &h[0, 0], H, &wp[0], &bp[0],
+            fl_packed_gemm(cell, rows, tile_rows, I, H, &x[0, 0], I, &h[0, 0], H, &wp[0], &bp[0],
                            &ov[0, 0], ov.shape[1])
     return out
 
@@ -228,3 +231,137 @@ def fma_peak_flops(int64_t iters):
     with nogil:
         flops = fl_fma_peak(iters)
     return flops
+
+
+cdef bint _all_finite(const float* a, int64_t n) noexcept nogil:
+    cdef float probe = 0
+    cdef int64_t j
+    for j in range(n):
+        probe += a[j] * 0  # NaN if any entry is NaN or infinite
+    return probe == 0
+
+
+cdef inline bint _is_f32_array(object a, int ndim):
+    return (isinstance(a, cnp.ndarray) and cnp.PyArray_NDIM(<cnp.ndarray> a) == ndim
+            and cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_FLOAT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a))
+
+
+cdef inline bint _state_ok(object a, int64_t L, int64_t B, int64_t H, bint writable):
+    if not _is_f32_array(a, 3):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray> a
+    if writable and not cnp.PyArray_ISWRITEABLE(arr):
+        return False
+    return arr.shape[0] == L and arr.shape[1] == B and arr.shape[2] == H
+
+
+cdef class PackedStepper:
+    """Streaming steps of a unidirectional LSTM stack on packed weights.
+
+    Holds the packed weights of every layer (packed once, by the caller, for
+    one version of the parameters) and a scratch cell-state buffer that grows
+    with the batch and is reused, so a step allocates nothing in C.
+    """
+
+    cdef list _packed
+    cdef object _cbuf
+    cdef const float** _wp
+    cdef const float** _bp
+    cdef readonly int64_t num_layers, input_size, hidden_size
+    cdef int64_t ldc, npan
+    cdef int32_t nact[1]
+
+    def __cinit__(self, list packed, int64_t input_size, int64_t hidden_size):
+        cdef int64_t layer
+        if fl_packed_width() == 0:
+            raise RuntimeError("this kernel variant has no packed kernels")
+        self.num_layers = len(packed)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.npan = fl_packed_panels(CELL_LSTM, hidden_size)
+        self.ldc = self.npan * fl_packed_width()
+        self._cbuf = np.zeros((1, self.ldc), dtype=np.float32)
+        self._packed = []
+        for layer in range(self.num_layers):
+            wp = np.ascontiguousarray(packed[layer][0], dtype=np.float32)
+            bp = np.ascontiguousarray(packed[layer][1], dtype=np.float32)
+            n_in = input_size if layer == 0 else hidden_size
+            if (wp.ndim != 1 or bp.ndim != 1
+                    or wp.shape[0] != fl_packed_size(CELL_LSTM, n_in, hidden_size)
+                    or bp.shape[0] != fl_packed_bias_size(CELL_LSTM, hidden_size)):
+                raise ValueError("packed weights do not match the layer sizes")
+            self._packed.append((wp, bp))
+        self._wp = <const float**> PyMem_Malloc(max(1, self.num_layers) * sizeof(float*))
+        self._bp = <const float**> PyMem_Malloc(max(1, self.num_layers) * sizeof(float*))
+        if self._wp == NULL or self._bp == NULL:
+            raise MemoryError()
+        for layer in range(self.num_layers):
+            self._wp[layer] = <const float*> cnp.PyArray_DATA(self._packed[layer][0])
+            self._bp[layer] = <const float*> cnp.PyArray_DATA(self._packed[layer][1])
+
+    def __dealloc__(self):
+        PyMem_Free(self._wp)
+        PyMem_Free(self._bp)
+
+    def step(self, x, h_in, c_in, h_out, c_out):
+        """One step of every layer: (h_out, c_out) from x (B, I) and (h_in, c_in), each (L, B, H).
+
+        All arrays float32 and C-contiguous.  Returns 0, or 1 if x holds NaN
+        or infinity, 2 if the state does (nothing is written then).
+        """
+        cdef int64_t L = self.num_layers, H = self.hidden_size, I = self.input_size
+        cdef int64_t B, l, r, ldc = self.ldc, npan = self.npan
+        cdef int status = 0
+        cdef fl_seq s
+        if not _is_f32_array(x, 2):
+            raise ValueError("step: x must be a C-contiguous float32 array (batch, input_size)")
+        B = (<cnp.ndarray> x).shape[0]
+        if B < 1 or (<cnp.ndarray> x).shape[1] != I:
+            raise ValueError("step: x must be (batch >= 1, input_size)")
+        if B > 2 ** 31 - 1:
+            raise ValueError("step: batch too large")
+        if not (_state_ok(h_in, L, B, H, False) and _state_ok(c_in, L, B, H, False)
+                and _state_ok(h_out, L, B, H, True) and _state_ok(c_out, L, B, H, True)):
+            raise ValueError("step: states must be C-contiguous float32 (num_layers, batch, "
+                             "hidden_size) arrays, the outputs writable")
+        cdef const float* xp = <const float*> cnp.PyArray_DATA(<cnp.ndarray> x)
+        cdef const float* hi = <const float*> cnp.PyArray_DATA(<cnp.ndarray> h_in)
+        cdef const float* ci = <const float*> cnp.PyArray_DATA(<cnp.ndarray> c_in)
+        cdef float* ho = <float*> cnp.PyArray_DATA(<cnp.ndarray> h_out)
+        cdef float* co = <float*> cnp.PyArray_DATA(<cnp.ndarray> c_out)
+        if (<cnp.ndarray> self._cbuf).shape[0] < B:
+            self._cbuf = np.zeros((B, ldc), dtype=np.float32)
+        cdef float* cb = <float*> cnp.PyArray_DATA(<cnp.ndarray> self._cbuf)
+        self.nact[0] = <int32_t> B
+        s.cell = CELL_LSTM
+        s.reverse = 0
+        s.T = 1
+        s.B = B
+        s.H = H
+        s.c = cb
+        s.ldc = ldc
+        s.ldo = H
+        s.acts = NULL
+        s.cstore = NULL
+        s.nact = self.nact
+        with nogil:
+            if not _all_finite(xp, B * I):
+                status = 1
+            elif not (_all_finite(hi, L * B * H) and _all_finite(ci, L * B * H)):
+                status = 2
+            else:
+                for l in range(L):
+                    s.NI = I if l == 0 else H
+                    s.x = xp if l == 0 else ho + (l - 1) * B * H
+                    s.ldx = s.NI
+                    s.wp = self._wp[l]
+                    s.bp = self._bp[l]
+                    s.h0 = hi + l * B * H
+                    s.out = ho + l * B * H
+                    for r in range(B):
+                        memcpy(cb + r * ldc, ci + (l * B + r) * H, H * sizeof(float))
+                    fl_seq_run(&s, 0, B, 0, npan, NULL)
+                    for r in range(B):
+                        memcpy(co + (l * B + r) * H, cb + r * ldc, H * sizeof(float))
+        return status

@@ -52,9 +52,10 @@ void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_
    rows are this thread's alone. */
 void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
                 fl_barrier* bar);
-/* out (rows, 4*VW*panels) = [x | h] W_packed + b for one step, no gate
-   math: the raw product, for tests of the tile and packing. */
-void fl_packed_gemm(int cell, int64_t rows, int64_t NI, int64_t H, const float* x, int64_t ldx,
+/* out (rows, 4*VW*panels) = [x | h] W_packed + b for one step, in tiles of
+   at most mr rows, no gate math: the raw product, for tests of the tile and
+   packing. */
+void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t NI, int64_t H, const float* x, int64_t ldx,
                     const float* h, int64_t ldh, const float* wp, const float* bp,
                     float* out, int64_t ldout);
 /* Vector exp-based sigmoid and tanh over n floats (for tests of their error). */

@@ -60,6 +60,96 @@ int64_t fl_packed_size(int cell, int64_t NI, int64_t H) {
 }
 int64_t fl_packed_bias_size(int cell, int64_t H) { return fl_packed_panels(cell, H) * FL_PW; }
 
+/* ---------------------------------------------------------- the tile --
+   acc[i][v] = b + x_i W_ih-part + h_i W_hh-part for `mr` rows and one
+   panel, accumulated in registers.  A panel is stored as FL_NV / FL_NVT
+   passes of K rows x FL_NVT vectors: AVX2's 16 registers hold 6 rows x 2
+   vectors of accumulators (the first pass's results wait on the stack for
+   the second), AVX-512's 32 hold 6 x 4 in one pass.  Per k, a pass loads
+   FL_NVT weight vectors once (kept in registers: see FL_KEEP) and
+   broadcasts one input per row.  A single row runs 8 / FL_NVT interleaved
+   k-streams so that eight FMA chains hide the FMA latency. */
+#define FL_PASSES (FL_NV / FL_NVT)
+#define FL_PASS_W (FL_NVT * FL_VW)                   /* floats a pass row holds */
+/* Make the compiler hold v in a register: without it GCC folds the weight
+   loads into every row's FMA, twice the loads the tile needs. */
+#if defined(__AVX512F__)
+#define FL_KEEP(v) __asm__("" : "+v"(v))
+#else
+#define FL_KEEP(v) __asm__("" : "+x"(v))
+#endif
+
+/* offset of (k, vector v) inside a panel of K rows */
+static inline int64_t fl_panel_offset(int64_t K, int64_t k, int64_t v) {
+    return (v / FL_NVT) * K * FL_PASS_W + k * FL_PASS_W + (v % FL_NVT) * FL_VW;
+}
+
+/* k-streams for an mr-row tile: enough independent accumulator chains (8)
+   to cover FMA latency x ports, within the registers (FL_MAXACC). */
+#define FL_STREAMS_FOR(mr) \
+    ((mr) * FL_NVT >= 8 ? 1 : ((8 + (mr) * FL_NVT - 1) / ((mr) * FL_NVT)) * (mr) * FL_NVT \
+     <= FL_MAXACC ? (8 + (mr) * FL_NVT - 1) / ((mr) * FL_NVT) : 1)
+#define FL_SMAX 8
+
+FL_INLINE void fl_tile_acc(int mr, const float* const* xa, const float* const* ha, int64_t NI,
+                           int64_t H, const float* panel, const float* b, V acc[FL_MR][FL_NV]) {
+    const int S = FL_STREAMS_FOR(mr);
+    int64_t K = NI + H, k;
+    int i, j, q, u;
+#pragma GCC unroll 4
+    for (q = 0; q < FL_PASSES; q++) {
+        const float* w = panel + q * K * FL_PASS_W;
+        const float* bq = b + q * FL_PASS_W;
+        V c[FL_SMAX][FL_MR][FL_NVT];
+#pragma GCC unroll 8
+        for (u = 0; u < S; u++)
+#pragma GCC unroll 8
+            for (i = 0; i < mr; i++)
+#pragma GCC unroll 4
+                for (j = 0; j < FL_NVT; j++) c[u][i][j] = u == 0 ? v_load(bq + j * FL_VW) : v_zero();
+        for (int part = 0; part < 2; part++) {
+            int64_t Kp = part == 0 ? NI : H;
+            const float* const* a = part == 0 ? xa : ha;
+            /* S consecutive k's at a time, one per stream */
+            for (k = 0; k + S <= Kp; k += S, w += S * FL_PASS_W) {
+#pragma GCC unroll 8
+                for (u = 0; u < S; u++) {
+                    V bw[FL_NVT];
+#pragma GCC unroll 4
+                    for (j = 0; j < FL_NVT; j++) {
+                        bw[j] = v_load(w + u * FL_PASS_W + j * FL_VW);
+                        FL_KEEP(bw[j]);
+                    }
+#pragma GCC unroll 8
+                    for (i = 0; i < mr; i++) {
+                        V ai = v_bcast(a[i] + k + u);
+#pragma GCC unroll 4
+                        for (j = 0; j < FL_NVT; j++) c[u][i][j] = v_fmadd(ai, bw[j], c[u][i][j]);
+                    }
+                }
+            }
+            for (; k < Kp; k++, w += FL_PASS_W) {
+#pragma GCC unroll 8
+                for (i = 0; i < mr; i++) {
+                    V ai = v_bcast(a[i] + k);
+#pragma GCC unroll 4
+                    for (j = 0; j < FL_NVT; j++)
+                        c[0][i][j] = v_fmadd(ai, v_load(w + j * FL_VW), c[0][i][j]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (i = 0; i < mr; i++)
+#pragma GCC unroll 4
+            for (j = 0; j < FL_NVT; j++) {
+                V sum = c[0][i][j];
+#pragma GCC unroll 8
+                for (u = 1; u < S; u++) sum = v_add(sum, c[u][i][j]);
+                acc[i][q * FL_NVT + j] = sum;
+            }
+    }
+}
+
 /* Row of W (G*H rows, PyTorch's gate blocks) that panel p, vector v, lane l
    holds, or -1 past H. */
 static inline int64_t fl_column(int cell, int64_t H, int64_t p, int64_t v, int64_t l) {
@@ -82,80 +172,9 @@ void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_
                 row = fl_column(cell, H, p, v, l);
                 bp[p * FL_PW + v * FL_VW + l] = row < 0 ? 0.0f : b_ih[row] + b_hh[row];
                 for (k = 0; k < NI; k++)
-                    panel[k * FL_PW + v * FL_VW + l] = row < 0 ? 0.0f : w_ih[row * NI + k];
+                    panel[fl_panel_offset(K, k, v) + l] = row < 0 ? 0.0f : w_ih[row * NI + k];
                 for (k = 0; k < H; k++)
-                    panel[(NI + k) * FL_PW + v * FL_VW + l] = row < 0 ? 0.0f : w_hh[row * H + k];
-            }
-        }
-    }
-}
-
-/* ---------------------------------------------------------- the tile --
-   acc[i][v] = b + x_i W_ih-part + h_i W_hh-part for `mr` rows and one
-   panel, accumulated in registers.  One row alone runs two interleaved
-   k-streams so that eight FMA chains hide the FMA latency. */
-FL_INLINE void fl_tile_acc(int mr, const float* const* xa, const float* const* ha, int64_t NI,
-                           int64_t H, const float* w, const float* b, V acc[FL_MR][FL_NV]) {
-    int64_t k;
-    int i;
-    if (mr == 1) {
-        V e0 = v_load(b), e1 = v_load(b + FL_VW), e2 = v_load(b + 2 * FL_VW),
-          e3 = v_load(b + 3 * FL_VW);
-        V o0 = v_zero(), o1 = v_zero(), o2 = v_zero(), o3 = v_zero();
-        const float* a = xa[0];
-        for (int part = 0; part < 2; part++) {
-            int64_t K = part == 0 ? NI : H;
-            a = part == 0 ? xa[0] : ha[0];
-            for (k = 0; k + 1 < K; k += 2, w += 2 * FL_PW) {
-                V a0 = v_bcast(a + k), a1 = v_bcast(a + k + 1);
-                e0 = v_fmadd(a0, v_load(w), e0);
-                e1 = v_fmadd(a0, v_load(w + FL_VW), e1);
-                e2 = v_fmadd(a0, v_load(w + 2 * FL_VW), e2);
-                e3 = v_fmadd(a0, v_load(w + 3 * FL_VW), e3);
-                o0 = v_fmadd(a1, v_load(w + FL_PW), o0);
-                o1 = v_fmadd(a1, v_load(w + FL_PW + FL_VW), o1);
-                o2 = v_fmadd(a1, v_load(w + FL_PW + 2 * FL_VW), o2);
-                o3 = v_fmadd(a1, v_load(w + FL_PW + 3 * FL_VW), o3);
-            }
-            if (k < K) {
-                V a0 = v_bcast(a + k);
-                e0 = v_fmadd(a0, v_load(w), e0);
-                e1 = v_fmadd(a0, v_load(w + FL_VW), e1);
-                e2 = v_fmadd(a0, v_load(w + 2 * FL_VW), e2);
-                e3 = v_fmadd(a0, v_load(w + 3 * FL_VW), e3);
-                w += FL_PW;
-            }
-        }
-        acc[0][0] = v_add(e0, o0);
-        acc[0][1] = v_add(e1, o1);
-        acc[0][2] = v_add(e2, o2);
-        acc[0][3] = v_add(e3, o3);
-        return;
-    }
-#pragma GCC unroll 8
-    for (i = 0; i < FL_MR; i++) {
-        if (i < mr) {
-            acc[i][0] = v_load(b);
-            acc[i][1] = v_load(b + FL_VW);
-            acc[i][2] = v_load(b + 2 * FL_VW);
-            acc[i][3] = v_load(b + 3 * FL_VW);
-        }
-    }
-    for (int part = 0; part < 2; part++) {
-        int64_t K = part == 0 ? NI : H;
-        const float* const* a = part == 0 ? xa : ha;
-        for (k = 0; k < K; k++, w += FL_PW) {
-            V b0 = v_load(w), b1 = v_load(w + FL_VW), b2 = v_load(w + 2 * FL_VW),
-              b3 = v_load(w + 3 * FL_VW);
-#pragma GCC unroll 8
-            for (i = 0; i < FL_MR; i++) {
-                if (i < mr) {
-                    V ai = v_bcast(a[i] + k);
-                    acc[i][0] = v_fmadd(ai, b0, acc[i][0]);
-                    acc[i][1] = v_fmadd(ai, b1, acc[i][1]);
-                    acc[i][2] = v_fmadd(ai, b2, acc[i][2]);
-                    acc[i][3] = v_fmadd(ai, b3, acc[i][3]);
-                }
+                    panel[fl_panel_offset(K, NI + k, v) + l] = row < 0 ? 0.0f : w_hh[row * H + k];
             }
         }
     }
@@ -274,29 +293,42 @@ void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
 }
 
 /* --------------------------------------------------------- test hooks -- */
-void fl_packed_gemm(int cell, int64_t rows, int64_t NI, int64_t H, const float* x, int64_t ldx,
-                    const float* h, int64_t ldh, const float* wp, const float* bp,
+#define FL_ACC_CASE(m) case m: fl_tile_acc(m, xa, ha, NI, H, panel, bp + p * FL_PW, acc); break;
+
+void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t NI, int64_t H, const float* x,
+                    int64_t ldx, const float* h, int64_t ldh, const float* wp, const float* bp,
                     float* out, int64_t ldout) {
     int64_t np = fl_packed_panels(cell, H);
     const float* xa[FL_MR];
     const float* ha[FL_MR];
     V acc[FL_MR][FL_NV];
+    if (mr < 1 || mr > FL_MR) mr = FL_MR;
     for (int64_t p = 0; p < np; p++) {
-        for (int64_t r = 0; r < rows; r++) {
-            xa[0] = x + r * ldx;
-            ha[0] = h + r * ldh;
-            fl_tile_acc(1, xa, ha, NI, H, wp + p * (NI + H) * FL_PW, bp + p * FL_PW, acc);
-            for (int v = 0; v < FL_NV; v++)
-                v_store(out + r * ldout + p * FL_PW + v * FL_VW, acc[0][v]);
-        }
-        for (int64_t r = 0; r + FL_MR <= rows; r += FL_MR) {
-            /* full tiles overwrite the single-row results: both paths are checked */
-            for (int i = 0; i < FL_MR; i++) {
+        const float* panel = wp + p * (NI + H) * FL_PW;
+        for (int64_t r = 0; r < rows; r += mr) {
+            int m = (int)(rows - r < mr ? rows - r : mr);
+            for (int i = 0; i < m; i++) {
                 xa[i] = x + (r + i) * ldx;
                 ha[i] = h + (r + i) * ldh;
             }
-            fl_tile_acc(FL_MR, xa, ha, NI, H, wp + p * (NI + H) * FL_PW, bp + p * FL_PW, acc);
-            for (int i = 0; i < FL_MR; i++)
+            switch (m) {
+                FL_ACC_CASE(1)
+                FL_ACC_CASE(2)
+#if FL_MR > 2
+                FL_ACC_CASE(3)
+#endif
+#if FL_MR > 3
+                FL_ACC_CASE(4)
+#endif
+#if FL_MR > 4
+                FL_ACC_CASE(5)
+#endif
+#if FL_MR > 5
+                FL_ACC_CASE(6)
+#endif
+                default: break;
+            }
+            for (int i = 0; i < m; i++)
                 for (int v = 0; v < FL_NV; v++)
                     v_store(out + (r + i) * ldout + p * FL_PW + v * FL_VW, acc[i][v]);
         }

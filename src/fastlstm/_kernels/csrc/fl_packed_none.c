@@ -17,10 +17,10 @@ void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
                 fl_barrier* bar) {
     (void)s; (void)r0; (void)r1; (void)p0; (void)p1; (void)bar;
 }
-void fl_packed_gemm(int cell, int64_t rows, int64_t NI, int64_t H, const float* x, int64_t ldx,
+void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t NI, int64_t H, const float* x, int64_t ldx,
                     const float* h, int64_t ldh, const float* wp, const float* bp,
                     float* out, int64_t ldout) {
-    (void)cell; (void)rows; (void)NI; (void)H; (void)x; (void)ldx; (void)h; (void)ldh;
+    (void)cell; (void)rows; (void)mr; (void)NI; (void)H; (void)x; (void)ldx; (void)h; (void)ldh;
     (void)wp; (void)bp; (void)out; (void)ldout;
 }
 void fl_sigmoid_n(const float* x, float* y, int64_t n) { (void)x; (void)y; (void)n; }

@@ -7,7 +7,9 @@
 #include <stdint.h>
 
 #define FL_VW 8          /* floats per vector */
-#define FL_MR 2          /* rows of a register tile: 2 x 4 accumulators + 4 weights + 2 broadcasts */
+#define FL_MR 6          /* rows of a register tile */
+#define FL_NVT 2         /* vectors a tile pass accumulates: 6 x 2 accumulators, 2 weights, 1 broadcast */
+#define FL_MAXACC 12     /* accumulators that fit beside them */
 #define FL_ISA_NAME "avx2"
 
 typedef __m256 V;

@@ -6,7 +6,9 @@
 #include <stdint.h>
 
 #define FL_VW 16
-#define FL_MR 6          /* 6 x 4 accumulators + 4 weights + 1 broadcast of 32 registers */
+#define FL_MR 6          /* rows of a register tile */
+#define FL_NVT 4         /* one pass: 6 x 4 accumulators + 4 weights + 1 broadcast of 32 registers */
+#define FL_MAXACC 24
 #define FL_ISA_NAME "avx512"
 
 typedef __m512 V;
