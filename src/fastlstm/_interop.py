@@ -65,6 +65,8 @@ class LayerInterop:
         Returns
         -------
         module : torch.nn.LSTM or torch.nn.RNN
+            In eval mode, as :meth:`forward` without ``training``
+            (``module.train()`` turns its dropout on).
 
         Examples
         --------

@@ -158,11 +158,19 @@ def _dump_estimator(est: Any, header: dict, arrays: dict[str, np.ndarray],
                 arrays[f"optimizer.{g}.{i}"] = buf
     if est._kind == "classifier":
         classes = np.asarray(est.classes_)
+        state["classes_object"] = classes.dtype == object
+        if state["classes_object"]:
+            # labels from e.g. a pandas column: stored as numbers or strings, and
+            # given back as an object array of the same Python values
+            plain = np.asarray(classes.tolist())
+            if plain.dtype.kind in "biufUS" and plain.shape == classes.shape and all(
+                    type(a) is type(b) for a, b in zip(plain.astype(object), classes, strict=True)):
+                classes = plain
         if classes.dtype.kind not in "biufUS":
             raise TypeError(
-                f"cannot save classes_ of dtype {classes.dtype}: the file stores labels "
-                "as numbers or strings, never pickled objects; refit with labels of one "
-                "type (e.g. y.astype(str))")
+                f"cannot save classes_ {est.classes_!r}: the file stores labels as numbers "
+                "or strings of one type, never pickled objects; refit with such labels "
+                "(e.g. y.astype(str))")
         arrays["classes"] = classes
     else:
         state["y_single"] = bool(est._y_single)
@@ -500,7 +508,7 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
         r.header["state"],
         ("published", "table_steps", "architecture", "network", "train_state", "rng",
          "layer_rng", "optimizer"),
-        "state", optional=("y_single", "fitted_sequence_output"))
+        "state", optional=("y_single", "fitted_sequence_output", "classes_object"))
     net = state["network"]
     _check_network(net, raw, kind)
     _check(state["table_steps"] is None or _is_int(state["table_steps"]),
@@ -625,6 +633,8 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
 
     if kind == "classifier":
         est.classes_ = arrays["classes"]
+        if _check_bool(state.get("classes_object", False), "classes_object"):
+            est.classes_ = est.classes_.astype(object)
         _check(len(np.unique(est.classes_)) == k, "classes_ must be unique labels")
     else:
         est._y_mean = arrays["y_mean"]

@@ -54,9 +54,10 @@ def layer_to_torch(layer: Any) -> Any:
     torch = require_torch()
     from fastlstm._lstm import LSTM
 
-    return _layer_module(torch, "lstm" if isinstance(layer, LSTM) else "rnn", layer.input_size,
-                         layer.hidden_size, layer.num_layers, layer.bidirectional,
-                         layer.dropout, layer.dtype, layer.state_dict())
+    module = _layer_module(torch, "lstm" if isinstance(layer, LSTM) else "rnn",
+                           layer.input_size, layer.hidden_size, layer.num_layers,
+                           layer.bidirectional, layer.dropout, layer.dtype, layer.state_dict())
+    return module.eval()  # as forward(training=False): no dropout until module.train()
 
 
 def layer_from_torch(cls: type, module: Any, *, n_jobs: int | None = None,
