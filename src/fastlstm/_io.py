@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from fastlstm._estimators import LSTMClassifier, LSTMRegressor
 from fastlstm._lstm import LSTM
 from fastlstm._rnn import RNN
 
@@ -61,12 +62,9 @@ class _Invalid(ValueError):
     """A file that is not a valid fastlstm model file (reported by :func:`load`)."""
 
 
-def _classes() -> dict[str, type]:
-    # the allow-list: load constructs these and nothing else
-    from fastlstm._estimators import LSTMClassifier, LSTMRegressor
-
-    return {"LSTM": LSTM, "RNN": RNN, "LSTMClassifier": LSTMClassifier,
-            "LSTMRegressor": LSTMRegressor}
+# the allow-list: load constructs these classes and nothing else
+_CLASSES: dict[str, type] = {"LSTM": LSTM, "RNN": RNN, "LSTMClassifier": LSTMClassifier,
+                             "LSTMRegressor": LSTMRegressor}
 
 
 # ------------------------------------------------------------------ encoding
@@ -218,10 +216,9 @@ def save(model: Any, path: str | os.PathLike | BinaryIO, *,
     """
     if not isinstance(include_optimizer, (bool, np.bool_)):
         raise TypeError(f"include_optimizer must be a bool, got {include_optimizer!r}")
-    classes = _classes()
     kind = type(model).__name__
-    if classes.get(kind) is not type(model):
-        raise TypeError(f"save supports {', '.join(classes)}; got {type(model).__name__}")
+    if _CLASSES.get(kind) is not type(model):
+        raise TypeError(f"save supports {', '.join(_CLASSES)}; got {type(model).__name__}")
     from fastlstm import __version__
 
     header: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
@@ -283,9 +280,10 @@ def _decode_param(name: str, value: Any, arrays: dict) -> Any:
     if isinstance(value, dict):
         if list(value) == ["__dict__"] and isinstance(value["__dict__"], list):
             items = value["__dict__"]
-            _check(all(isinstance(i, list) and len(i) == 2 for i in items),
-                   f"parameter {name!r} is not a list of [key, value] pairs")
-            return {k: v for k, v in items}
+            _check(all(isinstance(i, list) and len(i) == 2 and all(
+                v is None or isinstance(v, (bool, int, float, str)) for v in i) for i in items),
+                   f"parameter {name!r} is not a list of [key, value] pairs of scalars")
+            return dict(items)
         if list(value) == ["__random_state__"]:
             rs = np.random.RandomState()
             _set_random_state(rs, value["__random_state__"], arrays.get(f"params.{name}"),
@@ -473,14 +471,14 @@ def _load_layer(r: _Reader, cls: type) -> Any:
     weights = {k: r.array(f"layer.{k}") for k in shapes}
     try:
         layer = cls(**params)
+        layer.load_state_dict(weights)
     except (TypeError, ValueError) as exc:
-        raise _Invalid(f"invalid layer parameters ({exc})") from None
-    layer.load_state_dict(weights)
+        raise _Invalid(f"invalid layer ({exc})") from None
     _set_generator(layer, state["rng"])
     return layer
 
 
-def _check_network(net: dict, params: Any, kind: str) -> None:
+def _check_network(net: dict, kind: str) -> None:
     _check_keys(net, _NET_CONFIG, "the network configuration")
     _check(net["cell"] in ("lstm", "rnn"), f"unknown cell {net['cell']!r}")
     _check_layer_params({"input_size": net["n_features"], **net}, "network")
@@ -491,8 +489,113 @@ def _check_network(net: dict, params: Any, kind: str) -> None:
            "a classifier cannot have sequence_output")
 
 
-def _load_estimator(r: _Reader, cls: type) -> Any:
+_ESTIMATOR_STATE = ("published", "table_steps", "architecture", "network", "train_state", "rng",
+                    "layer_rng", "optimizer")
+_TRAIN_STATE = ("loss_curve", "validation_scores", "best_loss", "best_validation_score",
+                "no_improvement_count", "n_iter", "t")
+
+
+def _check_estimator_state(state: dict, kind: str) -> None:
+    """Check the non-array state of an estimator (nothing is built yet)."""
+    net = state["network"]
+    _check_network(net, kind)
+    arch = _check_keys(state["architecture"], ("cell", "hidden_size", "num_layers",
+                                               "bidirectional", "dtype"), "architecture")
+    _check(all(arch[a] == net[a] for a in arch), "architecture does not match the network")
+    steps = state["table_steps"]
+    _check(steps is None or _is_int(steps) and steps >= 1,
+           "table_steps must be null or a positive int")
+    ts = _check_keys(state["train_state"], _TRAIN_STATE, "train_state")
+    for name in ("loss_curve", "validation_scores"):
+        _check(isinstance(ts[name], list), f"{name} must be a list")
+        for v in ts[name]:
+            _check_float(v, name)
+    for name in ("best_loss", "best_validation_score"):
+        _check_float(ts[name], name)
+    for name in ("no_improvement_count", "n_iter", "t"):
+        _check_int(ts[name], name)
+    opt = state["optimizer"]
+    if opt is not None:
+        _check_keys(opt, ("name", "t", "groups"), "the optimizer state")
+        _check(opt["name"] in ("adam", "adamw", "sgd"), f"unknown optimizer {opt['name']!r}")
+        _check_int(opt["t"], "the optimizer step count")
+        _check(_is_int(opt["groups"]) and 0 <= opt["groups"] <= 2,
+               "malformed optimizer groups")
+    published = state["published"]
+    _check(isinstance(published, dict) and set(published) <= set(_PUBLISHED),
+           f"unknown fitted attributes {sorted(set(published) - set(_PUBLISHED))}")
+    _check("n_features_in_" in published, "n_features_in_ is missing")
+    for name, value in published.items():
+        if name in ("n_features_in_", "n_iter_", "t_"):
+            _check_int(value, name, 1 if name == "n_features_in_" else 0)
+        else:
+            for v in value if isinstance(value, list) else [value]:
+                _check_float(v, name)
+    if steps is None:
+        _check(published["n_features_in_"] == net["n_features"],
+               "n_features_in_ does not match the network")
+    else:
+        _check(net["n_features"] == 1 and published["n_features_in_"] == steps,
+               "a model fitted on a 2D table must have one feature per step")
+    if kind == "regressor":
+        _check_bool(state.get("y_single"), "y_single")
+        _check(not state["y_single"] or net["n_outputs"] == 1, "y_single needs one output")
+        _check(state.get("fitted_sequence_output") == net["sequence_output"],
+               "fitted_sequence_output does not match the network")
+    else:
+        _check_bool(state.get("classes_object"), "classes_object")
+
+
+def _estimator_arrays(state: dict, kind: str, random_state_params: list[str]
+                      ) -> tuple[dict[str, tuple[Any, tuple[int, ...]]], list[tuple[int, ...]]]:
+    """Every array an estimator needs (name: (dtype, shape)), and its parameters' shapes."""
+    net = state["network"]
+    dtype, k = net["dtype"], net["n_outputs"]
+    d = 2 if net["bidirectional"] else 1
+    layer_shapes = _layer_shapes(net["cell"], net["n_features"], net["hidden_size"],
+                                 net["num_layers"], net["bidirectional"])
+    expected: dict[str, tuple[Any, tuple[int, ...]]] = {
+        f"layer.{n}": (dtype, s) for n, s in layer_shapes.items()}
+    expected["head.weight"] = (dtype, (k, d * net["hidden_size"]))
+    expected["head.bias"] = (dtype, (k,))
+    # in the order of network.parameters(), which the optimizer's buffers follow
+    param_shapes = [s for _, s in expected.values()]
+    expected["rng.keys"] = (np.uint32, (624,))
+    for name in random_state_params:
+        expected[f"params.{name}"] = (np.uint32, (624,))
+    opt = state["optimizer"]
+    for g in range(opt["groups"] if opt is not None else 0):
+        for i, s in enumerate(param_shapes):
+            expected[f"optimizer.{g}.{i}"] = (dtype, s)
+    if kind == "classifier":
+        expected["classes"] = (None, (k,))
+    else:
+        expected["y_mean"] = (np.float64, (k,))
+        expected["y_scale"] = (np.float64, (k,))
+    return expected, param_shapes
+
+
+def _restore_optimizer(est: Any, opt: dict | None, arrays: dict, n_params: int) -> None:
     from fastlstm._optim import make_optimizer
+
+    est._optimizer = None
+    est._optimizer_name = est.optimizer
+    if opt is None:
+        return
+    optimizer = make_optimizer(opt["name"], est.network_.parameters(),
+                               learning_rate=est.learning_rate,
+                               weight_decay=est.weight_decay, momentum=est.momentum)
+    groups = optimizer.get_state()["buffers"]
+    _check(len(groups) == opt["groups"],
+           f"the optimizer state has {opt['groups']} buffer groups, {opt['name']!r} with "
+           f"these parameters has {len(groups)}")
+    optimizer.set_state({"t": opt["t"], "buffers": [
+        [arrays[f"optimizer.{g}.{i}"] for i in range(n_params)] for g in range(opt["groups"])]})
+    est._optimizer = optimizer
+    est._optimizer_name = opt["name"]
+
+
+def _load_estimator(r: _Reader, cls: type) -> Any:
     from fastlstm._training import SequenceNet, TrainState
 
     raw = r.header["params"]
@@ -501,72 +604,33 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     known = set(est.get_params(deep=False))
     _check(set(raw) == known, f"params do not match {cls.__name__}: missing "
            f"{sorted(known - set(raw))}, unexpected {sorted(set(raw) - known)}")
-    param_arrays = {n: None for n in raw if isinstance(raw[n], dict)
-                    and "__random_state__" in raw[n]}
     kind = est._kind
-    state = _check_keys(
-        r.header["state"],
-        ("published", "table_steps", "architecture", "network", "train_state", "rng",
-         "layer_rng", "optimizer"),
-        "state", optional=("y_single", "fitted_sequence_output", "classes_object"))
-    net = state["network"]
-    _check_network(net, raw, kind)
-    _check(state["table_steps"] is None or _is_int(state["table_steps"]),
-           "table_steps must be null or an int")
-    if kind == "regressor":
-        _check_bool(state.get("y_single"), "y_single")
-        _check(state.get("fitted_sequence_output") == net["sequence_output"],
-               "fitted_sequence_output does not match the network")
-
-    # every array the model needs, with its dtype and shape, before reading any
-    dtype = net["dtype"]
-    d = 2 if net["bidirectional"] else 1
-    k = net["n_outputs"]
-    layer_shapes = _layer_shapes(net["cell"], net["n_features"], net["hidden_size"],
-                                 net["num_layers"], net["bidirectional"])
-    expected: dict[str, tuple[Any, tuple[int, ...]]] = {
-        f"layer.{n}": (dtype, s) for n, s in layer_shapes.items()}
-    expected["head.weight"] = (dtype, (k, d * net["hidden_size"]))
-    expected["head.bias"] = (dtype, (k,))
-    expected["rng.keys"] = (np.uint32, (624,))
-    for name in param_arrays:
-        expected[f"params.{name}"] = (np.uint32, (624,))
-    opt = state["optimizer"]
-    # the optimizer's buffers follow network.parameters(): the layer's, then the head's
-    param_shapes = [*layer_shapes.values(), expected["head.weight"][1], expected["head.bias"][1]]
-    if opt is not None:
-        _check_keys(opt, ("name", "t", "groups"), "the optimizer state")
-        _check(opt["name"] in ("adam", "adamw", "sgd"), f"unknown optimizer {opt['name']!r}")
-        _check_int(opt["t"], "the optimizer step count")
-        _check(_is_int(opt["groups"]) and 0 <= opt["groups"] <= 2,
-               "malformed optimizer groups")
-        for g in range(opt["groups"]):
-            for i, s in enumerate(param_shapes):
-                expected[f"optimizer.{g}.{i}"] = (dtype, s)
-    if kind == "classifier":
-        expected["classes"] = (None, (k,))
-    else:
-        expected["y_mean"] = (np.float64, (k,))
-        expected["y_scale"] = (np.float64, (k,))
+    state = _check_keys(r.header["state"], _ESTIMATOR_STATE, "state",
+                        optional=("y_single", "fitted_sequence_output", "classes_object"))
+    _check_estimator_state(state, kind)
+    # a RandomState instance as random_state: its key array travels with the others
+    rs_params = [n for n, v in raw.items() if isinstance(v, dict) and "__random_state__" in v]
+    expected, param_shapes = _estimator_arrays(state, kind, rs_params)
     r.expect(expected)
 
-    # build
+    # everything declared is checked: read, then build
     arrays = {name: r.array(name) for name in expected}
+    for name, value in arrays.items():
+        if name.startswith(("layer.", "head.", "optimizer.")):
+            _check(np.isfinite(value).all(), f"array {name!r} contains NaN or infinity")
     params = {n: _decode_param(n, v, arrays) for n, v in raw.items()}
     try:
         est.set_params(**params)
         est._check_params()
     except (TypeError, ValueError) as exc:
         raise _Invalid(f"invalid {cls.__name__} parameters ({exc})") from None
-    for name, value in arrays.items():
-        if name.startswith(("layer.", "head.", "optimizer.")):
-            _check(np.isfinite(value).all(), f"array {name!r} contains NaN or infinity")
-
+    net = state["network"]
     network = SequenceNet.__new__(SequenceNet)
     try:
         network.__setstate__({
             "config": dict(net),
-            "layer_state": {n: arrays[f"layer.{n}"] for n in layer_shapes},
+            "layer_state": {n[len("layer."):]: a for n, a in arrays.items()
+                            if n.startswith("layer.")},
             "weight": arrays["head.weight"], "bias": arrays["head.bias"],
         })
     except (TypeError, ValueError) as exc:
@@ -574,75 +638,28 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     _set_generator(network.layer, state["layer_rng"])
     est.network_ = network
 
-    arch = _check_keys(state["architecture"], ("cell", "hidden_size", "num_layers",
-                                               "bidirectional", "dtype"), "architecture")
-    est._architecture = dict(arch)
+    est._architecture = dict(state["architecture"])
     est._table_steps = state["table_steps"]
-    ts = _check_keys(state["train_state"], ("loss_curve", "validation_scores", "best_loss",
-                                            "best_validation_score", "no_improvement_count",
-                                            "n_iter", "t"), "train_state")
-    for name in ("loss_curve", "validation_scores"):
-        _check(isinstance(ts[name], list), f"{name} must be a list")
-        for v in ts[name]:
-            _check_float(v, name)
-    est._state = TrainState(
-        loss_curve=[float(v) for v in ts["loss_curve"]],
-        validation_scores=[float(v) for v in ts["validation_scores"]],
-        best_loss=_check_float(ts["best_loss"], "best_loss"),
-        best_validation_score=_check_float(ts["best_validation_score"],
-                                           "best_validation_score"),
-        no_improvement_count=_check_int(ts["no_improvement_count"], "no_improvement_count"),
-        n_iter=_check_int(ts["n_iter"], "n_iter"), t=_check_int(ts["t"], "t"))
+    ts = state["train_state"]
+    est._state = TrainState(**{**ts, "loss_curve": [float(v) for v in ts["loss_curve"]],
+                               "validation_scores": [float(v) for v in ts["validation_scores"]],
+                               "best_loss": float(ts["best_loss"]),
+                               "best_validation_score": float(ts["best_validation_score"])})
     est._rng = np.random.RandomState()
     _set_random_state(est._rng, state["rng"], arrays["rng.keys"], "the estimator's generator")
-    est._optimizer = None
-    est._optimizer_name = est.optimizer
-    if opt is not None:
-        optimizer = make_optimizer(opt["name"], network.parameters(),
-                                   learning_rate=est.learning_rate,
-                                   weight_decay=est.weight_decay, momentum=est.momentum)
-        groups = optimizer.get_state()["buffers"]
-        _check(len(groups) == opt["groups"],
-               f"the optimizer state has {opt['groups']} buffer groups, {opt['name']!r} with "
-               f"these parameters has {len(groups)}")
-        optimizer.set_state({"t": opt["t"], "buffers": [
-            [arrays[f"optimizer.{g}.{i}"] for i in range(len(param_shapes))]
-            for g in range(opt["groups"])]})
-        est._optimizer = optimizer
-        est._optimizer_name = opt["name"]
-
-    published = state["published"]
-    _check(isinstance(published, dict) and set(published) <= set(_PUBLISHED),
-           f"unknown fitted attributes {sorted(set(published) - set(_PUBLISHED))}")
-    _check("n_features_in_" in published, "n_features_in_ is missing")
-    for name, value in published.items():
-        if name in ("n_features_in_", "n_iter_", "t_"):
-            _check_int(value, name, 1 if name == "n_features_in_" else 0)
-        elif isinstance(value, list):
-            for v in value:
-                _check_float(v, name)
-        else:
-            _check_float(value, name)
+    _restore_optimizer(est, state["optimizer"], arrays, len(param_shapes))
+    for name, value in state["published"].items():
         setattr(est, name, value)
-    if est._table_steps is None:
-        _check(est.n_features_in_ == net["n_features"],
-               "n_features_in_ does not match the network")
-    else:
-        _check(net["n_features"] == 1 and est.n_features_in_ == est._table_steps,
-               "a model fitted on a 2D table must have one feature per step")
-
     if kind == "classifier":
         est.classes_ = arrays["classes"]
-        if _check_bool(state.get("classes_object", False), "classes_object"):
+        if state["classes_object"]:
             est.classes_ = est.classes_.astype(object)
-        _check(len(np.unique(est.classes_)) == k, "classes_ must be unique labels")
+        _check(len(np.unique(est.classes_)) == len(est.classes_), "classes_ must be unique")
     else:
-        est._y_mean = arrays["y_mean"]
-        est._y_scale = arrays["y_scale"]
-        _check(np.isfinite(est._y_mean).all() and (est._y_scale > 0).all()
-               and np.isfinite(est._y_scale).all(), "malformed target scaling")
+        est._y_mean, est._y_scale = arrays["y_mean"], arrays["y_scale"]
+        _check(np.isfinite(est._y_mean).all() and np.isfinite(est._y_scale).all()
+               and (est._y_scale > 0).all(), "malformed target scaling")
         est._y_single = state["y_single"]
-        _check(not est._y_single or k == 1, "y_single needs one output")
         est._fitted_sequence_output = state["fitted_sequence_output"]
     return est
 
@@ -711,11 +728,10 @@ def load(path: str | os.PathLike | BinaryIO) -> Any:
         try:
             reader = _Reader(zf, size)
             kind = reader.header["class"]
-            classes = _classes()
-            _check(isinstance(kind, str) and kind in classes,
-                   f"class {kind!r} is not one fastlstm loads (allowed: {', '.join(classes)})")
+            _check(isinstance(kind, str) and kind in _CLASSES,
+                   f"class {kind!r} is not one fastlstm loads (allowed: {', '.join(_CLASSES)})")
             load_fn: Callable = _load_layer if kind in ("LSTM", "RNN") else _load_estimator
-            return load_fn(reader, classes[kind])
+            return load_fn(reader, _CLASSES[kind])
         except _Invalid as exc:
             raise ValueError(f"Cannot load {describe}: {exc}") from None
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
