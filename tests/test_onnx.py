@@ -1,11 +1,9 @@
 """ONNX export: every model kind runs in ONNX Runtime and matches predict / predict_proba."""
 
 import sys
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 import fastlstm
 
@@ -15,11 +13,8 @@ ort = pytest.importorskip("onnxruntime")
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# short fits stop at max_epochs on purpose
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _run(model, **feeds):
