@@ -4,6 +4,7 @@ import io
 import json
 import os
 import pickle
+import time
 import tracemalloc
 import zipfile
 
@@ -64,6 +65,17 @@ def test_layer_round_trip(cls, kwargs, tmp_path):
     # the dropout generator travels: training forwards draw the same masks
     np.testing.assert_array_equal(copy.forward(x, training=True)[0],
                                   layer.forward(x, training=True)[0])
+
+
+def test_same_model_same_bytes(monkeypatch):
+    est, _, _ = _fitted("clf-2layers-bi")
+    first, second = io.BytesIO(), io.BytesIO()
+    fastlstm.save(est, first)
+    copy = _round_trip(est)
+    later = time.time() + 86400
+    monkeypatch.setattr(time, "time", lambda: later)  # saved a day later
+    fastlstm.save(copy, second)  # a loaded copy writes the same file
+    assert first.getvalue() == second.getvalue()
 
 
 def test_file_layout_is_documented_zip(tmp_path):

@@ -233,11 +233,19 @@ def save(model: Any, path: str | os.PathLike | BinaryIO, *,
     blob = json.dumps(header, indent=1, sort_keys=True).encode("utf-8")
     # everything is encoded: only now is the destination touched
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr(_HEADER, blob)
+        _write_entry(zf, _HEADER, blob)
         for name, a in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
-            zf.writestr(f"arrays/{name}.npy", buf.getvalue())
+            _write_entry(zf, f"arrays/{name}.npy", buf.getvalue())
+
+
+def _write_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    # a fixed timestamp and mode: the same model gives the same bytes, so a
+    # published checksum identifies it
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data, compress_type=zipfile.ZIP_STORED)
 
 
 # ------------------------------------------------------------------ decoding
