@@ -63,13 +63,14 @@ DOCS = EXAMPLES.parent
 CODE_BLOCK = re.compile(r"\.\. code-block:: python\n\n((?:(?:   .*)?\n)+)")
 
 
-@pytest.mark.parametrize("page", ["quickstart.rst", "user_guide.rst"])
+@pytest.mark.parametrize("page", ["quickstart.rst", "user_guide.rst", "saving.rst"])
 def test_code_on_the_doc_pages_runs(page):
     """The Python blocks of a page run in order, in one namespace, as a reader would."""
     blocks = [textwrap.dedent(b) for b in CODE_BLOCK.findall((DOCS / page).read_text())]
     assert blocks
-    if any("import torch" in b for b in blocks):
-        pytest.importorskip("torch")
+    for package in ("torch", "onnx", "onnxruntime"):  # "import onnxruntime" also needs onnx
+        if any(f"import {package}" in b for b in blocks):
+            pytest.importorskip(package)
     namespace: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_epochs is expected

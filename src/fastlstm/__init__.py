@@ -1,8 +1,9 @@
 """fastlstm: fast LSTM training and inference on ordinary CPUs."""
 
 from fastlstm._estimators import LSTMClassifier, LSTMRegressor
+from fastlstm._io import load, save
 from fastlstm._lstm import LSTM
 from fastlstm._rnn import RNN
 
-__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "RNN"]
+__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "RNN", "load", "save"]
 __version__ = "0.1.0"

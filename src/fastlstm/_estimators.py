@@ -17,6 +17,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from fastlstm._data import Sequences, check_sequence_targets, check_sequences
+from fastlstm._interop import EstimatorInterop
 from fastlstm._optim import make_optimizer
 from fastlstm._training import (
     Progress,
@@ -168,7 +169,7 @@ _DOC_NOTES = """
     last complete epoch are restored, with a ``ConvergenceWarning``)."""
 
 
-class _BaseLSTM(BaseEstimator):
+class _BaseLSTM(EstimatorInterop, BaseEstimator):
     """Shared parameters, validation, fit loop and prediction."""
 
     _kind = "base"

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fastlstm import _kernels, _packed
+from fastlstm._interop import LayerInterop
 from fastlstm._parallel import (
     blas_single_threaded,
     blas_small_matrix_rows,
@@ -150,7 +151,7 @@ class _Cache:
     initial: list[list[list[np.ndarray | None]]] = field(default_factory=list)  # [layer][dir][k]
 
 
-class RecurrentLayer:
+class RecurrentLayer(LayerInterop):
     """Base of the recurrent layers; see :class:`fastlstm.LSTM` for the parameters."""
 
     _gates = 1                      # gate blocks of H rows in W_ih / W_hh
