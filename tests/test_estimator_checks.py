@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastlstm import LSTMClassifier, LSTMRegressor
+from fastlstm import LSTMClassifier, LSTMRegressor, _kernels
 
 # the checks' small fits stop at max_epochs on purpose
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -29,12 +29,14 @@ def expected_failed_checks(estimator):
             "expectation, as for MLPClassifier/MLPRegressor with solver='adam'."
         ),
     }
-    if isinstance(estimator, LSTMRegressor):
-        # (the classifier passes: its outputs are probabilities, within the check's atol)
+    if isinstance(estimator, LSTMRegressor) and _kernels.load().packed_width() == 0:
+        # (the classifier passes: its outputs are probabilities, within the check's
+        # atol; the SIMD kernels give a row the same arithmetic wherever it sits)
         failures["check_methods_subset_invariance"] = (
-            "float32 computation: BLAS rounding depends on how many sequences share a "
-            "batch, so predicting a subset differs from predicting all of X by about 1e-7 "
-            "relative, the check's rtol. dtype='float64' passes."
+            "float32 computation on the portable (BLAS) kernels: BLAS rounding depends on "
+            "how many sequences share a batch, so predicting a subset differs from "
+            "predicting all of X by about 1e-7 relative, the check's rtol. dtype='float64' "
+            "passes."
         )
     return failures
 

@@ -11,6 +11,10 @@ import pytest
 
 import fastlstm
 
+# every exactness test runs once per kernel variant this CPU supports (the
+# SIMD variants run float32 on the packed kernels, float64 through BLAS)
+pytestmark = pytest.mark.usefixtures("kernel")
+
 FD_TOL = dict(rtol=1e-6, atol=1e-8)
 
 CASES = [

@@ -2,10 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastlstm
+
+# every exactness test runs once per kernel variant this CPU supports (the
+# SIMD variants run float32 on the packed kernels, float64 through BLAS)
+pytestmark = pytest.mark.usefixtures("kernel")
 
 
 @st.composite
@@ -35,7 +39,8 @@ def problems(draw):
     return kw, n_jobs, seed
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(problems())
 def test_random_problems_match_reference(h, spec):
     kw, n_jobs, seed = spec
@@ -53,7 +58,8 @@ def test_random_problems_match_reference(h, spec):
     h.assert_results_close(got, want, **h.F64_TOL)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(problems(), st.sampled_from(["float32", "float64"]))
 def test_inference_forward_is_finite_and_matches_training_forward(h, spec, dtype):
     """The inference path (no cache) gives what the training path gives."""
@@ -70,7 +76,8 @@ def test_inference_forward_is_finite_and_matches_training_forward(h, spec, dtype
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**32 - 1))
 def test_extreme_inputs_stay_finite_and_bounded(dtype, batch, hidden, seed):
     """Saturated gates (huge |x| and weights) give |h| <= 1 and finite gradients."""

@@ -12,6 +12,10 @@ import reference
 
 import fastlstm
 
+# every exactness test runs once per kernel variant this CPU supports (the
+# SIMD variants run float32 on the packed kernels, float64 through BLAS)
+pytestmark = pytest.mark.usefixtures("kernel")
+
 # float32 against the float64 reference run on the float32-rounded problem.
 # Measured over all three kernel variants, 5 seeds each of the configurations
 # below plus (B, T, I, H) = (8, 50, 5, 32), (13, 20, 8, 16) 2-layer bidirectional:

@@ -15,6 +15,10 @@ import fastlstm
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
+# every exactness test runs once per kernel variant this CPU supports (the
+# SIMD variants run float32 on the packed kernels, float64 through BLAS)
+pytestmark = pytest.mark.usefixtures("kernel")
+
 # torch (oneDNN) and fastlstm each round differently in float32; over these
 # cases and 3 seeds the largest difference measured was 1.9e-6 (a weight
 # gradient of the "bigger" case), so this is loose on purpose.

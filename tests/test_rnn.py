@@ -5,6 +5,10 @@ import pytest
 
 import fastlstm
 
+# every exactness test runs once per kernel variant this CPU supports (the
+# SIMD variants run float32 on the packed kernels, float64 through BLAS)
+pytestmark = pytest.mark.usefixtures("kernel")
+
 
 def reference_rnn(params, x, lengths, h0, num_layers, bidirectional):
     """Plain float64 Elman RNN, one sequence and one step at a time (no fastlstm code)."""

@@ -161,7 +161,7 @@ class LSTM(RecurrentLayer):
         else:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError("state must be None or the (h, c) tuple step() returned")
-            h_in, c_in = (self._step_state(name, a, shape) for name, a in zip("hc", state))
+            h_in, c_in = (self._step_state(name, a, shape) for name, a in zip("hc", state, strict=True))
         h = np.empty(shape, dtype)
         c = np.empty(shape, dtype)
         status = self._step_runner().step(x_t, h_in, c_in, h, c)

@@ -97,10 +97,15 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
         else:
             cs.append(None)
 
+    # From a whole register tile of rows up, every row gets the same arithmetic
+    # wherever it sits: results do not depend on the order of the sequences or
+    # on how threads split them.  Tinier batches trade that for k-streams.
+    exact = B >= k.packed_tile_rows()
+
     def run(d: int, r0: int, r1: int, nact: np.ndarray, p0: int, p1: int,
             barrier: Any = None) -> None:
         k.packed_forward(cell, x, packed[d][0], packed[d][1], h0s[d], cs[d], out, d * H,
-                         acts[d], stores[d], nact, d == 1, r0, r1, p0, p1, barrier)
+                         acts[d], stores[d], nact, d == 1, r0, r1, p0, p1, barrier, exact)
 
     n_slices = plan.slice_threads
     tasks = []
@@ -109,8 +114,8 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
             barrier = k.Barrier(n_slices)
             step = -(-panels // n_slices)
             for p0 in range(0, panels, step):
-                tasks.append(lambda d=d, p0=p0, b=barrier: run(
-                    d, 0, B, plan.nact[0], p0, min(panels, p0 + step), b))
+                tasks.append(lambda d=d, p0=p0, p1=min(panels, p0 + step), b=barrier: run(
+                    d, 0, B, plan.nact[0], p0, p1, b))
         else:
             for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
                 tasks.append(lambda d=d, r0=r0, rows=rows, nact=nact: run(

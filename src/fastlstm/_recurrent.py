@@ -155,7 +155,7 @@ class RecurrentLayer(LayerInterop):
     """Base of the recurrent layers; see :class:`fastlstm.LSTM` for the parameters."""
 
     _gates = 1                      # gate blocks of H rows in W_ih / W_hh
-    _cell_code = 1                  # which cell the packed kernels run (CELL_LSTM = 0, CELL_RNN = 1)
+    _cell_code = 1                  # the packed kernels' cell: CELL_LSTM = 0, CELL_RNN = 1
     _states: tuple[str, ...] = ("h",)  # carried states, h first
 
     def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1,

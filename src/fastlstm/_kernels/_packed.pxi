@@ -11,6 +11,7 @@ cdef extern from "csrc/fl_packed.h":
     ctypedef struct fl_seq:
         int cell
         int reverse
+        int exact
         int64_t T, B, NI, H
         const float* x
         int64_t ldx
@@ -116,7 +117,8 @@ cdef class Barrier:
 def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, const float[::1] bp,
                    const float[:, ::1] h0, c, float[:, :, ::1] out, int64_t out_offset,
                    acts, cstore, const int32_t[::1] nact, bint reverse,
-                   int64_t r0, int64_t r1, int64_t p0, int64_t p1, Barrier barrier=None):
+                   int64_t r0, int64_t r1, int64_t p0, int64_t p1, Barrier barrier=None,
+                   bint exact=True):
     """Run rows [r0, r1) and panels [p0, p1) of one layer-direction's recurrence (GIL released).
 
     ``x`` is (T, B, I); ``h0`` (B, H); ``c`` the LSTM's (B, >= panels*width)
@@ -124,6 +126,9 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
     offset + H) receives h_t; ``acts``/``cstore`` keep what backward needs
     (None in inference); ``nact[t]`` counts the running rows from r0.  With
     ``barrier``, every party calls with the same rows and its own panels.
+    ``exact=False`` lets tiles shorter than the register tile split k into
+    streams (faster at tiny batches; a row's rounding then depends on how
+    many rows share its tile).
     """
     cdef fl_seq s
     cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = h0.shape[1]
@@ -146,6 +151,7 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
         raise ValueError("packed_forward: bad row or panel range")
     s.cell = cell
     s.reverse = reverse
+    s.exact = exact
     s.T, s.B, s.NI, s.H = T, B, I, H
     s.x = &x[0, 0, 0]
     s.ldx = I
@@ -336,6 +342,8 @@ cdef class PackedStepper:
         self.nact[0] = <int32_t> B
         s.cell = CELL_LSTM
         s.reverse = 0
+        # a batch of a whole tile or more: every row the same arithmetic, as in forward
+        s.exact = B >= fl_packed_tile_rows()
         s.T = 1
         s.B = B
         s.H = H

@@ -23,6 +23,9 @@
 typedef struct {
     int cell;
     int reverse;                /* run t = T-1 ... 0 */
+    int exact;                  /* 1: every row the same arithmetic, whatever its tile (results
+                                   invariant to row order and thread split); 0: short tiles
+                                   may split k into streams, for speed at tiny batches */
     int64_t T, B, NI, H;         /* steps, rows of the whole batch, input size, hidden size */
     const float* x;             /* (T, B, ldx): the first NI columns are x_t */
     int64_t ldx;

@@ -91,9 +91,13 @@ static inline int64_t fl_panel_offset(int64_t K, int64_t k, int64_t v) {
      <= FL_MAXACC ? (8 + (mr) * FL_NVT - 1) / ((mr) * FL_NVT) : 1)
 #define FL_SMAX 8
 
-FL_INLINE void fl_tile_acc(int mr, const float* const* xa, const float* const* ha, int64_t NI,
-                           int64_t H, const float* panel, const float* b, V acc[FL_MR][FL_NV]) {
-    const int S = FL_STREAMS_FOR(mr);
+/* ms: split k into streams (faster for short tiles, but a row's rounding
+   then depends on the tile's height); 0 gives every row the same arithmetic
+   in a tile of any height. */
+FL_INLINE void fl_tile_acc(int mr, int ms, const float* const* xa, const float* const* ha,
+                           int64_t NI, int64_t H, const float* panel, const float* b,
+                           V acc[FL_MR][FL_NV]) {
+    const int S = ms ? FL_STREAMS_FOR(mr) : 1;
     int64_t K = NI + H, k;
     int i, j, q, u;
 #pragma GCC unroll 4
@@ -226,17 +230,18 @@ FL_INLINE void fl_tile_cell(const fl_seq* s, int mr, int64_t t, int64_t r, int64
     }
 }
 
-FL_INLINE void fl_tile(const fl_seq* s, int mr, int64_t t, int64_t r, int64_t p,
+FL_INLINE void fl_tile(const fl_seq* s, int mr, int ms, int64_t t, int64_t r, int64_t p,
                        const float* const* xa, const float* const* ha) {
     V acc[FL_MR][FL_NV];
-    fl_tile_acc(mr, xa, ha, s->NI, s->H, s->wp + p * (s->NI + s->H) * FL_PW, s->bp + p * FL_PW,
-                acc);
+    fl_tile_acc(mr, ms, xa, ha, s->NI, s->H, s->wp + p * (s->NI + s->H) * FL_PW,
+                s->bp + p * FL_PW, acc);
     fl_tile_cell(s, mr, t, r, p, acc);
 }
 
-#define FL_TILE_CASE(m) case m: fl_tile(s, m, t, r, p, xa, ha); break;
+#define FL_TILE_CASE(m) \
+    case m: if (ms) fl_tile(s, m, 1, t, r, p, xa, ha); else fl_tile(s, m, 0, t, r, p, xa, ha); break;
 
-static void fl_tile_rows(const fl_seq* s, int mr, int64_t t, int64_t r, int64_t p,
+static void fl_tile_rows(const fl_seq* s, int mr, int ms, int64_t t, int64_t r, int64_t p,
                          const float* const* xa, const float* const* ha) {
     switch (mr) {
         FL_TILE_CASE(1)
@@ -280,7 +285,7 @@ void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
                     /* h_{t-1}: the row's previous output, or h0 where it starts */
                     ha[i] = row < nprev ? s->out + (tp * B + row) * s->ldo : s->h0 + row * H;
                 }
-                fl_tile_rows(s, mr, t, r, p, xa, ha);
+                fl_tile_rows(s, mr, !s->exact, t, r, p, xa, ha);
             }
         }
         /* rows past their end output zeros */
@@ -293,7 +298,7 @@ void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
 }
 
 /* --------------------------------------------------------- test hooks -- */
-#define FL_ACC_CASE(m) case m: fl_tile_acc(m, xa, ha, NI, H, panel, bp + p * FL_PW, acc); break;
+#define FL_ACC_CASE(m) case m: fl_tile_acc(m, 1, xa, ha, NI, H, panel, bp + p * FL_PW, acc); break;
 
 void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t NI, int64_t H, const float* x,
                     int64_t ldx, const float* h, int64_t ldh, const float* wp, const float* bp,

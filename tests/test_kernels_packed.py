@@ -1,0 +1,315 @@
+"""The packed SIMD kernels directly: packing, register tiles, gate math, threads, step.
+
+Run against every SIMD variant this CPU supports (AVX2, AVX-512); the portable
+variant has no packed kernels (width 0) and runs the BLAS path instead.
+"""
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+import reference
+
+import fastlstm
+from fastlstm import _kernels, _packed
+
+SIMD = [v for v in _kernels.available_variants() if _kernels.load(v).packed_width() > 0]
+pytestmark = pytest.mark.skipif(not SIMD, reason="this CPU runs no SIMD kernel variant")
+
+CELLS = {"lstm": (0, 4), "rnn": (1, 1)}
+
+# Stated error of the kernels' exp-based gate functions against float64 over
+# [-20, 20] (docs/math.rst); the measured maxima are 1.9e-7 and 2.4e-7.
+SIGMOID_MAX_ERR = 2.5e-7
+TANH_MAX_ERR = 3.0e-7
+
+
+@pytest.fixture(params=SIMD)
+def k(request, monkeypatch):
+    """The kernel module of one SIMD variant; layers built in the test use it too."""
+    monkeypatch.setenv("FASTLSTM_KERNEL", request.param)
+    return _kernels.load(request.param)
+
+
+def _weights(rng, cell, n_in, hidden):
+    g = CELLS[cell][1] * hidden
+    return [rng.standard_normal(shape).astype(np.float32)
+            for shape in ((g, n_in), (g, hidden), (g,), (g,))]
+
+
+def _unpack_columns(k, cell, out, hidden):
+    """Map packed-order product columns back to PyTorch's gate-block columns."""
+    code, gates = CELLS[cell]
+    vw = k.packed_width()
+    result = np.full((out.shape[0], gates * hidden), np.nan)
+    for p in range(k.packed_panels(code, hidden)):
+        for v in range(4):
+            for lane in range(vw):
+                col = p * 4 * vw + v * vw + lane
+                if cell == "lstm":
+                    unit = p * vw + lane
+                    if unit < hidden:
+                        result[:, v * hidden + unit] = out[:, col]
+                else:
+                    unit = (p * 4 + v) * vw + lane
+                    if unit < hidden:
+                        result[:, unit] = out[:, col]
+    return result
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("rows,n_in,hidden", [
+    (1, 1, 1), (2, 1, 7), (3, 5, 9), (5, 3, 17), (7, 16, 64), (13, 33, 70), (6, 2, 129),
+])
+def test_packed_product_matches_numpy(k, rng, cell, rows, n_in, hidden):
+    w_ih, w_hh, b_ih, b_hh = _weights(rng, cell, n_in, hidden)
+    wp, bp = k.pack(CELLS[cell][0], w_ih, w_hh, b_ih, b_hh)
+    x = rng.standard_normal((rows, n_in)).astype(np.float32)
+    h = rng.standard_normal((rows, hidden)).astype(np.float32)
+    expected = (x.astype(np.float64) @ w_ih.T + h.astype(np.float64) @ w_hh.T
+                + b_ih + b_hh)
+    scale = np.sqrt(n_in + hidden)
+    # every tile height, so that each register-tile specialization is checked
+    for tile_rows in range(1, k.packed_tile_rows() + 1):
+        out = k.packed_gemm(CELLS[cell][0], x, h, wp, bp, tile_rows)
+        got = _unpack_columns(k, cell, out, hidden)
+        np.testing.assert_allclose(got, expected, atol=2e-6 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_padding_columns_are_zero(k, rng, cell):
+    """Columns past H (H not a multiple of the panel) hold zero weights and bias."""
+    hidden = k.packed_width() + 3
+    w = _weights(rng, cell, 4, hidden)
+    wp, bp = k.pack(CELLS[cell][0], *w)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    h = rng.standard_normal((3, hidden)).astype(np.float32)
+    out = k.packed_gemm(CELLS[cell][0], x, h, wp, bp)
+    mapped = _unpack_columns(k, cell, out, hidden)
+    n_real = CELLS[cell][1] * hidden
+    assert np.isfinite(mapped).all() and mapped.shape[1] == n_real
+    # the packed product has exactly as many nonzero columns as real ones
+    assert np.count_nonzero(np.any(out != 0, axis=0)) == n_real
+
+
+def test_pack_rejects_mismatched_shapes(k, rng):
+    w_ih, w_hh, b_ih, b_hh = _weights(rng, "lstm", 3, 5)
+    with pytest.raises(ValueError, match="shapes"):
+        k.pack(0, w_ih, w_hh[:-1], b_ih, b_hh)
+    with pytest.raises(ValueError, match="shapes"):
+        k.pack(1, w_ih, w_hh, b_ih, b_hh)  # LSTM-sized weights for the RNN
+
+
+def test_gate_functions_error_against_float64(k):
+    x = np.linspace(-20, 20, 400_001).astype(np.float32)
+    xd = x.astype(np.float64)
+    sig = k.packed_sigmoid(x)
+    tanh = k.packed_tanh(x)
+    assert np.abs(sig - 1 / (1 + np.exp(-xd))).max() <= SIGMOID_MAX_ERR
+    assert np.abs(tanh - np.tanh(xd)).max() <= TANH_MAX_ERR
+    # odd lengths go through the masked tail
+    assert np.array_equal(k.packed_tanh(x[:13]), tanh[:13])
+
+
+def test_gate_functions_saturate_and_pass_nan(k):
+    x = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, 100.0, -100.0], np.float32)
+    sig = k.packed_sigmoid(x)
+    tanh = k.packed_tanh(x)
+    assert np.isnan(sig[0]) and np.isnan(tanh[0])
+    assert tanh[5] == 0.0 and sig[5] == pytest.approx(0.5, abs=1e-7)
+    np.testing.assert_allclose(tanh[[1, 2, 3, 4, 6, 7]], [1, -1, 1, -1, 1, -1], atol=1.2e-7)
+    np.testing.assert_allclose(sig[[1, 2, 3, 4, 6, 7]], [1, 0, 1, 0, 1, 0], atol=1.2e-7)
+    assert ((sig[1:] >= 0) & (sig[1:] <= 1)).all() and (np.abs(tanh[1:]) <= 1).all()
+
+
+def _layer_pair(cls, n_in, hidden, **kwargs):
+    """A float32 layer on the packed kernels and a float64 copy of its weights."""
+    layer = cls(n_in, hidden, random_state=0, **kwargs)
+    ref = cls(n_in, hidden, dtype="float64", random_state=0, **kwargs)
+    ref.load_state_dict({n: v.astype(np.float64) for n, v in layer.state_dict().items()})
+    return layer, ref
+
+
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("batch,hidden,n_in", [(1, 1, 1), (5, 9, 1), (7, 17, 3), (13, 33, 2)])
+def test_forward_tails_match_reference(k, rng, cls, batch, hidden, n_in):
+    """Batch and hidden sizes that are no multiple of the tile, against float64.
+
+    The LSTM against the NumPy reference, the RNN against the float64 layer
+    (BLAS path; held to its own NumPy reference in test_rnn.py).
+    """
+    layer, ref = _layer_pair(cls, n_in, hidden, num_layers=2, bidirectional=True)
+    assert _packed.uses_packed(layer) and not _packed.uses_packed(ref)
+    x = rng.standard_normal((batch, 6, n_in)).astype(np.float32)
+    lengths = rng.integers(1, 7, size=batch)
+    if cls is fastlstm.LSTM:
+        params = {n: v.astype(np.float64) for n, v in layer.state_dict().items()}
+        expected = reference.forward(params, x, lengths=lengths)[0]
+    else:
+        expected = ref.forward(x.astype(np.float64), lengths=lengths)[0]
+    out = layer.forward(x, lengths=lengths)[0]
+    np.testing.assert_allclose(out, expected, atol=2e-5, rtol=0)
+    assert (out[np.arange(6)[None, :] >= lengths[:, None]] == 0).all()
+
+
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
+    """A row's arithmetic is the same wherever it sits and however threads split the batch.
+
+    Row tiles are always full when a step runs at least a tile of rows (the
+    last one padded), so permuting the batch permutes the outputs bit for
+    bit, and batch shards, hidden slices and one thread agree bit for bit.
+    """
+    batch = 4 * k.packed_tile_rows() + 3
+    x = rng.standard_normal((batch, 9, 5)).astype(np.float32)
+    lengths = rng.integers(1, 10, size=batch)
+    results = []
+    for n_jobs, shard_min in ((1, 4), (2, 4), (2, 1), (3, 1)):
+        old = _packed.SHARD_MIN_TILES
+        _packed.SHARD_MIN_TILES = shard_min  # 4: hidden slices here, 1: batch shards
+        try:
+            layer = cls(5, 40, num_layers=2, n_jobs=n_jobs, random_state=0)
+            plan = layer._plan(batch, 9, lengths.astype(np.int64))
+            results.append((plan.slice_threads, layer.forward(x, lengths=lengths)))
+        finally:
+            _packed.SHARD_MIN_TILES = old
+    assert {s for s, _ in results} >= {1, 2}  # both axes were exercised
+    for _, (out, _state) in results[1:]:
+        assert np.array_equal(out, results[0][1][0])
+    perm = rng.permutation(batch)
+    out_p = cls(5, 40, num_layers=2, n_jobs=1, random_state=0).forward(
+        x[perm], lengths=lengths[perm])[0]
+    assert np.array_equal(out_p, results[0][1][0][perm])
+
+
+def test_hidden_slices_with_concurrent_callers(k, rng):
+    """Two Python threads running slice-parallel forwards at once neither hang nor mix."""
+    layer = fastlstm.LSTM(4, 48, n_jobs=2, random_state=0)
+    assert layer._plan(3, 5, None).slice_threads == 2 or fastlstm._parallel.usable_cores() < 2
+    xs = [rng.standard_normal((3, 50, 4)).astype(np.float32) for _ in range(4)]
+    expected = [fastlstm.LSTM(4, 48, n_jobs=1, random_state=0).forward(x)[0] for x in xs]
+    errors = []
+
+    def work(i):
+        for _ in range(20):
+            if not np.array_equal(layer.forward(xs[i])[0], expected[i]):
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and errors == []
+
+
+def test_training_forward_keeps_what_backward_needs(k, rng):
+    """Activations and cell states stored by the fused epilogue give torch-exact gradients."""
+    layer, ref = _layer_pair(fastlstm.LSTM, 3, 11, bidirectional=True)
+    x = rng.standard_normal((8, 7, 3))
+    lengths = rng.integers(1, 8, size=8)
+    d_out = rng.standard_normal((8, 7, 22))
+    layer.forward(x, lengths=lengths, training=True)
+    grads, dx = layer.backward(d_out)
+    ref.forward(x.astype(np.float32).astype(np.float64), lengths=lengths, training=True)
+    grads64, dx64 = ref.backward(d_out.astype(np.float32).astype(np.float64))
+    for name in grads:
+        np.testing.assert_allclose(grads[name], grads64[name], atol=5e-5, rtol=1e-4)
+    np.testing.assert_allclose(dx, dx64, atol=5e-5, rtol=1e-4)
+
+
+def test_inference_memory_is_not_proportional_to_gates(k, rng):
+    """forward(training=False) keeps no (T, B, 4H) buffer: peak memory ~ input + output."""
+    steps, batch, hidden = 20_000, 2, 64
+    layer = fastlstm.LSTM(3, hidden, random_state=0)
+    x = rng.standard_normal((batch, steps, 3)).astype(np.float32)
+    out_bytes = steps * batch * hidden * 4
+    tracemalloc.start()
+    try:
+        layer.forward(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # out is copied once to batch-first; a (T, B, 4H) gate buffer alone is 4 * out_bytes
+    assert peak < 2.5 * out_bytes + 2 * x.nbytes
+
+
+def test_forward_sees_in_place_weight_updates(k, rng):
+    """Weights are packed at every forward: an optimizer's in-place update is never stale."""
+    layer = fastlstm.LSTM(3, 10, random_state=0)
+    live = layer.named_parameters()
+    x = rng.standard_normal((4, 5, 3)).astype(np.float32)
+    before = layer.forward(x)[0]
+    live["weight_hh_l0"] *= 0.5
+    live["bias_ih_l0"] += 0.1
+    fresh = fastlstm.LSTM(3, 10, random_state=1)
+    fresh.load_state_dict(layer.state_dict())
+    after = layer.forward(x)[0]
+    assert not np.array_equal(before, after)
+    assert np.array_equal(after, fresh.forward(x)[0])
+
+
+def test_step_repacks_when_parameters_change(k, rng):
+    """step() caches packed weights per parameter version."""
+    layer = fastlstm.LSTM(3, 10, num_layers=2, random_state=0)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    h1, _ = layer.step(x)
+    other = fastlstm.LSTM(3, 10, num_layers=2, random_state=5)
+    layer.load_state_dict(other.state_dict())
+    np.testing.assert_array_equal(layer.step(x)[0], other.step(x)[0])
+    live = layer.named_parameters()  # handing out live arrays invalidates the cache
+    live["weight_ih_l0"][...] = 0
+    live["weight_hh_l0"][...] = 0
+    other.load_state_dict(layer.state_dict())
+    np.testing.assert_array_equal(layer.step(x)[0], other.step(x)[0])
+    assert not np.array_equal(layer.step(x)[0], h1)
+
+
+def test_step_matches_forward_for_tile_tails(k, rng):
+    for batch in (1, 2, k.packed_tile_rows() + 1):
+        layer = fastlstm.LSTM(3, 19, num_layers=2, random_state=0)
+        x = rng.standard_normal((batch, 6, 3)).astype(np.float32)
+        out, (h_n, c_n) = layer.forward(x)
+        state = None
+        for t in range(6):
+            h_t, state = layer.step(x[:, t], state)
+            np.testing.assert_allclose(h_t, out[:, t], atol=1e-6)
+        np.testing.assert_allclose(state[1], c_n, atol=1e-6)
+
+
+def test_step_checks_state_after_the_cast(k):
+    layer = fastlstm.LSTM(2, 4, random_state=0)
+    x = np.zeros((1, 2), np.float32)
+    big = np.full((1, 1, 4), 1e39)  # finite in float64, inf in float32
+    with pytest.raises(ValueError, match="state contains NaN or infinity"):
+        layer.step(x, (big, np.zeros((1, 1, 4))))
+    with pytest.raises(ValueError, match="x_t contains NaN or infinity"):
+        layer.step(np.full((1, 2), 1e39), None)
+    h, state = layer.step(x)
+    bad = (state[0].copy(), state[1].copy())
+    bad[1][0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="state"):
+        layer.step(x, bad)
+    with pytest.raises(ValueError, match="shape"):
+        layer.step(x, (state[0][:, :, :3], state[1]))
+
+
+def test_step_does_not_modify_the_state_passed_in(k, rng):
+    layer = fastlstm.LSTM(2, 6, random_state=0)
+    _, state = layer.step(rng.standard_normal((3, 2)))
+    kept = (state[0].copy(), state[1].copy())
+    _, new = layer.step(rng.standard_normal((3, 2)), state)
+    assert np.array_equal(state[0], kept[0]) and np.array_equal(state[1], kept[1])
+    assert not np.array_equal(new[1], kept[1])
+
+
+def test_barrier_needs_a_party():
+    k = _kernels.load(SIMD[-1])
+    with pytest.raises(ValueError):
+        k.Barrier(0)
+
+
+def test_fma_peak_loop_counts_its_flops(k):
+    flops = k.fma_peak_flops(1000)
+    assert flops == 2 * k.packed_width() * 12 * 1000
