@@ -161,7 +161,8 @@ class LSTM(RecurrentLayer):
         else:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError("state must be None or the (h, c) tuple step() returned")
-            h_in, c_in = (self._step_state(name, a, shape) for name, a in zip("hc", state, strict=True))
+            h_in = self._step_state("h", state[0], shape)
+            c_in = self._step_state("c", state[1], shape)
         h = np.empty(shape, dtype)
         c = np.empty(shape, dtype)
         status = self._step_runner().step(x_t, h_in, c_in, h, c)

@@ -114,7 +114,8 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
             barrier = k.Barrier(n_slices)
             step = -(-panels // n_slices)
             for p0 in range(0, panels, step):
-                tasks.append(lambda d=d, p0=p0, p1=min(panels, p0 + step), b=barrier: run(
+                p1 = min(panels, p0 + step)
+                tasks.append(lambda d=d, p0=p0, p1=p1, b=barrier: run(
                     d, 0, B, plan.nact[0], p0, p1, b))
         else:
             for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
