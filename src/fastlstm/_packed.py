@@ -64,11 +64,14 @@ def slice_threads(layer: RecurrentLayer, batch: int, n_threads: int) -> int:
 
 
 def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan: _Plan,
-                  inits: list[list[np.ndarray | None]], training: bool) -> tuple[Any, ...]:
+                  inits: list[list[np.ndarray | None]], training: bool,
+                  batch_first: bool = False) -> tuple[Any, ...]:
     """One layer, every direction, on the packed kernels.
 
-    Returns ``(out, carries, acts, stores)``: the (T, B, D*H) outputs, the
-    final states per direction, and what backward needs (None in inference).
+    Returns ``(out, carries, acts, stores)``: the (T, B, D*H) outputs
+    ((B, T, D*H) with ``batch_first``, then ``layer_in`` is batch-first too),
+    the final states per direction, and what backward needs (None in
+    inference; training runs time-major).
     """
     k = layer._kernels
     cell = layer._cell_code
@@ -77,7 +80,7 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     f32 = np.float32
     panels = k.packed_panels(cell, H)
     x = np.ascontiguousarray(layer_in, dtype=f32)
-    out = np.empty((T, B, D * H), dtype=f32)
+    out = np.empty((B, T, D * H) if batch_first else (T, B, D * H), dtype=f32)
     acts = [np.empty((T, B, G), dtype=f32) if training else None for _ in range(D)]
     stores = [layer._new_store(T, B) if training else None for _ in range(D)]
     p = layer._params
@@ -90,7 +93,8 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
         h0s.append(np.zeros((B, H), f32) if h0 is None else h0)
         if cell == k.CELL_LSTM:
             # the kernel keeps c padded to whole vectors (the padding stays 0)
-            c = np.zeros((B, panels * k.packed_width()), dtype=f32)
+            c = k.aligned_empty((B, panels * k.packed_width()))
+            c[...] = 0
             if inits[d][1] is not None:
                 c[:, :H] = inits[d][1]
             cs.append(c)
@@ -105,7 +109,8 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     def run(d: int, r0: int, r1: int, nact: np.ndarray, p0: int, p1: int,
             barrier: Any = None) -> None:
         k.packed_forward(cell, x, packed[d][0], packed[d][1], h0s[d], cs[d], out, d * H,
-                         acts[d], stores[d], nact, d == 1, r0, r1, p0, p1, barrier, exact)
+                         acts[d], stores[d], nact, d == 1, r0, r1, p0, p1, barrier, exact,
+                         batch_first)
 
     n_slices = plan.slice_threads
     tasks = []
@@ -128,16 +133,44 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
         run_parallel(tasks)
 
     carries = []
+    tm = out.transpose(1, 0, 2) if batch_first else out  # (T, B, D*H) view
     for d in range(D):
         cols = slice(d * H, (d + 1) * H)
         if d == 1:
-            h_n = out[0, :, cols]
+            h_n = tm[0, :, cols]
         elif plan.lengths is None:
-            h_n = out[T - 1, :, cols]
+            h_n = tm[T - 1, :, cols]
         else:
-            h_n = out[plan.lengths - 1, np.arange(B), cols]
+            h_n = tm[plan.lengths - 1, np.arange(B), cols]
         carry = [np.ascontiguousarray(h_n)]
         if cell == k.CELL_LSTM:
             carry.append(np.ascontiguousarray(cs[d][:, :H]))
         carries.append(carry)
     return out, carries, acts, stores
+
+
+def forward_batch_first(layer: RecurrentLayer, x: np.ndarray, plan: _Plan,
+                        init_all: list[np.ndarray] | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Inference on equal-length sequences, reading and writing batch-first arrays.
+
+    The kernels address rows by stride, so the user's (B, T, I) input is read
+    as it is (cast to float32 if needed) and every layer writes (B, T, D*H)
+    directly: no time-major copies in or out.  Returns ``(out, finals)`` as
+    ``RecurrentLayer._forward`` does.
+    """
+    B, T, H, D = plan.batch, plan.steps, layer.hidden_size, layer.num_directions
+    with np.errstate(over="ignore"):  # reported below, with the reason
+        layer_in = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(layer_in).all():
+        raise ValueError("x contains NaN or infinity (or values too large for float32)")
+    finals = [np.empty((D * layer.num_layers, B, H), dtype=np.float32) for _ in layer._states]
+    for index in range(layer.num_layers):
+        inits = [[None if init_all is None else np.ascontiguousarray(a[index * D + d])
+                  for a in (init_all or [None] * len(layer._states))] for d in range(D)]
+        out, carries, _, _ = forward_layer(layer, index, layer_in, plan, inits, False,
+                                           batch_first=True)
+        for d in range(D):
+            for k, carry in enumerate(carries[d]):
+                finals[k][index * D + d] = carry
+        layer_in = out
+    return layer_in, finals

@@ -14,6 +14,7 @@ which states it carries, and which kernels run its recurrence.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -401,6 +402,10 @@ class RecurrentLayer(LayerInterop):
             init_all = [self._check_state(f"{name}0", value, batch)
                         for name, value in zip(self._states, initial, strict=True)]
         plan = self._plan(batch, steps, lengths)
+        if not training and plan.perm is None and _packed.uses_packed(self):
+            # the packed kernels read and write batch-first: no copies in or out
+            self._cache = None
+            return _packed.forward_batch_first(self, x, plan, init_all)
 
         # One copy at entry: cast, time-major, rows permuted.
         with np.errstate(over="ignore"):  # reported below, with the reason
@@ -418,7 +423,9 @@ class RecurrentLayer(LayerInterop):
         finals = [np.empty((D * self.num_layers, batch, H), dtype=self.dtype)
                   for _ in self._states]
         layer_in = xt
-        with blas_single_threaded():
+        # the packed kernels call no BLAS in forward: no limit to set and restore
+        limit = contextlib.nullcontext() if _packed.uses_packed(self) else blas_single_threaded()
+        with limit:
             for layer in range(self.num_layers):
                 mask = None
                 if layer > 0 and training and self.dropout > 0:

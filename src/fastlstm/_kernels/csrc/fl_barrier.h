@@ -1,8 +1,9 @@
 /* A sense-counting spin barrier for the threads that split one recurrence by
    hidden units: each step ends with every thread's slice of h_t published.
    Between two cores a crossing costs about a tenth of a microsecond; a waiter
-   spins with `pause`, then yields its core, so that an oversubscribed machine
-   (more runnable threads than cores) still makes progress. */
+   spins with `pause` for a few microseconds, then yields its core: on a busy
+   machine the partner may have been woken on the waiter's own core, where it
+   can only run once the waiter steps aside. */
 #ifndef FL_BARRIER_H
 #define FL_BARRIER_H
 #include <stdatomic.h>
@@ -14,6 +15,9 @@
 #else
 #define FL_PAUSE() ((void)0)
 #endif
+
+/* pause instructions before yielding (a pause is 10-140 cycles, by core) */
+#define FL_SPINS 256
 
 typedef struct {
     atomic_long count;        /* arrivals in the current generation */
@@ -36,7 +40,7 @@ static inline void fl_barrier_wait(fl_barrier* b) {
     }
     long spins = 0;
     while (atomic_load_explicit(&b->generation, memory_order_acquire) == gen) {
-        if (++spins < 4000) {
+        if (++spins < FL_SPINS) {
             FL_PAUSE();
         } else {
             sched_yield();

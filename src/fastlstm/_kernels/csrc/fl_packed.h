@@ -27,15 +27,15 @@ typedef struct {
                                    invariant to row order and thread split); 0: short tiles
                                    may split k into streams, for speed at tiny batches */
     int64_t T, B, NI, H;         /* steps, rows of the whole batch, input size, hidden size */
-    const float* x;             /* (T, B, ldx): the first NI columns are x_t */
-    int64_t ldx;
+    const float* x;             /* x_t of row r at x + t*xts + r*ldx (NI floats): time-major */
+    int64_t ldx, xts;           /* (xts = B*ldx) or batch-first (ldx = T*xts) */
     const float* wp;            /* packed weights, fl_packed_size() floats */
     const float* bp;            /* packed b_ih + b_hh, fl_packed_bias_size() floats */
     const float* h0;            /* (B, H) initial hidden state */
     float* c;                   /* LSTM: (B, ldc) cell state, c0 in, final out; ldc >= panels*VW */
     int64_t ldc;
-    float* out;                 /* (T, B, ldo): h_t at each step, zero past a row's end */
-    int64_t ldo;
+    float* out;                 /* h_t of row r at out + t*ots + r*ldo, zero past a row's end */
+    int64_t ldo, ots;
     float* acts;                /* training or NULL: LSTM (T, B, 4H) [i, f, g, o]; RNN (T, B, H) h_t */
     float* cstore;              /* training or NULL: LSTM (T, B, H) c_t */
     const int32_t* nact;        /* (T,): rows [r0, r0 + nact[t]) of the caller's range run at

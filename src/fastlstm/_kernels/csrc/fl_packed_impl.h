@@ -168,17 +168,23 @@ static inline int64_t fl_column(int cell, int64_t H, int64_t p, int64_t v, int64
 
 void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
              const float* b_ih, const float* b_hh, float* wp, float* bp) {
-    int64_t np = fl_packed_panels(cell, H), K = NI + H, p, k, v, l, row;
+    int64_t np = fl_packed_panels(cell, H), K = NI + H, p, k, v, l;
+    int64_t rows[FL_VW];
     for (p = 0; p < np; p++) {
         float* panel = wp + p * K * FL_PW;
         for (v = 0; v < FL_NV; v++) {
             for (l = 0; l < FL_VW; l++) {
-                row = fl_column(cell, H, p, v, l);
-                bp[p * FL_PW + v * FL_VW + l] = row < 0 ? 0.0f : b_ih[row] + b_hh[row];
-                for (k = 0; k < NI; k++)
-                    panel[fl_panel_offset(K, k, v) + l] = row < 0 ? 0.0f : w_ih[row * NI + k];
-                for (k = 0; k < H; k++)
-                    panel[fl_panel_offset(K, NI + k, v) + l] = row < 0 ? 0.0f : w_hh[row * H + k];
+                rows[l] = fl_column(cell, H, p, v, l);
+                bp[p * FL_PW + v * FL_VW + l] = rows[l] < 0 ? 0.0f : b_ih[rows[l]] + b_hh[rows[l]];
+            }
+            /* one vector's lanes are written together; its VW source rows
+               stay in cache while k advances */
+            for (k = 0; k < K; k++) {
+                float* dst = panel + fl_panel_offset(K, k, v);
+                for (l = 0; l < FL_VW; l++) {
+                    int64_t row = rows[l];
+                    dst[l] = row < 0 ? 0.0f : (k < NI ? w_ih[row * NI + k] : w_hh[row * H + k - NI]);
+                }
             }
         }
     }
@@ -202,7 +208,7 @@ FL_INLINE void fl_tile_cell(const fl_seq* s, int mr, int64_t t, int64_t r, int64
             float* cp = s->c + (r + i) * s->ldc + j0;
             V cn = v_fmadd(fg, v_load(cp), v_mul(ig, gg));
             v_store(cp, cn);
-            v_store_n(s->out + row * s->ldo + j0, v_mul(og, v_tanh(cn)), nv);
+            v_store_n(s->out + t * s->ots + (r + i) * s->ldo + j0, v_mul(og, v_tanh(cn)), nv);
             if (s->acts) {
                 float* a = s->acts + row * 4 * H + j0;
                 v_store_n(a, ig, nv);
@@ -223,7 +229,7 @@ FL_INLINE void fl_tile_cell(const fl_seq* s, int mr, int64_t t, int64_t r, int64
                 if (j0 >= H) break;
                 int64_t nv = H - j0 < FL_VW ? H - j0 : FL_VW;
                 V h = v_tanh(acc[i][v]);
-                v_store_n(s->out + row * s->ldo + j0, h, nv);
+                v_store_n(s->out + t * s->ots + (r + i) * s->ldo + j0, h, nv);
                 if (s->acts) v_store_n(s->acts + row * H + j0, h, nv);
             }
         }
@@ -281,16 +287,16 @@ void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
                 int mr = (int)(hi - r < FL_MR ? hi - r : FL_MR);
                 for (int i = 0; i < mr; i++) {
                     int64_t row = r + i;
-                    xa[i] = s->x + (t * B + row) * s->ldx;
+                    xa[i] = s->x + t * s->xts + row * s->ldx;
                     /* h_{t-1}: the row's previous output, or h0 where it starts */
-                    ha[i] = row < nprev ? s->out + (tp * B + row) * s->ldo : s->h0 + row * H;
+                    ha[i] = row < nprev ? s->out + tp * s->ots + row * s->ldo : s->h0 + row * H;
                 }
                 fl_tile_rows(s, mr, !s->exact, t, r, p, xa, ha);
             }
         }
         /* rows past their end output zeros */
         for (int64_t row = (n > r0 ? n : r0); row < r1; row++) {
-            memset(s->out + (t * B + row) * s->ldo + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+            memset(s->out + t * s->ots + row * s->ldo + c0, 0, (size_t)(c1 - c0) * sizeof(float));
         }
         if (bar) fl_barrier_wait(bar);
     }
