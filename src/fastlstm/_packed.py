@@ -158,7 +158,7 @@ def forward_batch_first(layer: RecurrentLayer, x: np.ndarray, plan: _Plan,
     directly: no time-major copies in or out.  Returns ``(out, finals)`` as
     ``RecurrentLayer._forward`` does.
     """
-    B, T, H, D = plan.batch, plan.steps, layer.hidden_size, layer.num_directions
+    B, H, D = plan.batch, layer.hidden_size, layer.num_directions
     with np.errstate(over="ignore"):  # reported below, with the reason
         layer_in = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(layer_in).all():
