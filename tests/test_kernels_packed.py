@@ -165,15 +165,15 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     x = rng.standard_normal((batch, 9, 5)).astype(np.float32)
     lengths = rng.integers(1, 10, size=batch)
     results = []
-    for n_jobs, shard_min in ((1, 4), (2, 4), (2, 1), (3, 1)):
-        old = _packed.SHARD_MIN_TILES
-        _packed.SHARD_MIN_TILES = shard_min  # 4: hidden slices here, 1: batch shards
-        try:
+    for n_jobs, shard_min in ((1, 4), (2, 10**6), (2, 1), (3, 1)):
+        # a huge SHARD_MIN_ROWS forces hidden slices, 1 batch shards
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_packed, "SHARD_MIN_ROWS", shard_min)
+            mp.setattr(_packed, "SLICE_MIN_STEP_FLOPS", 0)
+            mp.setattr(_packed, "SLICE_MIN_FLOPS", 0)
             layer = cls(5, 40, num_layers=2, n_jobs=n_jobs, random_state=0)
             plan = layer._plan(batch, 9, lengths.astype(np.int64))
             results.append((plan.slice_threads, layer.forward(x, lengths=lengths)))
-        finally:
-            _packed.SHARD_MIN_TILES = old
     assert {s for s, _ in results} >= {1, 2}  # both axes were exercised
     for _, (out, _state) in results[1:]:
         assert np.array_equal(out, results[0][1][0])
@@ -183,10 +183,12 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     assert np.array_equal(out_p, results[0][1][0][perm])
 
 
-def test_hidden_slices_with_concurrent_callers(k, rng):
-    """Two Python threads running slice-parallel forwards at once neither hang nor mix."""
+def test_hidden_slices_with_concurrent_callers(k, rng, monkeypatch):
+    """Four Python threads running slice-parallel forwards at once neither hang nor mix."""
+    monkeypatch.setattr(_packed, "SLICE_MIN_STEP_FLOPS", 0)
+    monkeypatch.setattr(_packed, "SLICE_MIN_FLOPS", 0)
     layer = fastlstm.LSTM(4, 48, n_jobs=2, random_state=0)
-    assert layer._plan(3, 5, None).slice_threads == 2 or fastlstm._parallel.usable_cores() < 2
+    assert layer._plan(3, 50, None).slice_threads == 2 or fastlstm._parallel.usable_cores() < 2
     xs = [rng.standard_normal((3, 50, 4)).astype(np.float32) for _ in range(4)]
     expected = [fastlstm.LSTM(4, 48, n_jobs=1, random_state=0).forward(x)[0] for x in xs]
     errors = []
@@ -313,3 +315,17 @@ def test_barrier_needs_a_party():
 def test_fma_peak_loop_counts_its_flops(k):
     flops = k.fma_peak_flops(1000)
     assert flops == 2 * k.packed_width() * 12 * 1000
+
+
+def test_thread_axis_rule(k, monkeypatch):
+    """Shards for wide batches, slices for narrow ones with enough work, else one thread."""
+    monkeypatch.setattr(_packed, "usable_cores", lambda: 2)
+    big = fastlstm.LSTM(64, 256, n_jobs=2)
+    assert big._plan(64, 100, None).slice_threads == 1          # wide: batch shards
+    assert len(big._plan(64, 100, None).shards) == 2
+    assert big._plan(1, 100, None).slice_threads == 2           # narrow, big steps: slices
+    assert big._plan(1, 2, None).slice_threads == 1             # too short to start a gang
+    assert fastlstm.LSTM(8, 16, n_jobs=2)._plan(1, 1000, None).slice_threads == 1  # tiny steps
+    assert fastlstm.LSTM(64, 256, n_jobs=1)._plan(1, 100, None).slice_threads == 1
+    assert fastlstm.LSTM(64, 256, n_jobs=2, bidirectional=True)._plan(
+        1, 100, None).slice_threads == 1                        # directions take the threads

@@ -29,10 +29,16 @@ from fastlstm._parallel import run_parallel, usable_cores
 if TYPE_CHECKING:  # pragma: no cover
     from fastlstm._recurrent import RecurrentLayer, _Plan
 
-# Batch shards need this many rows a thread (in register tiles) before they
-# beat hidden slices; below it the per-step barrier is cheaper than the
-# shards' short tiles.  See docs/performance.md for the measurements.
-SHARD_MIN_TILES = 4
+# When threads split a direction (rule measured on 2-core machines, AVX2 and
+# AVX-512; see docs/performance.md):
+# - batch shards once every thread gets this many rows: no barrier, and a
+#   4-row tile still keeps eight FMA chains busy;
+SHARD_MIN_ROWS = 4
+# - otherwise hidden slices, if each thread's share of a step is at least this
+#   many flops (a barrier crossing costs ~0.1-1 us, a busy machine more) ...
+SLICE_MIN_STEP_FLOPS = 2.5e5
+# ... and the whole sequence is long enough to pay for starting the gang.
+SLICE_MIN_FLOPS = 2e7
 
 # One gang of barrier threads at a time: the shared pool then always has a
 # worker for every party (a party waiting in a queue would stall the others).
@@ -44,11 +50,14 @@ def uses_packed(layer: RecurrentLayer) -> bool:
     return layer.dtype == np.float32 and layer._kernels.packed_width() > 0
 
 
-def slice_threads(layer: RecurrentLayer, batch: int, n_threads: int) -> int:
-    """Threads that split each direction by hidden slices (1: use batch shards).
+def slice_threads(layer: RecurrentLayer, batch: int, steps: int, n_threads: int) -> int:
+    """Threads that split each direction by hidden slices (1: batch shards or one thread).
 
     Directions run side by side first; what is left of ``n_threads`` per
-    direction goes to slices when the batch is too narrow for shards.
+    direction goes to slices when the batch is too narrow for shards and a
+    step has enough work to share.  Depends only on the shapes, never on
+    timing; and since a row gets the same arithmetic on either axis, the
+    choice changes speed, not results.
     """
     if not uses_packed(layer):
         return 1
@@ -56,9 +65,11 @@ def slice_threads(layer: RecurrentLayer, batch: int, n_threads: int) -> int:
     per_direction = max(1, n_threads // layer.num_directions)
     per_direction = min(per_direction, usable_cores())
     panels = k.packed_panels(layer._cell_code, layer.hidden_size)
-    if per_direction < 2 or panels < 2:
+    if per_direction < 2 or panels < 2 or batch >= per_direction * SHARD_MIN_ROWS:
         return 1
-    if batch >= per_direction * SHARD_MIN_TILES * k.packed_tile_rows():
+    gates = layer._gates * layer.hidden_size
+    step_flops = 2.0 * batch * gates * (layer.input_size + layer.hidden_size)
+    if step_flops / per_direction < SLICE_MIN_STEP_FLOPS or step_flops * steps < SLICE_MIN_FLOPS:
         return 1
     return min(per_direction, panels)
 

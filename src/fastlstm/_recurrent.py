@@ -369,7 +369,7 @@ class RecurrentLayer(LayerInterop):
         n_threads = effective_n_jobs(self.n_jobs)
         per_direction = -(-n_threads // self.num_directions)
         n_shards = max(1, min(per_direction, batch // MIN_ROWS_PER_SHARD))
-        n_slices = _packed.slice_threads(self, batch, n_threads)
+        n_slices = _packed.slice_threads(self, batch, steps, n_threads)
         if n_slices > 1:
             n_shards = 1
         if lengths is None:
