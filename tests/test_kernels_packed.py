@@ -329,3 +329,34 @@ def test_thread_axis_rule(k, monkeypatch):
     assert fastlstm.LSTM(64, 256, n_jobs=1)._plan(1, 100, None).slice_threads == 1
     assert fastlstm.LSTM(64, 256, n_jobs=2, bidirectional=True)._plan(
         1, 100, None).slice_threads == 1                        # directions take the threads
+
+
+def _available_bytes():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@pytest.mark.skipif(_available_bytes() < 12 * 2**30,
+                    reason="needs about 7 GiB of free memory for 2^26-row states")
+def test_step_past_32_bit_sizes():
+    """B * 4H = 2^31 gate values: sizes that overflow 32-bit arithmetic (issue: segfault).
+
+    The smallest hidden size keeps the work small (about 40 GFLOP); the
+    states themselves need 2^26 x 8 floats each.
+    """
+    batch, hidden = 2**26, 8
+    layer = fastlstm.LSTM(1, hidden, random_state=0)
+    x = np.zeros((batch, 1), np.float32)
+    x[::1024] = 1.0
+    h_t, (h, c) = layer.step(x)
+    small, _ = layer.step(x[:2048])
+    # rows are independent: every row equals the same row of a small batch
+    np.testing.assert_array_equal(h_t[-2048:], small)
+    np.testing.assert_array_equal(h_t[:2048], small)
+    assert np.isfinite(c[0, -1]).all()

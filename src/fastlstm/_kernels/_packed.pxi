@@ -360,7 +360,10 @@ cdef class PackedStepper:
         cdef const float* ci = <const float*> cnp.PyArray_DATA(<cnp.ndarray> c_in)
         cdef float* ho = <float*> cnp.PyArray_DATA(<cnp.ndarray> h_out)
         cdef float* co = <float*> cnp.PyArray_DATA(<cnp.ndarray> c_out)
-        if (<cnp.ndarray> self._cbuf).shape[0] < B:
+        # H a whole number of vectors: the kernel updates c_out in place;
+        # otherwise c goes through a padded scratch buffer, kept across calls
+        cdef bint in_place = ldc == H
+        if not in_place and (<cnp.ndarray> self._cbuf).shape[0] < B:
             self._cbuf = aligned_empty((B, ldc))
             self._cbuf[...] = 0
         cdef float* cb = <float*> cnp.PyArray_DATA(<cnp.ndarray> self._cbuf)
@@ -394,6 +397,11 @@ cdef class PackedStepper:
                     s.bp = self._bp[l]
                     s.h0 = hi + l * B * H
                     s.out = ho + l * B * H
+                    if in_place:
+                        memcpy(co + l * B * H, ci + l * B * H, B * H * sizeof(float))
+                        s.c = co + l * B * H
+                        fl_seq_run(&s, 0, B, 0, npan, NULL)
+                        continue
                     for r in range(B):
                         memcpy(cb + r * ldc, ci + (l * B + r) * H, H * sizeof(float))
                     fl_seq_run(&s, 0, B, 0, npan, NULL)
