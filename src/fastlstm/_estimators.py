@@ -16,8 +16,16 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from fastlstm._data import Sequences, check_sequence_targets, check_sequences
+from fastlstm._data import (
+    Sequences,
+    check_label_types,
+    check_sequence_targets,
+    check_sequences,
+)
+from fastlstm._guard import TrainingInterrupted
+from fastlstm._memory import check_estimator_memory
 from fastlstm._optim import make_optimizer
+from fastlstm._parallel import blas_single_threaded
 from fastlstm._training import (
     Progress,
     SequenceNet,
@@ -28,6 +36,7 @@ from fastlstm._training import (
     squared_error,
     train_epochs,
 )
+from fastlstm._transaction import FitSnapshot
 
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
@@ -163,9 +172,12 @@ _DOC_NOTES = """
     dependencies are learned much sooner.
 
     Training stops early when the loss (or the validation score, with
-    ``early_stopping``) stops improving, on ``KeyboardInterrupt`` (the model
-    stays usable), and on a non-finite loss or gradient (the weights of the
-    last complete epoch are restored, with a ``ConvergenceWarning``)."""
+    ``early_stopping``) stops improving, and on a non-finite loss, gradient
+    or updated weight (the weights of the last complete epoch are restored,
+    with a ``ConvergenceWarning``).  On Ctrl-C the model keeps the weights
+    of its last complete step and the ``KeyboardInterrupt`` propagates.  A
+    fit that raises any other error leaves the estimator as it was before
+    the call (see "Reliability" in the user guide)."""
 
 
 class _BaseLSTM(BaseEstimator):
@@ -321,7 +333,28 @@ class _BaseLSTM(BaseEstimator):
     # ------------------------------------------------------------ fitting
     def _fit(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool,
              classes: Any = None) -> _BaseLSTM:
+        """Fit as one transaction: on any error the previous fitted state is back.
+
+        Ctrl-C is the exception: the model keeps the weights of the last
+        complete step (and curves and counters that match them), and the
+        interrupt propagates.
+        """
+        continuing = hasattr(self, "network_") and (incremental or self.warm_start is True)
+        snapshot = FitSnapshot(self, continuing)
+        try:
+            with blas_single_threaded():  # once per fit, not per batch
+                return self._fit_body(X, y, sample_weight, incremental=incremental,
+                                      classes=classes)
+        except TrainingInterrupted:
+            raise
+        except BaseException:
+            snapshot.restore(self)
+            raise
+
+    def _fit_body(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool,
+                  classes: Any = None) -> _BaseLSTM:
         self._check_params()
+        check_estimator_memory(self, X, fitting=True)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         continuing = (incremental or self.warm_start) and hasattr(self, "network_")
@@ -392,15 +425,19 @@ class _BaseLSTM(BaseEstimator):
 
         n_epochs = 1 if incremental else self.max_epochs
         total = None if incremental else state.n_iter + self.max_epochs
-        reason = train_epochs(
-            net, self._optimizer, state,
-            lengths=X_train.lengths, get_batch=get_batch, loss_fn=self._loss,
-            n_epochs=n_epochs, batch_size=self.batch_size, shuffle=self.shuffle,
-            rng=self._rng, clip_norm=self.clip_norm, tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change, validate=validate,
-            stop_on_plateau=not incremental,
-            progress=Progress(self.verbose, total), total_epochs=total,
-        )
+        try:
+            reason = train_epochs(
+                net, self._optimizer, state,
+                lengths=X_train.lengths, get_batch=get_batch, loss_fn=self._loss,
+                n_epochs=n_epochs, batch_size=self.batch_size, shuffle=self.shuffle,
+                rng=self._rng, clip_norm=self.clip_norm, tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change, validate=validate,
+                stop_on_plateau=not incremental,
+                progress=Progress(self.verbose, total), total_epochs=total,
+            )
+        except TrainingInterrupted:
+            self._publish_state()  # the last complete step's model, usable
+            raise
         self._publish_state()
         if reason == "max_epochs" and not incremental:
             warnings.warn(
@@ -483,9 +520,12 @@ class _BaseLSTM(BaseEstimator):
     # ------------------------------------------------------------ prediction
     def _outputs(self, X: Any) -> tuple[Sequences, Any]:
         check_is_fitted(self, "network_")
+        check_estimator_memory(self, X, fitting=False, n_outputs=self.network_.config[
+            "n_outputs"])
         Xs = self._validate_X(X, reset=False)
         self.network_.set_n_jobs(self.n_jobs)
-        return Xs, predict_outputs(self.network_, Xs, self.batch_size)
+        with blas_single_threaded():  # once per predict, not per batch
+            return Xs, predict_outputs(self.network_, Xs, self.batch_size)
 
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()
@@ -583,6 +623,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             )
 
     def _prepare_targets(self, y: Any, Xs: Sequences, reset: bool, classes: Any) -> np.ndarray:
+        check_label_types(y)
         y = column_or_1d(y, warn=True)
         if len(y) != Xs.n_samples:
             raise ValueError(

@@ -45,6 +45,10 @@ class LSTM(RecurrentLayer):
         state["_stepper"] = None  # holds raw pointers; rebuilt on the next step()
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._stepper = None  # never trust a pickled one: rebuilt on the next step()
+
     def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, carry, out, store, block):
         self._kernels.forward_recurrent(gates, w_hh_t, carry[0], carry[1], out,
                                         d * self.hidden_size, store, d == 1, r0, rows, nact,
@@ -156,11 +160,15 @@ class LSTM(RecurrentLayer):
         else:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError("state must be None or the (h, c) tuple step() returned")
-            h = np.array(state[0], dtype=self.dtype, order="C")
-            c = np.array(state[1], dtype=self.dtype, order="C")
+            with np.errstate(over="ignore"):  # reported below, with the reason
+                h = np.array(state[0], dtype=self.dtype, order="C")
+                c = np.array(state[1], dtype=self.dtype, order="C")
             if h.shape != shape or c.shape != shape:
                 raise ValueError(f"state arrays must have shape {shape}, "
                                  f"got {h.shape} and {c.shape}")
+            if not (np.isfinite(h).all() and np.isfinite(c).all()):
+                raise ValueError(f"state contains NaN or infinity "
+                                 f"(or values too large for {self.dtype})")
         if self._stepper is None:
             self._stepper = self._kernels.StepRunner(
                 list(self._params.values()), self.input_size, self.hidden_size)

@@ -20,9 +20,12 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm._data import Sequences, length_batches
+from fastlstm._guard import StepGuard, TrainingInterrupted, all_finite
 from fastlstm._lstm import LSTM
 from fastlstm._optim import clip_grad_norm
+from fastlstm._recurrent import _checked_params
 from fastlstm._rnn import RNN
+from fastlstm._tape import ThreadTape
 
 __all__ = [
     "SequenceNet",
@@ -197,6 +200,9 @@ class SequenceNet:
     (5, 2)
     """
 
+    # (features, state shape) of the last training forward, per thread (fastlstm._tape)
+    _cache = ThreadTape()
+
     def __init__(
         self,
         n_features: int,
@@ -248,7 +254,6 @@ class SequenceNet:
             random_state=np.random.SeedSequence(c["random_state"]).generate_state(1)[0],
         )
         self._names = list(self.layer.named_parameters())
-        self._cache: tuple | None = None
 
     @property
     def dtype(self) -> np.dtype:
@@ -346,11 +351,19 @@ class SequenceNet:
         }
 
     def __setstate__(self, state: dict) -> None:
-        self.config = dict(state["config"])
-        self._build()
-        self.layer.load_state_dict(state["layer_state"])
-        self.weight = state["weight"]
-        self.bias = state["bias"]
+        try:
+            self.config = dict(state["config"])
+            self._build()
+            self.layer.load_state_dict(state["layer_state"])
+            n_out = self.config["n_outputs"]
+            n_in = self.num_directions * self.config["hidden_size"]
+            head = _checked_params({"weight": state["weight"], "bias": state["bias"]},
+                                   {"weight": (n_out, n_in), "bias": (n_out,)}, self.dtype,
+                                   what="readout")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"cannot unpickle the network: {exc}") from exc
+        self.weight = head["weight"]
+        self.bias = head["bias"]
 
 
 def inference_batch_size(X: Sequences, net: SequenceNet, batch_size: int) -> int:
@@ -581,11 +594,22 @@ def train_epochs(
 
     Returns
     -------
-    reason : {"max_epochs", "converged", "interrupted", "non_finite"}
-        Why the loop ended.
+    reason : {"max_epochs", "converged", "non_finite"}
+        Why the loop ended.  On "non_finite" (a non-finite loss, gradient or
+        updated weight) the weights and optimizer state of the start of the
+        failed epoch are back; weights are checked after every update, so
+        they are finite.
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C (a :class:`KeyboardInterrupt`), after the weights of the
+        last complete step were put back; ``state`` counts the complete
+        epochs and steps.
     """
     progress = progress or Progress(0, total_epochs)
     params = net.parameters()
+    guard = StepGuard(params, optimizer)
     n = len(lengths)
     reason = "max_epochs"
     try:
@@ -612,7 +636,12 @@ def train_epochs(
                 if not math.isfinite(norm):
                     failure = (b, f"the gradient norm is {norm}")
                     break
-                optimizer.step(params, grads)
+                with guard.step():  # undone if interrupted half-way
+                    optimizer.step(params, grads)
+                if not all_finite(params):
+                    guard.restore()
+                    failure = (b, "the update made the weights non-finite")
+                    break
                 state.t += len(idx)
                 loss_sum += loss * len(idx)
                 done += len(idx)
@@ -662,10 +691,11 @@ def train_epochs(
                 )
                 reason = "converged"
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # the weights are those of the last complete step (a step cut short
+        # was undone by the guard); the interrupt goes on to the caller
         progress.message("Training interrupted by user.")
-        warnings.warn("Training interrupted by user.", UserWarning, stacklevel=3)
-        reason = "interrupted"
+        raise TrainingInterrupted(*exc.args) from exc
     finally:
         net._cache = None
     if validate is not None and state.best_weights is not None:
