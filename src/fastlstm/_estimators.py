@@ -444,7 +444,7 @@ class _BaseLSTM(BaseEstimator):
                 f"Stochastic Optimizer: Maximum epochs ({self.max_epochs}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return self
 

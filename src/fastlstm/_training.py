@@ -657,7 +657,7 @@ def train_epochs(
                     "clip_norm, or rescaling the inputs."
                 )
                 progress.message(msg)
-                warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+                warnings.warn(msg, ConvergenceWarning, stacklevel=5)  # the user's fit call
                 reason = "non_finite"
                 break
 
