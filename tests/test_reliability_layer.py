@@ -268,6 +268,7 @@ def test_a_forward_too_big_for_memory_is_refused_before_copying():
 def test_forward_memory_check_uses_the_available_memory(monkeypatch, rng):
     layer = fastlstm.LSTM(3, 8, random_state=0)
     x = rng.standard_normal((4, 6, 3))
+    monkeypatch.setattr(_memory, "ALWAYS_FITS", 0)
     monkeypatch.setattr(_memory, "available_memory", lambda: 1000)
     with pytest.raises(MemoryError, match=r"needs about .* only 1000 B is available"):
         layer.forward(x, training=True)

@@ -85,7 +85,8 @@ _DOC_PARAMS = """
         directions' final states.
     dropout : float, default=0.0
         Dropout on the inputs of every LSTM layer after the first, during
-        training (PyTorch's meaning: no effect when ``num_layers=1``).
+        training (PyTorch's meaning: no effect when ``num_layers=1``, with a
+        warning).
     batch_size : int, default=32
         Sequences per mini-batch.  Sequences of different lengths are
         grouped by length so that little time goes to padding.

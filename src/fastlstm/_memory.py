@@ -38,6 +38,9 @@ __all__ = [
 # optimizer (and once more for their step-guard copy).
 _TRAINING_PARAM_COPIES = 5
 _OPTIMIZER_BUFFERS = {"adam": 2, "adamw": 2, "sgd": 1}
+# Requests below this size are not checked: asking the operating system costs
+# more than such a forward (streaming calls of one step would pay it each time).
+ALWAYS_FITS = 64 << 20
 
 
 def _read_meminfo_available() -> int | None:
@@ -109,6 +112,8 @@ def format_bytes(n: float) -> str:
 def check_memory(needed: float, what: str) -> None:
     """Raise :class:`MemoryError` when ``needed`` bytes exceed the available memory.
 
+    Requests under ``ALWAYS_FITS`` bytes are let through without asking.
+
     Examples
     --------
     >>> from fastlstm._memory import check_memory
@@ -119,6 +124,8 @@ def check_memory(needed: float, what: str) -> None:
     ...     print(str(exc).split(" of memory")[0])
     a huge buffer needs about 1024.0 PiB
     """
+    if needed < ALWAYS_FITS:
+        return
     room = available_memory()
     if room is not None and needed > room:
         raise MemoryError(

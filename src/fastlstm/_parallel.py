@@ -208,7 +208,8 @@ def blas_small_matrix_rows(n: int, k: int) -> int:
     sizes that is up to twice as fast.  Returns 0 (one call for all rows)
     where that path does not exist or blocks would be under 4 rows.  The
     answer depends only on the BLAS build, never on timing, so results stay
-    reproducible.  ``FASTLSTM_STEP_ROWS`` overrides it (0 disables).
+    reproducible.  ``FASTLSTM_STEP_ROWS`` overrides it (0 disables; a value
+    that is not an integer is ignored, with a warning).
 
     Examples
     --------

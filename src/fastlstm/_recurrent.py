@@ -57,7 +57,8 @@ LAYER_PARAMETERS = """
         Run a second, time-reversed direction in every layer and concatenate.
     dropout : float, default=0.0
         Dropout probability on the inputs of layers after the first, applied
-        only by ``forward(..., training=True)``, as in PyTorch.
+        only by ``forward(..., training=True)``, as in PyTorch (so with
+        ``num_layers=1`` it has no effect, and a warning says so).
     dtype : {"float32", "float64"}, default="float32"
         Precision of parameters and computation.
     n_jobs : int or None, default=None
