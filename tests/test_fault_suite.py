@@ -134,6 +134,20 @@ def targets(draw, X, classifier):
     return y
 
 
+def _refused_unchanged(est, call):
+    """Run ``call``: True if it raised a clear error and left ``est`` as it was."""
+    before = _snapshot(est)
+    try:
+        call()
+    except (ValueError, TypeError) as exc:
+        event(f"refused: {type(exc).__name__}")
+        assert str(exc)  # says what is wrong
+        _assert_unchanged(est, before)
+        return True
+    event("accepted")
+    return False
+
+
 def _check_result(est, X):
     """After a fit that succeeded: the model predicts finite values of the right shape."""
     pred = est.predict(X)
@@ -161,15 +175,8 @@ def test_refit_is_a_clear_error_with_state_unchanged_or_a_correct_model(
     est.set_params(warm_start=warm_start, early_stopping=early_stopping)
     X = data.draw(ragged_inputs() if ragged else dense_inputs())
     y = data.draw(targets(X, cls is LSTMClassifier))
-    before = _snapshot(est)
-    try:
-        est.fit(X, y)
-    except (ValueError, TypeError) as exc:
-        event(f"refused: {type(exc).__name__}")
-        assert str(exc)  # says what is wrong
-        _assert_unchanged(est, before)
+    if _refused_unchanged(est, lambda: est.fit(X, y)):
         return
-    event("accepted")
     _check_result(est, X)
 
 
@@ -180,22 +187,16 @@ def test_partial_fit_is_a_clear_error_with_state_unchanged_or_a_step(data, cls, 
     est = pickle.loads(FITTED[cls])
     X = data.draw(ragged_inputs() if ragged else dense_inputs())
     y = data.draw(targets(X, cls is LSTMClassifier))
-    before = _snapshot(est)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            est.partial_fit(X, y)
-    except (ValueError, TypeError) as exc:
-        event(f"refused: {type(exc).__name__}")
-        assert str(exc)
-        _assert_unchanged(est, before)
-        return
-    event("accepted")
+    weights = est.network_.get_weights()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if _refused_unchanged(est, lambda: est.partial_fit(X, y)):
+            return
     _check_result(est, X)
     if any("non-finite" in str(w.message) for w in caught):
         # e.g. a target of 1e39: the step is refused and undone, with a warning
         assert est.n_iter_ == pickle.loads(FITTED[cls]).n_iter_
-        for a, b in zip(est.network_.get_weights(), before[1], strict=True):
+        for a, b in zip(est.network_.get_weights(), weights, strict=True):
             np.testing.assert_array_equal(a, b)
     else:
         assert est.n_iter_ == pickle.loads(FITTED[cls]).n_iter_ + 1
