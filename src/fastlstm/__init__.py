@@ -3,6 +3,7 @@
 from fastlstm._estimators import LSTMClassifier, LSTMRegressor
 from fastlstm._lstm import LSTM
 from fastlstm._rnn import RNN
+from fastlstm._scaler import SequenceScaler
 
-__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "RNN"]
+__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "RNN", "SequenceScaler"]
 __version__ = "0.1.0"
