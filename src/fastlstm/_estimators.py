@@ -23,6 +23,7 @@ from fastlstm._data import (
     check_sequences,
 )
 from fastlstm._guard import TrainingInterrupted
+from fastlstm._losses import absolute_error, huber
 from fastlstm._memory import check_estimator_memory
 from fastlstm._optim import make_optimizer
 from fastlstm._parallel import blas_single_threaded
@@ -41,6 +42,8 @@ from fastlstm._transaction import FitSnapshot
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
+_REGRESSION_LOSSES = {"squared_error": squared_error, "absolute_error": absolute_error,
+                      "mae": absolute_error, "huber": huber}
 _DTYPES = ("float32", "float64")
 # parameters that fix the network's shape: warm starts must keep them
 _ARCHITECTURE = ("cell", "hidden_size", "num_layers", "bidirectional", "dtype")
@@ -828,7 +831,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     Predicts one value (or vector) per sequence from its final state, or with
     ``sequence_output=True`` one per time step.  Targets are standardized
     internally (per output, from the first fit's data); ``loss_curve_`` is
-    the mean squared error on that standardized scale.
+    the mean loss (squared error by default) on that standardized scale.
 
     Parameters
     ----------{_DOC_PARAMS}
@@ -836,6 +839,11 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         Predict at every time step: ``y`` is ``(n_samples, n_timesteps)`` or
         ``(n_samples, n_timesteps, n_outputs)``, or for a ragged ``X`` a list
         of arrays ``(n_timesteps_i,)`` or ``(n_timesteps_i, n_outputs)``.
+    loss : {{"squared_error", "absolute_error", "huber"}}, default="squared_error"
+        Training loss: mean squared error, mean absolute error (robust to
+        outliers; ``"mae"`` is accepted too), or Huber's loss, quadratic
+        within one standard deviation of the target and linear beyond
+        (errors are measured on the standardized targets).
 
     Attributes
     ----------{_DOC_ATTRS}
@@ -888,6 +896,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         verbose: int = 0,
         dtype: str = "float32",
         sequence_output: bool = False,
+        loss: str = "squared_error",
     ) -> None:
         super().__init__(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
@@ -900,6 +909,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )
         self.sequence_output = sequence_output
+        self.loss = loss
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -907,6 +917,11 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             raise ValueError(
                 "The 'sequence_output' parameter of LSTMRegressor must be an instance of "
                 f"'bool'. Got {self.sequence_output!r} instead."
+            )
+        if not isinstance(self.loss, str) or self.loss not in _REGRESSION_LOSSES:
+            raise ValueError(
+                "The 'loss' parameter of LSTMRegressor must be a str among "
+                f"{sorted(_REGRESSION_LOSSES)}. Got {self.loss!r} instead."
             )
 
     def _sequence_output(self) -> bool:
@@ -968,7 +983,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
 
     def _loss(self, out: np.ndarray, target: np.ndarray, weight: np.ndarray,
               lengths: Any) -> tuple[float, np.ndarray]:
-        return squared_error(out, target, weight, lengths)
+        return _REGRESSION_LOSSES[self.loss](out, target, weight, lengths)
 
     def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray) -> float:
         out = predict_outputs(self.network_, Xs, self.batch_size)
