@@ -335,8 +335,8 @@ def test_early_stopping_restores_best_weights():
                  learning_rate=0.05, validation_fraction=0.2)
     seen = []
 
-    def spy(Xs, target, weight):
-        score = LSTMClassifier._validation_score(clf, Xs, target, weight)
+    def spy(Xs, target, weight, out=None):
+        score = LSTMClassifier._validation_score(clf, Xs, target, weight, out)
         seen.append((score, clf.network_.get_weights(), np.bincount(target)))
         return score
 

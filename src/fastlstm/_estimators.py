@@ -38,6 +38,7 @@ from fastlstm._training import (
     train_epochs,
 )
 from fastlstm._transaction import FitSnapshot
+from fastlstm._validation import ValidationMonitor, temporal_split
 
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
@@ -113,7 +114,19 @@ _DOC_PARAMS = """
         ``tol`` for ``n_iter_no_change`` epochs, and restore the weights of
         the best epoch.
     validation_fraction : float, default=0.1
-        Share of the training data held out for early stopping.
+        Share of the training data held out for early stopping (unless
+        ``fit`` is given ``X_val`` and ``y_val``).
+    validation_split : {"random", "last"}, default="random"
+        Which samples are held out: a random (for classifiers stratified)
+        share, or the last ``validation_fraction`` of them in the order
+        given, for forecasting windows cut from one series in time order
+        (a random split would validate on windows that overlap training
+        windows).
+    scoring : {None, "loss"}, default=None
+        What early stopping watches on the validation data: None for the
+        estimator's score (accuracy, or R² for regressors), "loss" for the
+        training loss function (``validation_scores_`` then holds the
+        negative loss, as in scikit-learn's gradient boosting).
     n_iter_no_change : int, default=10
         Epochs without improvement by ``tol`` before stopping (of the
         validation score with early stopping, of the training loss without).
@@ -149,6 +162,9 @@ _DOC_ATTRS = """
         Validation score of each epoch (only with ``early_stopping=True``).
     best_validation_score_ : float
         Best value in ``validation_scores_`` (only with ``early_stopping=True``).
+    validation_losses_ : list of float
+        Validation loss of each epoch, on the scale of ``loss_curve_`` (only
+        with ``early_stopping=True``).
     n_iter_ : int
         Epochs run.
     t_ : int
@@ -206,6 +222,8 @@ class _BaseLSTM(BaseEstimator):
         clip_norm: float | None = 5.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "random",
+        scoring: str | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -229,6 +247,8 @@ class _BaseLSTM(BaseEstimator):
         self.clip_norm = clip_norm
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
+        self.scoring = scoring
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.warm_start = warm_start
@@ -267,6 +287,10 @@ class _BaseLSTM(BaseEstimator):
             fail("clip_norm", "a float in the range (0, inf) or None")
         if not _is_real(self.validation_fraction) or not 0 < self.validation_fraction < 1:
             fail("validation_fraction", "a float in the range (0, 1)")
+        if self.validation_split not in ("random", "last"):
+            fail("validation_split", "a str among {'random', 'last'}")
+        if self.scoring is not None and self.scoring != "loss":
+            fail("scoring", "None or 'loss'")
         if not _is_real(self.tol) or not self.tol >= 0:
             fail("tol", "a float in the range [0, inf)")
         if self.n_jobs is not None and (not _is_int(self.n_jobs) or self.n_jobs == 0):
@@ -320,7 +344,8 @@ class _BaseLSTM(BaseEstimator):
     def _loss(self, out: np.ndarray, target: Any, weight: np.ndarray, lengths: Any) -> Any:
         raise NotImplementedError
 
-    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray) -> float:
+    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray,
+                          out: Any = None) -> float:
         raise NotImplementedError
 
     def _take_targets(self, target: Any, idx: np.ndarray) -> Any:
@@ -336,7 +361,7 @@ class _BaseLSTM(BaseEstimator):
 
     # ------------------------------------------------------------ fitting
     def _fit(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool,
-             classes: Any = None) -> _BaseLSTM:
+             classes: Any = None, X_val: Any = None, y_val: Any = None) -> _BaseLSTM:
         """Fit as one transaction: on any error the previous fitted state is back.
 
         Ctrl-C is the exception: the model keeps the weights of the last
@@ -348,7 +373,7 @@ class _BaseLSTM(BaseEstimator):
         try:
             with blas_single_threaded():  # once per fit, not per batch
                 return self._fit_body(X, y, sample_weight, incremental=incremental,
-                                      classes=classes)
+                                      classes=classes, X_val=X_val, y_val=y_val)
         except TrainingInterrupted:
             raise
         except BaseException:
@@ -356,8 +381,13 @@ class _BaseLSTM(BaseEstimator):
             raise
 
     def _fit_body(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool,
-                  classes: Any = None) -> _BaseLSTM:
+                  classes: Any = None, X_val: Any = None, y_val: Any = None) -> _BaseLSTM:
         self._check_params()
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together.")
+        if X_val is not None and not self.early_stopping:
+            raise ValueError("X_val and y_val are validation data for early stopping; "
+                             "set early_stopping=True to use them.")
         check_estimator_memory(self, X, fitting=True)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -405,15 +435,19 @@ class _BaseLSTM(BaseEstimator):
 
         validate = None
         X_train, t_train, w_train = Xs, target, weight
-        if self.early_stopping:
+        if self.early_stopping and X_val is not None:
+            Xs_val = self._validate_X(X_val, reset=False)
+            t_val = self._prepare_targets(y_val, Xs_val, reset=False, classes=None)
+            validate = ValidationMonitor(self, Xs_val, t_val, np.ones(Xs_val.n_samples),
+                                         self.scoring)
+        elif self.early_stopping:
             idx_train, idx_val = self._split(Xs.n_samples, target)
-            X_train, X_val = Xs.take(idx_train), Xs.take(idx_val)
+            X_train = Xs.take(idx_train)
             t_train = self._take_targets(target, idx_train)
-            t_val = self._take_targets(target, idx_val)
-            w_train, w_val = weight[idx_train], weight[idx_val]
-
-            def validate() -> float:
-                return self._validation_score(X_val, t_val, w_val)
+            w_train = weight[idx_train]
+            validate = ValidationMonitor(self, Xs.take(idx_val),
+                                         self._take_targets(target, idx_val),
+                                         weight[idx_val], self.scoring)
 
         state = self._state
         if not incremental:
@@ -455,18 +489,21 @@ class _BaseLSTM(BaseEstimator):
     def _split(self, n: int, target: Any) -> tuple[np.ndarray, np.ndarray]:
         idx = np.arange(n)
         stratify = self._stratify(target)
-        try:
-            idx_train, idx_val = train_test_split(
-                idx, test_size=self.validation_fraction, random_state=self._rng,
-                stratify=stratify,
-            )
-        except ValueError:
-            if stratify is None:
-                raise
-            # too few samples of some class to stratify: plain random split
-            idx_train, idx_val = train_test_split(
-                idx, test_size=self.validation_fraction, random_state=self._rng
-            )
+        if self.validation_split == "last":
+            idx_train, idx_val = temporal_split(n, self.validation_fraction)
+        else:
+            try:
+                idx_train, idx_val = train_test_split(
+                    idx, test_size=self.validation_fraction, random_state=self._rng,
+                    stratify=stratify,
+                )
+            except ValueError:
+                if stratify is None:
+                    raise
+                # too few samples of some class to stratify: plain random split
+                idx_train, idx_val = train_test_split(
+                    idx, test_size=self.validation_fraction, random_state=self._rng
+                )
         if len(idx_val) < 2 or len(idx_train) < 1:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the "
@@ -486,12 +523,14 @@ class _BaseLSTM(BaseEstimator):
         if self.early_stopping:
             self.validation_scores_ = list(s.validation_scores)
             self.best_validation_score_ = s.best_validation_score
+            self.validation_losses_ = list(s.validation_losses)
         else:
-            for name in ("validation_scores_", "best_validation_score_"):
+            for name in ("validation_scores_", "best_validation_score_", "validation_losses_"):
                 if hasattr(self, name) and not self.warm_start:
                     delattr(self, name)
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseLSTM:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None,
+            y_val: Any = None) -> _BaseLSTM:
         """Train the model on sequences ``X`` and targets ``y``.
 
         Parameters
@@ -504,6 +543,9 @@ class _BaseLSTM(BaseEstimator):
             Targets (see the class description).
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sequence in the loss.
+        X_val, y_val : array-like, default=None
+            Validation data for early stopping (``early_stopping=True``), in
+            place of a share of ``X``: all of ``X`` is then trained on.
 
         Returns
         -------
@@ -518,8 +560,11 @@ class _BaseLSTM(BaseEstimator):
         >>> reg = LSTMRegressor(hidden_size=8, max_epochs=2, random_state=0)
         >>> reg.fit(X, X[:, -1, 0]).n_iter_
         2
+        >>> reg.set_params(early_stopping=True).fit(X[:48], X[:48, -1, 0], X_val=X[48:],
+        ...                                          y_val=X[48:, -1, 0]).validation_losses_
+        [...]
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, X_val=X_val, y_val=y_val)
 
     # ------------------------------------------------------------ prediction
     def _outputs(self, X: Any) -> tuple[Sequences, Any]:
@@ -595,6 +640,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         clip_norm: float | None = 5.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "random",
+        scoring: str | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -611,7 +658,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             max_epochs=max_epochs,
             learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            validation_fraction=validation_fraction, validation_split=validation_split,
+            scoring=scoring, n_iter_no_change=n_iter_no_change,
             tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )
@@ -695,8 +743,10 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
               lengths: Any) -> tuple[float, np.ndarray]:
         return softmax_cross_entropy(out, target, weight)
 
-    def _validation_score(self, Xs: Sequences, target: np.ndarray, weight: np.ndarray) -> float:
-        out = predict_outputs(self.network_, Xs, self.batch_size)
+    def _validation_score(self, Xs: Sequences, target: np.ndarray, weight: np.ndarray,
+                          out: Any = None) -> float:
+        if out is None:
+            out = predict_outputs(self.network_, Xs, self.batch_size)
         return float(accuracy_score(target, out.argmax(axis=1), sample_weight=weight))
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None,
@@ -887,6 +937,8 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         clip_norm: float | None = 5.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "random",
+        scoring: str | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -904,7 +956,8 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             max_epochs=max_epochs,
             learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            validation_fraction=validation_fraction, validation_split=validation_split,
+            scoring=scoring, n_iter_no_change=n_iter_no_change,
             tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )
@@ -985,8 +1038,10 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
               lengths: Any) -> tuple[float, np.ndarray]:
         return _REGRESSION_LOSSES[self.loss](out, target, weight, lengths)
 
-    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray) -> float:
-        out = predict_outputs(self.network_, Xs, self.batch_size)
+    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray,
+                          out: Any = None) -> float:
+        if out is None:
+            out = predict_outputs(self.network_, Xs, self.batch_size)
         if isinstance(out, Sequences):
             w = np.repeat(weight, Xs.lengths)
             return float(r2_score(target.steps(), out.steps(), sample_weight=w))

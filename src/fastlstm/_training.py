@@ -510,6 +510,7 @@ class TrainState:
 
     loss_curve: list[float] = field(default_factory=list)
     validation_scores: list[float] = field(default_factory=list)
+    validation_losses: list[float] = field(default_factory=list)
     best_loss: float = math.inf
     best_validation_score: float = -math.inf
     best_weights: list[np.ndarray] | None = None
@@ -668,6 +669,9 @@ def train_epochs(
             if validate is not None:
                 val_score = float(validate())
                 state.validation_scores.append(val_score)
+                losses = getattr(validate, "losses", None)  # a ValidationMonitor's
+                if losses:
+                    state.validation_losses.append(losses[-1])
                 if val_score < state.best_validation_score + tol:
                     state.no_improvement_count += 1
                 else:
