@@ -23,6 +23,7 @@ from fastlstm._data import (
     check_sequences,
 )
 from fastlstm._guard import TrainingInterrupted
+from fastlstm._history import History
 from fastlstm._losses import absolute_error, huber
 from fastlstm._memory import check_estimator_memory
 from fastlstm._optim import make_optimizer
@@ -156,6 +157,11 @@ _DOC_ATTRS = """
         may have any length).
     loss_curve_ : list of float
         Mean training loss of each epoch.
+    history_ : list of dict
+        One record per epoch: ``epoch``, ``loss``, ``validation_loss``,
+        ``validation_score`` (NaN without validation), ``learning_rate`` and
+        ``seconds``; ``history_["loss"]`` lists one key, ``history_.plot()``
+        draws the curves (matplotlib), ``history_.to_pandas()`` tabulates.
     best_loss_ : float
         Smallest value in ``loss_curve_``.
     validation_scores_ : list of float
@@ -517,6 +523,7 @@ class _BaseLSTM(BaseEstimator):
     def _publish_state(self) -> None:
         s = self._state
         self.loss_curve_ = list(s.loss_curve)
+        self.history_ = History(s.history)
         self.best_loss_ = float(s.best_loss) if s.loss_curve else float("nan")
         self.n_iter_ = s.n_iter
         self.t_ = s.t

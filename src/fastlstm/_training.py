@@ -21,6 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm._data import Sequences, length_batches
 from fastlstm._guard import StepGuard, TrainingInterrupted, all_finite
+from fastlstm._history import epoch_record
 from fastlstm._lstm import LSTM
 from fastlstm._optim import clip_grad_norm
 from fastlstm._recurrent import _checked_params
@@ -511,12 +512,18 @@ class TrainState:
     loss_curve: list[float] = field(default_factory=list)
     validation_scores: list[float] = field(default_factory=list)
     validation_losses: list[float] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # fastlstm._history records
     best_loss: float = math.inf
     best_validation_score: float = -math.inf
     best_weights: list[np.ndarray] | None = None
     no_improvement_count: int = 0
     n_iter: int = 0
     t: int = 0
+
+    def __setstate__(self, state: dict) -> None:
+        # pickles from versions with fewer fields get the new ones empty
+        self.__dict__.update(TrainState().__dict__)
+        self.__dict__.update(state)
 
     def reset_stopping(self) -> None:
         """Forget the plateau counter and the best validation weights (new fit call)."""
@@ -619,6 +626,7 @@ def train_epochs(
             good_weights = [p.copy() for p in params]
             good_optimizer = optimizer.get_state()
             progress.start_epoch(epoch, n)
+            epoch_start = time.perf_counter()
             batches = length_batches(lengths, batch_size, rng if shuffle else None)
             loss_sum, done, failure = 0.0, 0, None
             for b, idx in enumerate(batches):
@@ -665,13 +673,13 @@ def train_epochs(
             epoch_loss = loss_sum / n
             state.loss_curve.append(epoch_loss)
             state.n_iter += 1
-            val_score = None
+            val_score, val_losses = None, None
             if validate is not None:
                 val_score = float(validate())
                 state.validation_scores.append(val_score)
-                losses = getattr(validate, "losses", None)  # a ValidationMonitor's
-                if losses:
-                    state.validation_losses.append(losses[-1])
+                val_losses = getattr(validate, "losses", None)  # a ValidationMonitor's
+                if val_losses:
+                    state.validation_losses.append(val_losses[-1])
                 if val_score < state.best_validation_score + tol:
                     state.no_improvement_count += 1
                 else:
@@ -685,6 +693,9 @@ def train_epochs(
                 else:
                     state.no_improvement_count = 0
             state.best_loss = min(state.best_loss, epoch_loss)
+            state.history.append(epoch_record(
+                epoch, epoch_loss, state.validation_losses[-1] if val_losses else None,
+                val_score, optimizer.learning_rate, time.perf_counter() - epoch_start))
             progress.end_epoch(epoch_loss, val_score)
 
             if stop_on_plateau and state.no_improvement_count > n_iter_no_change:
