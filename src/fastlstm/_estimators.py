@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_array, check_random_state, column_or_1d
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
 from fastlstm._data import (
     Sequences,
@@ -24,6 +24,7 @@ from fastlstm._data import (
 )
 from fastlstm._guard import TrainingInterrupted
 from fastlstm._history import History
+from fastlstm._layout import to_batch_first, warn_about_layout
 from fastlstm._losses import absolute_error, huber
 from fastlstm._memory import check_estimator_memory
 from fastlstm._optim import make_optimizer
@@ -48,7 +49,8 @@ _REGRESSION_LOSSES = {"squared_error": squared_error, "absolute_error": absolute
                       "mae": absolute_error, "huber": huber}
 _DTYPES = ("float32", "float64")
 # parameters that fix the network's shape: warm starts must keep them
-_ARCHITECTURE = ("cell", "hidden_size", "num_layers", "bidirectional", "dtype")
+_ARCHITECTURE = ("cell", "hidden_size", "num_layers", "bidirectional", "dtype",
+                 "channels_first")
 
 
 def _is_int(x: Any) -> bool:
@@ -143,6 +145,12 @@ _DOC_PARAMS = """
         model, bit for bit.
     n_jobs : int or None, default=None
         Threads of the LSTM layer: None or -1 for all usable cores.
+    channels_first : bool, default=False
+        Read a 3D ``X`` as ``(n_samples, n_features, n_timesteps)`` (aeon's
+        and sktime's ``(n_cases, n_channels, n_timepoints)``) and each 2D
+        array of a list as ``(n_features, n_timesteps_i)``.  The layout is
+        fixed by the first fit: predict reads ``X`` the same way.  Per-step
+        outputs and targets (``sequence_output=True``) stay time-major.
     verbose : int, default=0
         0 is silent; 1 draws a progress bar per epoch (loss, validation score,
         sequences per second) on stderr; 2 prints one line per epoch.
@@ -230,6 +238,7 @@ class _BaseLSTM(BaseEstimator):
         validation_fraction: float = 0.1,
         validation_split: str = "random",
         scoring: str | None = None,
+        channels_first: bool = False,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -255,6 +264,7 @@ class _BaseLSTM(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.validation_split = validation_split
         self.scoring = scoring
+        self.channels_first = channels_first
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.warm_start = warm_start
@@ -276,7 +286,8 @@ class _BaseLSTM(BaseEstimator):
             v = getattr(self, name)
             if not _is_int(v) or v < 1:
                 fail(name, "an int in the range [1, inf)")
-        for name in ("bidirectional", "early_stopping", "warm_start", "shuffle"):
+        for name in ("bidirectional", "early_stopping", "warm_start", "shuffle",
+                     "channels_first"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 fail(name, "an instance of 'bool'")
         if not _is_real(self.dropout) or not 0 <= self.dropout < 1:
@@ -331,7 +342,14 @@ class _BaseLSTM(BaseEstimator):
 
     def _validate_X(self, X: Any, reset: bool) -> Sequences:
         dtype = str(self.dtype) if reset else self.network_.dtype
-        Xs = check_sequences(X, dtype=dtype, estimator=self)
+        channels_first = (bool(self.channels_first) if reset
+                          else getattr(self, "_channels_first", False))
+        if reset:
+            self._channels_first = channels_first
+            warn_about_layout(X, channels_first, type(self).__name__)
+        if not isinstance(X, (list, tuple)):
+            _check_feature_names(self, X, reset=reset)
+        Xs = check_sequences(to_batch_first(X, channels_first), dtype=dtype, estimator=self)
         if reset:
             self._table_steps = Xs.dense.shape[1] if Xs.from_2d else None
             self.n_features_in_ = Xs.n_features if self._table_steps is None else (
@@ -649,6 +667,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         validation_fraction: float = 0.1,
         validation_split: str = "random",
         scoring: str | None = None,
+        channels_first: bool = False,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -666,7 +685,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
             validation_fraction=validation_fraction, validation_split=validation_split,
-            scoring=scoring, n_iter_no_change=n_iter_no_change,
+            scoring=scoring, channels_first=channels_first, n_iter_no_change=n_iter_no_change,
             tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )
@@ -946,6 +965,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         validation_fraction: float = 0.1,
         validation_split: str = "random",
         scoring: str | None = None,
+        channels_first: bool = False,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -964,7 +984,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
             validation_fraction=validation_fraction, validation_split=validation_split,
-            scoring=scoring, n_iter_no_change=n_iter_no_change,
+            scoring=scoring, channels_first=channels_first, n_iter_no_change=n_iter_no_change,
             tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )
