@@ -41,6 +41,7 @@ from fastlstm._training import (
 )
 from fastlstm._transaction import FitSnapshot
 from fastlstm._validation import ValidationMonitor, temporal_split
+from fastlstm.callbacks import Callback, TrainingContext, _Events
 
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
@@ -151,6 +152,11 @@ _DOC_PARAMS = """
         array of a list as ``(n_features, n_timesteps_i)``.  The layout is
         fixed by the first fit: predict reads ``X`` the same way.  Per-step
         outputs and targets (``sequence_output=True``) stay time-major.
+    callbacks : list of fastlstm.callbacks.Callback or None, default=None
+        Run at the start and end of training, of each epoch and of each
+        batch (see :mod:`fastlstm.callbacks`: learning-rate schedules, early
+        stopping on any recorded quantity, checkpoints of the best weights);
+        a callback may stop the training.
     verbose : int, default=0
         0 is silent; 1 draws a progress bar per epoch (loss, validation score,
         sequences per second) on stderr; 2 prints one line per epoch.
@@ -239,6 +245,7 @@ class _BaseLSTM(BaseEstimator):
         validation_split: str = "random",
         scoring: str | None = None,
         channels_first: bool = False,
+        callbacks: list | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -265,6 +272,7 @@ class _BaseLSTM(BaseEstimator):
         self.validation_split = validation_split
         self.scoring = scoring
         self.channels_first = channels_first
+        self.callbacks = callbacks
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.warm_start = warm_start
@@ -318,6 +326,10 @@ class _BaseLSTM(BaseEstimator):
             fail("dtype", f"a str among {set(_DTYPES)}")
         if self.cell not in ("lstm", "rnn"):
             fail("cell", "a str among {'lstm', 'rnn'}")
+        if self.callbacks is not None and not (
+                isinstance(self.callbacks, (list, tuple))
+                and all(isinstance(cb, Callback) for cb in self.callbacks)):
+            fail("callbacks", "None or a list of fastlstm.callbacks.Callback instances")
 
     def _check_n_features(self, Xs: Sequences) -> None:
         name = type(self).__name__
@@ -496,6 +508,8 @@ class _BaseLSTM(BaseEstimator):
                 n_iter_no_change=self.n_iter_no_change, validate=validate,
                 stop_on_plateau=not incremental,
                 progress=Progress(self.verbose, total), total_epochs=total,
+                events=None if not self.callbacks else _Events(
+                    self.callbacks, TrainingContext(self, net, self._optimizer, state.history)),
             )
         except TrainingInterrupted:
             self._publish_state()  # the last complete step's model, usable
@@ -668,6 +682,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         validation_split: str = "random",
         scoring: str | None = None,
         channels_first: bool = False,
+        callbacks: list | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -685,7 +700,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
             validation_fraction=validation_fraction, validation_split=validation_split,
-            scoring=scoring, channels_first=channels_first, n_iter_no_change=n_iter_no_change,
+            scoring=scoring, channels_first=channels_first, callbacks=callbacks,
+            n_iter_no_change=n_iter_no_change,
             tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )
@@ -966,6 +982,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         validation_split: str = "random",
         scoring: str | None = None,
         channels_first: bool = False,
+        callbacks: list | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -984,7 +1001,8 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
             validation_fraction=validation_fraction, validation_split=validation_split,
-            scoring=scoring, channels_first=channels_first, n_iter_no_change=n_iter_no_change,
+            scoring=scoring, channels_first=channels_first, callbacks=callbacks,
+            n_iter_no_change=n_iter_no_change,
             tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )

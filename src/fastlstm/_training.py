@@ -555,6 +555,7 @@ def train_epochs(
     stop_on_plateau: bool = True,
     progress: Progress | None = None,
     total_epochs: int | None = None,
+    events: Any = None,
 ) -> str:
     """Run up to ``n_epochs`` epochs of mini-batch training, updating ``state``.
 
@@ -599,10 +600,14 @@ def train_epochs(
         Where to report.
     total_epochs : int, default=None
         Shown in the progress output.
+    events : object, default=None
+        The callbacks (``fastlstm.callbacks._Events``): told when training,
+        each epoch and each batch begin or end; a callback may stop the
+        training at the end of an epoch.
 
     Returns
     -------
-    reason : {"max_epochs", "converged", "non_finite"}
+    reason : {"max_epochs", "converged", "non_finite", "callback"}
         Why the loop ended.  On "non_finite" (a non-finite loss, gradient or
         updated weight) the weights and optimizer state of the start of the
         failed epoch are back; weights are checked after every update, so
@@ -620,6 +625,8 @@ def train_epochs(
     guard = StepGuard(params, optimizer)
     n = len(lengths)
     reason = "max_epochs"
+    if events is not None:
+        events.train_begin()
     try:
         for _ in range(n_epochs):
             epoch = state.n_iter + 1
@@ -627,6 +634,8 @@ def train_epochs(
             good_optimizer = optimizer.get_state()
             progress.start_epoch(epoch, n)
             epoch_start = time.perf_counter()
+            if events is not None:
+                events.epoch_begin(epoch)
             batches = length_batches(lengths, batch_size, rng if shuffle else None)
             loss_sum, done, failure = 0.0, 0, None
             for b, idx in enumerate(batches):
@@ -655,6 +664,8 @@ def train_epochs(
                 loss_sum += loss * len(idx)
                 done += len(idx)
                 progress.update(done, loss_sum / done)
+                if events is not None:
+                    events.batch_end(b, loss)
             if failure is not None:
                 net.set_weights(good_weights)
                 optimizer.set_state(good_optimizer)
@@ -697,6 +708,11 @@ def train_epochs(
                 epoch, epoch_loss, state.validation_losses[-1] if val_losses else None,
                 val_score, optimizer.learning_rate, time.perf_counter() - epoch_start))
             progress.end_epoch(epoch_loss, val_score)
+            stop = None if events is None else events.epoch_end(epoch, state.history[-1])
+            if stop is not None:
+                progress.message(f"Training stopped: {stop}.")
+                reason = "callback"
+                break
 
             if stop_on_plateau and state.no_improvement_count > n_iter_no_change:
                 what = "Validation score" if validate is not None else "Training loss"
@@ -715,4 +731,6 @@ def train_epochs(
         net._cache = None
     if validate is not None and state.best_weights is not None:
         net.set_weights(state.best_weights)
+    if events is not None:
+        events.train_end()
     return reason
