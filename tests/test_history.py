@@ -85,3 +85,14 @@ def test_plot_and_table():
     pytest.importorskip("pandas")
     table = reg.history_.to_pandas()
     assert list(table.index) == [1, 2, 3] and "learning_rate" in table
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_divergence_is_reported_once_as_a_warning_not_also_as_progress_text(capsys):
+    X, y = _data()
+    reg = _small(verbose=2, max_epochs=3, learning_rate=1e39, optimizer="sgd",
+                 momentum=0.0, clip_norm=None)
+    with pytest.warns(Warning, match="non-finite"):
+        reg.fit(X, y)
+    assert "non-finite" not in capsys.readouterr().err

@@ -676,7 +676,7 @@ def train_epochs(
                     f"{where} were restored. Try a smaller learning_rate, a smaller "
                     "clip_norm, or rescaling the inputs."
                 )
-                progress.message(msg)
+                # a warning only: the same text on the progress stream would say it twice
                 warnings.warn(msg, ConvergenceWarning, stacklevel=5)  # the user's fit call
                 reason = "non_finite"
                 break
