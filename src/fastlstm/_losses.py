@@ -12,7 +12,34 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["absolute_error", "huber", "elementwise_loss"]
+__all__ = ["absolute_error", "elementwise_loss", "huber", "step_weights"]
+
+
+def step_weights(pred: np.ndarray, sample_weight: np.ndarray | None,
+                 lengths: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Weights broadcastable against ``pred``, and their total over samples (or valid steps).
+
+    For per-step outputs ``(n, T, k)`` each valid step carries its sequence's
+    weight and steps at or past ``lengths[i]`` weigh 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm._losses import step_weights
+    >>> w_b, total = step_weights(np.zeros((2, 3, 1)), np.array([1.0, 2.0]), np.array([3, 1]))
+    >>> w_b[:, :, 0].tolist(), total
+    ([[1.0, 1.0, 1.0], [2.0, 0.0, 0.0]], 5.0)
+    """
+    n = pred.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if pred.ndim == 3:
+        steps = pred.shape[1]
+        if lengths is None:
+            step_w = np.repeat(w[:, None], steps, axis=1)
+        else:
+            step_w = (np.arange(steps)[None, :] < np.asarray(lengths)[:, None]) * w[:, None]
+        return step_w[:, :, None], float(step_w.sum())
+    return w[:, None], float(w.sum())
 
 
 def elementwise_loss(
@@ -37,20 +64,9 @@ def elementwise_loss(
     >>> loss, grad.ravel().tolist()
     (4.0, [4.0])
     """
-    n = pred.shape[0]
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     diff = np.asarray(pred, dtype=np.float64) - target
     k = pred.shape[-1]
-    if pred.ndim == 3:
-        steps = pred.shape[1]
-        if lengths is None:
-            w_b = np.repeat(w[:, None], steps, axis=1)
-        else:
-            w_b = (np.arange(steps)[None, :] < np.asarray(lengths)[:, None]) * w[:, None]
-        w_b = w_b[:, :, None]
-    else:
-        w_b = w[:, None]
-    w_sum = float(np.broadcast_to(w_b, diff.shape[:-1] + (1,)).sum())
+    w_b, w_sum = step_weights(pred, sample_weight, lengths)
     if w_sum <= 0:
         return 0.0, np.zeros_like(pred)
     values, slopes = fn(diff)

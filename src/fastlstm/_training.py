@@ -22,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from fastlstm._data import Sequences, length_batches
 from fastlstm._guard import StepGuard, TrainingInterrupted, all_finite
 from fastlstm._history import epoch_record
+from fastlstm._losses import step_weights
 from fastlstm._lstm import LSTM
 from fastlstm._optim import clip_grad_norm
 from fastlstm._recurrent import _checked_params
@@ -143,21 +144,9 @@ def squared_error(
     >>> loss, grad.ravel().tolist()
     (2.5, [1.0, 2.0])
     """
-    n = pred.shape[0]
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     diff = np.asarray(pred, dtype=np.float64) - target
     k = pred.shape[-1]
-    if pred.ndim == 3:
-        steps = pred.shape[1]
-        if lengths is None:
-            step_w = np.repeat(w[:, None], steps, axis=1)
-        else:
-            step_w = (np.arange(steps)[None, :] < np.asarray(lengths)[:, None]) * w[:, None]
-        w_sum = float(step_w.sum())
-        w_b = step_w[:, :, None]
-    else:
-        w_sum = float(w.sum())
-        w_b = w[:, None]
+    w_b, w_sum = step_weights(pred, sample_weight, lengths)
     if w_sum <= 0:
         return 0.0, np.zeros_like(pred)
     wdiff = diff * w_b
