@@ -75,3 +75,14 @@ def test_console_script():
     proc = subprocess.run(["fastlstm", "--version"], capture_output=True, text=True,
                           timeout=60, check=False)
     assert proc.returncode == 0 and fastlstm.__version__ in proc.stdout
+
+
+def test_ctrl_c_during_the_demo_exits_130(monkeypatch, capsys):
+    from fastlstm._optim import Adam
+
+    def interrupted(self, params, grads):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Adam, "step", interrupted)
+    assert main(["demo", "--quick", "--quiet", "--n-jobs", "1"]) == 130
+    assert "interrupted" in capsys.readouterr().err

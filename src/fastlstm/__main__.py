@@ -112,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         if args.epochs < 1:
             parser.error("--epochs must be at least 1")
-        return _digits_demo(args)
+        try:
+            return _digits_demo(args)
+        except KeyboardInterrupt:
+            print("fastlstm: interrupted", file=sys.stderr)
+            return 130  # the shell's status for SIGINT
     parser.print_help()
     return 0
 

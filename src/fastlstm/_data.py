@@ -6,6 +6,8 @@ Accepted forms of ``X`` (public arrays are batch-first):
 - a 2D array ``(n_samples, n_timesteps)``: univariate series, one feature;
 - a list of 2D arrays ``(n_timesteps_i, n_features)`` (or 1D arrays
   ``(n_timesteps_i,)``, univariate) of different lengths: a ragged batch.
+  A list of arrays is a list of sequences even when their lengths are equal
+  (nested Python lists are read as an array).
 
 A ragged batch is stored packed (all steps of all sequences in one 2D array
 plus offsets) and padded only per mini-batch.  Mini-batches group sequences of
@@ -21,7 +23,13 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_array
 
-__all__ = ["Sequences", "check_sequences", "check_sequence_targets", "length_batches"]
+__all__ = [
+    "Sequences",
+    "check_label_types",
+    "check_sequences",
+    "check_sequence_targets",
+    "length_batches",
+]
 
 _SHAPE_HELP = (
     "Expected a 3D array (n_samples, n_timesteps, n_features), a 2D array "
@@ -187,6 +195,17 @@ def _is_ragged_list(X: Any) -> bool:
     return True
 
 
+def _is_list_of_arrays(X: Any) -> bool:
+    """True for a list/tuple of 1D or 2D arrays (anything with ``ndim``): one sequence each.
+
+    Such a list means "these sequences" whether or not their lengths happen
+    to be equal; nested Python lists stay array-likes (a table of rows).
+    """
+    if not isinstance(X, (list, tuple)) or len(X) == 0:
+        return False
+    return all(getattr(x, "ndim", None) in (1, 2) and not hasattr(x, "toarray") for x in X)
+
+
 def _estimator_name(estimator: Any) -> str:
     if estimator is None:
         return "the estimator"
@@ -241,7 +260,7 @@ def check_sequences(
     """
     name = _estimator_name(estimator)
     dtype = np.dtype(dtype)
-    if _is_ragged_list(X):
+    if _is_list_of_arrays(X) or _is_ragged_list(X):
         return _check_ragged(X, dtype, name, input_name)
 
     if isinstance(X, (list, tuple)) and len(X) == 0:
@@ -322,6 +341,11 @@ def _check_ragged(X: Sequence[Any], dtype: np.dtype, name: str, input_name: str)
             )
         seqs.append(a)
     lengths = np.array([len(a) for a in seqs], dtype=np.intp)
+    if np.all(lengths == lengths[0]):  # a list of equal-length sequences: store dense
+        dense = np.stack(seqs)
+        check_array(dense.reshape(len(seqs), -1), dtype=dtype, input_name=input_name,
+                    estimator=name, copy=False)
+        return Sequences(dense=dense, as_list=True)
     offsets = np.zeros(len(seqs) + 1, dtype=np.intp)
     np.cumsum(lengths, out=offsets[1:])
     values = np.concatenate(seqs, axis=0)
@@ -462,3 +486,38 @@ def length_batches(
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def check_label_types(y: Any, input_name: str = "y") -> None:
+    """Refuse class labels that mix strings and numbers.
+
+    NumPy would silently turn ``[0, "a"]`` into the strings ``["0", "a"]``,
+    so that label 0 could never be predicted as the number 0.
+
+    Examples
+    --------
+    >>> from fastlstm._data import check_label_types
+    >>> check_label_types(["a", "b"]); check_label_types([0, 1.5])
+    >>> check_label_types([0, "a"])
+    Traceback (most recent call last):
+    ...
+    ValueError: y mixes strings and numbers (for example 'a' and 0); use one type for all labels.
+    """
+    dtype = getattr(y, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "O") != "O":
+        return  # one type already (numeric, or all strings)
+    try:
+        values = np.asarray(y, dtype=object).ravel()
+    except (TypeError, ValueError):
+        return  # check_array explains what is wrong
+    text = number = None
+    for v in values:
+        if isinstance(v, (str, bytes)):
+            text = v if text is None else text
+        elif isinstance(v, (int, float, np.number, np.bool_)):
+            number = v if number is None else number
+        if text is not None and number is not None:
+            raise ValueError(
+                f"{input_name} mixes strings and numbers (for example {text!r} and "
+                f"{number!r}); use one type for all labels."
+            )

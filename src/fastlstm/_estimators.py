@@ -14,11 +14,22 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_array, check_random_state, column_or_1d
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
-from fastlstm._data import Sequences, check_sequence_targets, check_sequences
+from fastlstm._data import (
+    Sequences,
+    check_label_types,
+    check_sequence_targets,
+    check_sequences,
+)
+from fastlstm._guard import TrainingInterrupted
+from fastlstm._history import History
 from fastlstm._interop import EstimatorInterop
+from fastlstm._layout import to_batch_first, warn_about_layout
+from fastlstm._losses import absolute_error, huber
+from fastlstm._memory import check_estimator_memory
 from fastlstm._optim import make_optimizer
+from fastlstm._parallel import blas_single_threaded
 from fastlstm._training import (
     Progress,
     SequenceNet,
@@ -29,13 +40,19 @@ from fastlstm._training import (
     squared_error,
     train_epochs,
 )
+from fastlstm._transaction import FitSnapshot
+from fastlstm._validation import ValidationMonitor, temporal_split
+from fastlstm.callbacks import Callback, TrainingContext, _Events
 
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
+_REGRESSION_LOSSES = {"squared_error": squared_error, "absolute_error": absolute_error,
+                      "mae": absolute_error, "huber": huber}
 _DTYPES = ("float32", "float64")
 # parameters that fix the network's shape: warm starts must keep them
-_ARCHITECTURE = ("cell", "hidden_size", "num_layers", "bidirectional", "dtype")
+_ARCHITECTURE = ("cell", "hidden_size", "num_layers", "bidirectional", "dtype",
+                 "channels_first")
 
 
 def _is_int(x: Any) -> bool:
@@ -77,7 +94,8 @@ _DOC_PARAMS = """
         directions' final states.
     dropout : float, default=0.0
         Dropout on the inputs of every LSTM layer after the first, during
-        training (PyTorch's meaning: no effect when ``num_layers=1``).
+        training (PyTorch's meaning: no effect when ``num_layers=1``, with a
+        warning).
     batch_size : int, default=32
         Sequences per mini-batch.  Sequences of different lengths are
         grouped by length so that little time goes to padding.
@@ -101,7 +119,19 @@ _DOC_PARAMS = """
         ``tol`` for ``n_iter_no_change`` epochs, and restore the weights of
         the best epoch.
     validation_fraction : float, default=0.1
-        Share of the training data held out for early stopping.
+        Share of the training data held out for early stopping (unless
+        ``fit`` is given ``X_val`` and ``y_val``).
+    validation_split : {"random", "last"}, default="random"
+        Which samples are held out: a random (for classifiers stratified)
+        share, or the last ``validation_fraction`` of them in the order
+        given, for forecasting windows cut from one series in time order
+        (a random split would validate on windows that overlap training
+        windows).
+    scoring : {None, "loss"}, default=None
+        What early stopping watches on the validation data: None for the
+        estimator's score (accuracy, or R² for regressors), "loss" for the
+        training loss function (``validation_scores_`` then holds the
+        negative loss, as in scikit-learn's gradient boosting).
     n_iter_no_change : int, default=10
         Epochs without improvement by ``tol`` before stopping (of the
         validation score with early stopping, of the training loss without).
@@ -117,6 +147,17 @@ _DOC_PARAMS = """
         model, bit for bit.
     n_jobs : int or None, default=None
         Threads of the LSTM layer: None or -1 for all usable cores.
+    channels_first : bool, default=False
+        Read a 3D ``X`` as ``(n_samples, n_features, n_timesteps)`` (aeon's
+        and sktime's ``(n_cases, n_channels, n_timepoints)``) and each 2D
+        array of a list as ``(n_features, n_timesteps_i)``.  The layout is
+        fixed by the first fit: predict reads ``X`` the same way.  Per-step
+        outputs and targets (``sequence_output=True``) stay time-major.
+    callbacks : list of fastlstm.callbacks.Callback or None, default=None
+        Run at the start and end of training, of each epoch and of each
+        batch (see :mod:`fastlstm.callbacks`: learning-rate schedules, early
+        stopping on any recorded quantity, checkpoints of the best weights);
+        a callback may stop the training.
     verbose : int, default=0
         0 is silent; 1 draws a progress bar per epoch (loss, validation score,
         sequences per second) on stderr; 2 prints one line per epoch.
@@ -131,12 +172,20 @@ _DOC_ATTRS = """
         may have any length).
     loss_curve_ : list of float
         Mean training loss of each epoch.
+    history_ : list of dict
+        One record per epoch: ``epoch``, ``loss``, ``validation_loss``,
+        ``validation_score`` (NaN without validation), ``learning_rate`` and
+        ``seconds``; ``history_["loss"]`` lists one key, ``history_.plot()``
+        draws the curves (matplotlib), ``history_.to_pandas()`` tabulates.
     best_loss_ : float
         Smallest value in ``loss_curve_``.
     validation_scores_ : list of float
         Validation score of each epoch (only with ``early_stopping=True``).
     best_validation_score_ : float
         Best value in ``validation_scores_`` (only with ``early_stopping=True``).
+    validation_losses_ : list of float
+        Validation loss of each epoch, on the scale of ``loss_curve_`` (only
+        with ``early_stopping=True``).
     n_iter_ : int
         Epochs run.
     t_ : int
@@ -164,9 +213,12 @@ _DOC_NOTES = """
     dependencies are learned much sooner.
 
     Training stops early when the loss (or the validation score, with
-    ``early_stopping``) stops improving, on ``KeyboardInterrupt`` (the model
-    stays usable), and on a non-finite loss or gradient (the weights of the
-    last complete epoch are restored, with a ``ConvergenceWarning``)."""
+    ``early_stopping``) stops improving, and on a non-finite loss, gradient
+    or updated weight (the weights of the last complete epoch are restored,
+    with a ``ConvergenceWarning``).  On Ctrl-C the model keeps the weights
+    of its last complete step and the ``KeyboardInterrupt`` propagates.  A
+    fit that raises any other error leaves the estimator as it was before
+    the call (see "Reliability" in the user guide)."""
 
 
 class _BaseLSTM(EstimatorInterop, BaseEstimator):
@@ -191,6 +243,10 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         clip_norm: float | None = 5.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "random",
+        scoring: str | None = None,
+        channels_first: bool = False,
+        callbacks: list | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -214,6 +270,10 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         self.clip_norm = clip_norm
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
+        self.scoring = scoring
+        self.channels_first = channels_first
+        self.callbacks = callbacks
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.warm_start = warm_start
@@ -235,7 +295,8 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
             v = getattr(self, name)
             if not _is_int(v) or v < 1:
                 fail(name, "an int in the range [1, inf)")
-        for name in ("bidirectional", "early_stopping", "warm_start", "shuffle"):
+        for name in ("bidirectional", "early_stopping", "warm_start", "shuffle",
+                     "channels_first"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 fail(name, "an instance of 'bool'")
         if not _is_real(self.dropout) or not 0 <= self.dropout < 1:
@@ -252,6 +313,10 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
             fail("clip_norm", "a float in the range (0, inf) or None")
         if not _is_real(self.validation_fraction) or not 0 < self.validation_fraction < 1:
             fail("validation_fraction", "a float in the range (0, 1)")
+        if self.validation_split not in ("random", "last"):
+            fail("validation_split", "a str among {'random', 'last'}")
+        if self.scoring is not None and self.scoring != "loss":
+            fail("scoring", "None or 'loss'")
         if not _is_real(self.tol) or not self.tol >= 0:
             fail("tol", "a float in the range [0, inf)")
         if self.n_jobs is not None and (not _is_int(self.n_jobs) or self.n_jobs == 0):
@@ -262,6 +327,10 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
             fail("dtype", f"a str among {set(_DTYPES)}")
         if self.cell not in ("lstm", "rnn"):
             fail("cell", "a str among {'lstm', 'rnn'}")
+        if self.callbacks is not None and not (
+                isinstance(self.callbacks, (list, tuple))
+                and all(isinstance(cb, Callback) for cb in self.callbacks)):
+            fail("callbacks", "None or a list of fastlstm.callbacks.Callback instances")
 
     def _check_n_features(self, Xs: Sequences) -> None:
         name = type(self).__name__
@@ -286,7 +355,14 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
 
     def _validate_X(self, X: Any, reset: bool) -> Sequences:
         dtype = str(self.dtype) if reset else self.network_.dtype
-        Xs = check_sequences(X, dtype=dtype, estimator=self)
+        channels_first = (bool(self.channels_first) if reset
+                          else getattr(self, "_channels_first", False))
+        if reset:
+            self._channels_first = channels_first
+            warn_about_layout(X, channels_first, type(self).__name__)
+        if not isinstance(X, (list, tuple)):
+            _check_feature_names(self, X, reset=reset)
+        Xs = check_sequences(to_batch_first(X, channels_first), dtype=dtype, estimator=self)
         if reset:
             self._table_steps = Xs.dense.shape[1] if Xs.from_2d else None
             self.n_features_in_ = Xs.n_features if self._table_steps is None else (
@@ -305,7 +381,8 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
     def _loss(self, out: np.ndarray, target: Any, weight: np.ndarray, lengths: Any) -> Any:
         raise NotImplementedError
 
-    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray) -> float:
+    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray,
+                          out: Any = None) -> float:
         raise NotImplementedError
 
     def _take_targets(self, target: Any, idx: np.ndarray) -> Any:
@@ -321,8 +398,34 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
 
     # ------------------------------------------------------------ fitting
     def _fit(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool,
-             classes: Any = None) -> _BaseLSTM:
+             classes: Any = None, X_val: Any = None, y_val: Any = None) -> _BaseLSTM:
+        """Fit as one transaction: on any error the previous fitted state is back.
+
+        Ctrl-C is the exception: the model keeps the weights of the last
+        complete step (and curves and counters that match them), and the
+        interrupt propagates.
+        """
+        continuing = hasattr(self, "network_") and (incremental or self.warm_start is True)
+        snapshot = FitSnapshot(self, continuing)
+        try:
+            with blas_single_threaded():  # once per fit, not per batch
+                return self._fit_body(X, y, sample_weight, incremental=incremental,
+                                      classes=classes, X_val=X_val, y_val=y_val)
+        except TrainingInterrupted:
+            raise
+        except BaseException:
+            snapshot.restore(self)
+            raise
+
+    def _fit_body(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool,
+                  classes: Any = None, X_val: Any = None, y_val: Any = None) -> _BaseLSTM:
         self._check_params()
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together.")
+        if X_val is not None and not self.early_stopping:
+            raise ValueError("X_val and y_val are validation data for early stopping; "
+                             "set early_stopping=True to use them.")
+        check_estimator_memory(self, X, fitting=True)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         continuing = (incremental or self.warm_start) and hasattr(self, "network_")
@@ -369,15 +472,19 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
 
         validate = None
         X_train, t_train, w_train = Xs, target, weight
-        if self.early_stopping:
+        if self.early_stopping and X_val is not None:
+            Xs_val = self._validate_X(X_val, reset=False)
+            t_val = self._prepare_targets(y_val, Xs_val, reset=False, classes=None)
+            validate = ValidationMonitor(self, Xs_val, t_val, np.ones(Xs_val.n_samples),
+                                         self.scoring)
+        elif self.early_stopping:
             idx_train, idx_val = self._split(Xs.n_samples, target)
-            X_train, X_val = Xs.take(idx_train), Xs.take(idx_val)
+            X_train = Xs.take(idx_train)
             t_train = self._take_targets(target, idx_train)
-            t_val = self._take_targets(target, idx_val)
-            w_train, w_val = weight[idx_train], weight[idx_val]
-
-            def validate() -> float:
-                return self._validation_score(X_val, t_val, w_val)
+            w_train = weight[idx_train]
+            validate = ValidationMonitor(self, Xs.take(idx_val),
+                                         self._take_targets(target, idx_val),
+                                         weight[idx_val], self.scoring)
 
         state = self._state
         if not incremental:
@@ -393,40 +500,49 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
 
         n_epochs = 1 if incremental else self.max_epochs
         total = None if incremental else state.n_iter + self.max_epochs
-        reason = train_epochs(
-            net, self._optimizer, state,
-            lengths=X_train.lengths, get_batch=get_batch, loss_fn=self._loss,
-            n_epochs=n_epochs, batch_size=self.batch_size, shuffle=self.shuffle,
-            rng=self._rng, clip_norm=self.clip_norm, tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change, validate=validate,
-            stop_on_plateau=not incremental,
-            progress=Progress(self.verbose, total), total_epochs=total,
-        )
+        try:
+            reason = train_epochs(
+                net, self._optimizer, state,
+                lengths=X_train.lengths, get_batch=get_batch, loss_fn=self._loss,
+                n_epochs=n_epochs, batch_size=self.batch_size, shuffle=self.shuffle,
+                rng=self._rng, clip_norm=self.clip_norm, tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change, validate=validate,
+                stop_on_plateau=not incremental,
+                progress=Progress(self.verbose, total), total_epochs=total,
+                events=None if not self.callbacks else _Events(
+                    self.callbacks, TrainingContext(self, net, self._optimizer, state.history)),
+            )
+        except TrainingInterrupted:
+            self._publish_state()  # the last complete step's model, usable
+            raise
         self._publish_state()
         if reason == "max_epochs" and not incremental:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum epochs ({self.max_epochs}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return self
 
     def _split(self, n: int, target: Any) -> tuple[np.ndarray, np.ndarray]:
         idx = np.arange(n)
         stratify = self._stratify(target)
-        try:
-            idx_train, idx_val = train_test_split(
-                idx, test_size=self.validation_fraction, random_state=self._rng,
-                stratify=stratify,
-            )
-        except ValueError:
-            if stratify is None:
-                raise
-            # too few samples of some class to stratify: plain random split
-            idx_train, idx_val = train_test_split(
-                idx, test_size=self.validation_fraction, random_state=self._rng
-            )
+        if self.validation_split == "last":
+            idx_train, idx_val = temporal_split(n, self.validation_fraction)
+        else:
+            try:
+                idx_train, idx_val = train_test_split(
+                    idx, test_size=self.validation_fraction, random_state=self._rng,
+                    stratify=stratify,
+                )
+            except ValueError:
+                if stratify is None:
+                    raise
+                # too few samples of some class to stratify: plain random split
+                idx_train, idx_val = train_test_split(
+                    idx, test_size=self.validation_fraction, random_state=self._rng
+                )
         if len(idx_val) < 2 or len(idx_train) < 1:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the "
@@ -440,18 +556,21 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
     def _publish_state(self) -> None:
         s = self._state
         self.loss_curve_ = list(s.loss_curve)
+        self.history_ = History(s.history)
         self.best_loss_ = float(s.best_loss) if s.loss_curve else float("nan")
         self.n_iter_ = s.n_iter
         self.t_ = s.t
         if self.early_stopping:
             self.validation_scores_ = list(s.validation_scores)
             self.best_validation_score_ = s.best_validation_score
+            self.validation_losses_ = list(s.validation_losses)
         else:
-            for name in ("validation_scores_", "best_validation_score_"):
+            for name in ("validation_scores_", "best_validation_score_", "validation_losses_"):
                 if hasattr(self, name) and not self.warm_start:
                     delattr(self, name)
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseLSTM:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None,
+            y_val: Any = None) -> _BaseLSTM:
         """Train the model on sequences ``X`` and targets ``y``.
 
         Parameters
@@ -464,6 +583,9 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
             Targets (see the class description).
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sequence in the loss.
+        X_val, y_val : array-like, default=None
+            Validation data for early stopping (``early_stopping=True``), in
+            place of a share of ``X``: all of ``X`` is then trained on.
 
         Returns
         -------
@@ -478,15 +600,21 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         >>> reg = LSTMRegressor(hidden_size=8, max_epochs=2, random_state=0)
         >>> reg.fit(X, X[:, -1, 0]).n_iter_
         2
+        >>> reg.set_params(early_stopping=True).fit(X[:48], X[:48, -1, 0], X_val=X[48:],
+        ...                                          y_val=X[48:, -1, 0]).validation_losses_
+        [...]
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, X_val=X_val, y_val=y_val)
 
     # ------------------------------------------------------------ prediction
     def _outputs(self, X: Any) -> tuple[Sequences, Any]:
         check_is_fitted(self, "network_")
+        check_estimator_memory(self, X, fitting=False, n_outputs=self.network_.config[
+            "n_outputs"])
         Xs = self._validate_X(X, reset=False)
         self.network_.set_n_jobs(self.n_jobs)
-        return Xs, predict_outputs(self.network_, Xs, self.batch_size)
+        with blas_single_threaded():  # once per predict, not per batch
+            return Xs, predict_outputs(self.network_, Xs, self.batch_size)
 
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()
@@ -552,6 +680,10 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         clip_norm: float | None = 5.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "random",
+        scoring: str | None = None,
+        channels_first: bool = False,
+        callbacks: list | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -568,7 +700,9 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             max_epochs=max_epochs,
             learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            validation_fraction=validation_fraction, validation_split=validation_split,
+            scoring=scoring, channels_first=channels_first, callbacks=callbacks,
+            n_iter_no_change=n_iter_no_change,
             tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )
@@ -584,6 +718,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             )
 
     def _prepare_targets(self, y: Any, Xs: Sequences, reset: bool, classes: Any) -> np.ndarray:
+        check_label_types(y)
         y = column_or_1d(y, warn=True)
         if len(y) != Xs.n_samples:
             raise ValueError(
@@ -651,8 +786,10 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
               lengths: Any) -> tuple[float, np.ndarray]:
         return softmax_cross_entropy(out, target, weight)
 
-    def _validation_score(self, Xs: Sequences, target: np.ndarray, weight: np.ndarray) -> float:
-        out = predict_outputs(self.network_, Xs, self.batch_size)
+    def _validation_score(self, Xs: Sequences, target: np.ndarray, weight: np.ndarray,
+                          out: Any = None) -> float:
+        if out is None:
+            out = predict_outputs(self.network_, Xs, self.batch_size)
         return float(accuracy_score(target, out.argmax(axis=1), sample_weight=weight))
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None,
@@ -787,7 +924,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     Predicts one value (or vector) per sequence from its final state, or with
     ``sequence_output=True`` one per time step.  Targets are standardized
     internally (per output, from the first fit's data); ``loss_curve_`` is
-    the mean squared error on that standardized scale.
+    the mean loss (squared error by default) on that standardized scale.
 
     Parameters
     ----------{_DOC_PARAMS}
@@ -795,6 +932,11 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         Predict at every time step: ``y`` is ``(n_samples, n_timesteps)`` or
         ``(n_samples, n_timesteps, n_outputs)``, or for a ragged ``X`` a list
         of arrays ``(n_timesteps_i,)`` or ``(n_timesteps_i, n_outputs)``.
+    loss : {{"squared_error", "absolute_error", "huber"}}, default="squared_error"
+        Training loss: mean squared error, mean absolute error (robust to
+        outliers; ``"mae"`` is accepted too), or Huber's loss, quadratic
+        within one standard deviation of the target and linear beyond
+        (errors are measured on the standardized targets).
 
     Attributes
     ----------{_DOC_ATTRS}
@@ -838,6 +980,10 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         clip_norm: float | None = 5.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "random",
+        scoring: str | None = None,
+        channels_first: bool = False,
+        callbacks: list | None = None,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         warm_start: bool = False,
@@ -847,6 +993,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         verbose: int = 0,
         dtype: str = "float32",
         sequence_output: bool = False,
+        loss: str = "squared_error",
     ) -> None:
         super().__init__(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
@@ -854,11 +1001,14 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             max_epochs=max_epochs,
             learning_rate=learning_rate, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, clip_norm=clip_norm, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            validation_fraction=validation_fraction, validation_split=validation_split,
+            scoring=scoring, channels_first=channels_first, callbacks=callbacks,
+            n_iter_no_change=n_iter_no_change,
             tol=tol, warm_start=warm_start, shuffle=shuffle, random_state=random_state,
             n_jobs=n_jobs, verbose=verbose, dtype=dtype,
         )
         self.sequence_output = sequence_output
+        self.loss = loss
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -866,6 +1016,11 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             raise ValueError(
                 "The 'sequence_output' parameter of LSTMRegressor must be an instance of "
                 f"'bool'. Got {self.sequence_output!r} instead."
+            )
+        if not isinstance(self.loss, str) or self.loss not in _REGRESSION_LOSSES:
+            raise ValueError(
+                "The 'loss' parameter of LSTMRegressor must be a str among "
+                f"{sorted(_REGRESSION_LOSSES)}. Got {self.loss!r} instead."
             )
 
     def _sequence_output(self) -> bool:
@@ -927,10 +1082,12 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
 
     def _loss(self, out: np.ndarray, target: np.ndarray, weight: np.ndarray,
               lengths: Any) -> tuple[float, np.ndarray]:
-        return squared_error(out, target, weight, lengths)
+        return _REGRESSION_LOSSES[self.loss](out, target, weight, lengths)
 
-    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray) -> float:
-        out = predict_outputs(self.network_, Xs, self.batch_size)
+    def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray,
+                          out: Any = None) -> float:
+        if out is None:
+            out = predict_outputs(self.network_, Xs, self.batch_size)
         if isinstance(out, Sequences):
             w = np.repeat(weight, Xs.lengths)
             return float(r2_score(target.steps(), out.steps(), sample_weight=w))

@@ -48,6 +48,10 @@ class LSTM(RecurrentLayer):
         state["_stepper"] = None  # holds raw pointers; rebuilt on the next step()
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._stepper = None  # never trust a pickled one: rebuilt on the next step()
+
     def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, carry, out, store, block):
         self._kernels.forward_recurrent(gates, w_hh_t, carry[0], carry[1], out,
                                         d * self.hidden_size, store, d == 1, r0, rows, nact,

@@ -160,20 +160,26 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     return out, carries, acts, stores
 
 
+def checked_input(x: np.ndarray) -> np.ndarray:
+    """``x`` as a C-contiguous float32 array (a copy only if needed), all finite."""
+    with np.errstate(over="ignore"):  # reported below, with the reason
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x32).all():
+        raise ValueError("x contains NaN or infinity (or values too large for float32)")
+    return x32
+
+
 def forward_batch_first(layer: RecurrentLayer, x: np.ndarray, plan: _Plan,
                         init_all: list[np.ndarray] | None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Inference on equal-length sequences, reading and writing batch-first arrays.
 
-    The kernels address rows by stride, so the user's (B, T, I) input is read
-    as it is (cast to float32 if needed) and every layer writes (B, T, D*H)
+    The kernels address rows by stride, so the user's (B, T, I) input (from
+    :func:`checked_input`) is read as it is and every layer writes (B, T, D*H)
     directly: no time-major copies in or out.  Returns ``(out, finals)`` as
     ``RecurrentLayer._forward`` does.
     """
     B, H, D = plan.batch, layer.hidden_size, layer.num_directions
-    with np.errstate(over="ignore"):  # reported below, with the reason
-        layer_in = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(layer_in).all():
-        raise ValueError("x contains NaN or infinity (or values too large for float32)")
+    layer_in = x  # from checked_input()
     finals = [np.empty((D * layer.num_layers, B, H), dtype=np.float32) for _ in layer._states]
     for index in range(layer.num_layers):
         inits = [[None if init_all is None else np.ascontiguousarray(a[index * D + d])

@@ -7,12 +7,15 @@ so that the two never multiply.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
@@ -61,23 +64,40 @@ def effective_n_jobs(n_jobs: int | None) -> int:
     return n_jobs
 
 
+def _pool_for(n_workers: int) -> ThreadPoolExecutor | None:
+    """The shared pool, resized for ``n_workers`` workers; call with ``_lock`` held.
+
+    The pool grows to what a call needs and shrinks back when a later call
+    needs fewer workers than it has beyond the usable cores, so that one
+    call with a huge ``n_jobs`` does not leave hundreds of idle threads.
+    """
+    global _pool, _pool_size
+    grow = _pool is None or _pool_size < n_workers
+    shrink = _pool is not None and _pool_size > max(n_workers, usable_cores())
+    if grow or shrink:
+        if _pool is not None:
+            _pool.shutdown(wait=False)  # running tasks finish; idle workers exit
+        _pool, _pool_size = None, 0
+        if n_workers > 0:
+            _pool_size = n_workers
+            _pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="fastlstm")
+    return _pool
+
+
 def run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
     """Run ``tasks`` on the shared pool, the first one in the calling thread.
 
     Every task is waited for; the first exception raised is re-raised.
     """
-    global _pool, _pool_size
     if len(tasks) == 1:
+        if _pool_size > usable_cores():  # a past call's extra threads: let them go
+            with _lock:
+                _pool_for(0)
         tasks[0]()
         return
-    with _lock:
-        if _pool is None or _pool_size < len(tasks) - 1:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool_size = len(tasks) - 1
-            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="fastlstm")
-        pool = _pool
-    futures = [pool.submit(task) for task in tasks[1:]]
+    with _lock:  # submitted under the lock: a pool is never shut down between
+        pool = _pool_for(len(tasks) - 1)
+        futures = [pool.submit(task) for task in tasks[1:]]
     error: BaseException | None = None
     try:
         tasks[0]()
@@ -92,18 +112,87 @@ def run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
         raise error
 
 
-def blas_single_threaded():
+_blas_lock = threading.Lock()
+_blas_holders = 0
+_blas_limiter: Any = None
+
+
+@contextlib.contextmanager
+def blas_single_threaded() -> Iterator[None]:
     """Context manager holding every loaded BLAS to one thread.
+
+    Reference-counted across threads: the first holder sets the limit and
+    the last one to leave restores exactly the limits found by the first, so
+    concurrent or nested holders never restore each other's limits in the
+    wrong order (which could leave the process's BLAS at one thread).
+    Entering while already held costs a lock and a counter.
 
     Examples
     --------
     >>> with blas_single_threaded():
-    ...     pass
+    ...     with blas_single_threaded():  # nested: nothing more to do
+    ...         pass
     """
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    global _controller, _blas_holders, _blas_limiter
+    with _blas_lock:
+        if _blas_holders == 0:
+            if _controller is None:
+                _controller = ThreadpoolController()
+            _claim_openblas_control(True)
+            try:
+                _blas_limiter = _controller.limit(limits=1, user_api="blas")
+            finally:
+                _claim_openblas_control(False)
+        _blas_holders += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_holders -= 1
+            if _blas_holders == 0:
+                limiter, _blas_limiter = _blas_limiter, None
+                _claim_openblas_control(True)
+                try:
+                    limiter.restore_original_limits()
+                finally:
+                    _claim_openblas_control(False)
+
+
+def _claim_openblas_control(claim: bool) -> None:
+    """Let this thread set OpenBLAS's process-wide limit (``claim``), or give it up.
+
+    threadpoolctl (>= 3.8) lets only one "controlling" thread change a
+    pthreads OpenBLAS's thread count and silently ignores the others; the
+    thread that restores the limits here may not be the one that set them,
+    so it takes control first (our lock serializes our own changes) and
+    hands it back after.
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+        clear = OpenBLASController.clear_controlling_thread
+    except (ImportError, AttributeError):  # older threadpoolctl: any thread may set
+        return
+    clear(force=claim)
+
+
+_bad_step_rows: str | None = None
+
+
+def _step_rows_override() -> int | None:
+    """``FASTLSTM_STEP_ROWS`` as an int >= 0, or None (unset, or not an integer: warned once)."""
+    global _bad_step_rows
+    value = os.environ.get("FASTLSTM_STEP_ROWS")
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0, int(value.strip()))
+    except ValueError:
+        if value != _bad_step_rows:
+            _bad_step_rows = value
+            warnings.warn(f"FASTLSTM_STEP_ROWS={value!r} is not an integer and is ignored "
+                          "(set it to a row count, 0 to disable blocking, or unset it)",
+                          RuntimeWarning, stacklevel=2)
+        return None
 
 
 # OpenBLAS cores whose sgemm/dgemm have the unpacked "small matrix" kernels.
@@ -119,7 +208,8 @@ def blas_small_matrix_rows(n: int, k: int) -> int:
     sizes that is up to twice as fast.  Returns 0 (one call for all rows)
     where that path does not exist or blocks would be under 4 rows.  The
     answer depends only on the BLAS build, never on timing, so results stay
-    reproducible.  ``FASTLSTM_STEP_ROWS`` overrides it (0 disables).
+    reproducible.  ``FASTLSTM_STEP_ROWS`` overrides it (0 disables; a value
+    that is not an integer is ignored, with a warning).
 
     Examples
     --------
@@ -127,9 +217,9 @@ def blas_small_matrix_rows(n: int, k: int) -> int:
     True
     """
     global _small_matrix, _controller
-    override = os.environ.get("FASTLSTM_STEP_ROWS")
+    override = _step_rows_override()
     if override is not None:
-        return max(0, int(override))
+        return override
     if _small_matrix is None:
         if _controller is None:
             _controller = ThreadpoolController()

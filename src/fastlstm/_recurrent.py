@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,12 +25,14 @@ import numpy as np
 
 from fastlstm import _kernels, _packed
 from fastlstm._interop import LayerInterop
+from fastlstm._memory import check_forward_memory, check_parameter_memory, uniform_init
 from fastlstm._parallel import (
     blas_single_threaded,
     blas_small_matrix_rows,
     effective_n_jobs,
     run_parallel,
 )
+from fastlstm._tape import ThreadTape
 
 # A shard narrower than this loses more to small-GEMM inefficiency than the
 # second thread gains (DESIGN.md: 32 rows reach ~110 GFLOP/s, 64 rows ~160).
@@ -56,7 +59,8 @@ LAYER_PARAMETERS = """
         Run a second, time-reversed direction in every layer and concatenate.
     dropout : float, default=0.0
         Dropout probability on the inputs of layers after the first, applied
-        only by ``forward(..., training=True)``, as in PyTorch.
+        only by ``forward(..., training=True)``, as in PyTorch (so with
+        ``num_layers=1`` it has no effect, and a warning says so).
     dtype : {"float32", "float64"}, default="float32"
         Precision of parameters and computation.
     n_jobs : int or None, default=None
@@ -93,6 +97,54 @@ def _make_rng(random_state: Any) -> np.random.Generator:
         return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
     raise TypeError(f"random_state must be None, an int or a numpy random generator, "
                     f"got {random_state!r}")
+
+
+def check_config(layer: Any) -> None:
+    """Check a layer's configuration attributes (as the constructor does), for unpickling."""
+    for name in ("input_size", "hidden_size", "num_layers"):
+        _check_positive_int(name, getattr(layer, name))
+    if not isinstance(layer.bidirectional, bool):
+        raise TypeError(f"bidirectional must be a bool, got {layer.bidirectional!r}")
+    if not isinstance(layer.dropout, float) or not 0.0 <= layer.dropout < 1.0:
+        raise ValueError(f"dropout must be a float in [0, 1), got {layer.dropout!r}")
+    layer.dtype = _check_dtype(layer.dtype)
+    effective_n_jobs(layer.n_jobs)
+    if not isinstance(layer._rng, np.random.Generator):
+        raise TypeError(f"the random generator must be a numpy Generator, got {layer._rng!r}")
+
+
+def _checked_params(values: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]],
+                    dtype: np.dtype, what: str = "parameters") -> dict[str, np.ndarray]:
+    """Validate parameters against their expected names and shapes; return them in ``dtype``.
+
+    Finiteness is checked after the cast, so that float64 values too large for
+    float32 (which become inf) are refused too.  Returned arrays are
+    C-contiguous and writable; an input array already so is used as it is.
+    """
+    missing = [k for k in expected if k not in values]
+    extra = [k for k in values if k not in expected]
+    if missing or extra:
+        raise ValueError(f"{what} does not match the layer: missing keys {missing}, "
+                         f"unexpected keys {extra}")
+    staged = {}
+    for name, shape in expected.items():
+        value = values[name]
+        if hasattr(value, "detach"):  # a torch tensor
+            value = value.detach().cpu().numpy()
+        value = np.asarray(value)
+        if value.shape != tuple(shape):
+            raise ValueError(f"{what}[{name!r}] has shape {value.shape}, "
+                             f"expected {tuple(shape)}")
+        if value.dtype.kind not in "fiu":
+            raise TypeError(f"{what}[{name!r}] must be numeric, got {value.dtype}")
+        if value.dtype != dtype or not value.flags.c_contiguous or not value.flags.writeable:
+            with np.errstate(over="ignore"):  # reported just below, with the reason
+                value = np.array(value, dtype=dtype, order="C")
+        if not np.isfinite(value).all():
+            raise ValueError(f"{what}[{name!r}] contains NaN or infinity "
+                             f"(or values too large for {dtype})")
+        staged[name] = value
+    return staged
 
 
 def _gemm_threads(flops: float, n_threads: int) -> int:
@@ -158,6 +210,8 @@ class RecurrentLayer(LayerInterop):
     _gates = 1                      # gate blocks of H rows in W_ih / W_hh
     _cell_code = 1                  # the packed kernels' cell: CELL_LSTM = 0, CELL_RNN = 1
     _states: tuple[str, ...] = ("h",)  # carried states, h first
+    # what a training forward keeps for backward: one per thread (fastlstm._tape)
+    _cache = ThreadTape()
 
     def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0,
@@ -176,12 +230,16 @@ class RecurrentLayer(LayerInterop):
         effective_n_jobs(n_jobs)  # validate now, resolve per call
         self.n_jobs = n_jobs
         self._rng = _make_rng(random_state)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(f"dropout={self.dropout} has no effect with num_layers=1: dropout "
+                          "applies to the inputs of the layers after the first (as in PyTorch)",
+                          UserWarning, stacklevel=3)
         self._kernels = _kernels.load()
         self._params: dict[str, np.ndarray] = {}
+        check_parameter_memory(self._param_shapes(), self.dtype)
         bound = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in self._param_shapes():
-            self._params[name] = self._rng.uniform(-bound, bound, shape).astype(self.dtype)
-        self._cache: _Cache | None = None
+            self._params[name] = uniform_init(self._rng, bound, shape, self.dtype)
         # bumped whenever the parameters may have changed: caches of packed
         # weights (LSTM.step) compare it
         self._version = 0
@@ -191,11 +249,23 @@ class RecurrentLayer(LayerInterop):
         # keeping: pickle the configuration, parameters and random state
         state = self.__dict__.copy()
         del state["_kernels"]
-        state["_cache"] = None
+        type(self)._cache.drop(state)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        state = dict(state)
+        state.pop("_cache", None)  # pickles from before the per-thread tape
+        params = state.get("_params")
+        if not isinstance(params, dict):
+            raise ValueError("not a pickled fastlstm layer: it has no parameter dict")
+        self.__dict__.update({k: v for k, v in state.items() if k != "_params"})
+        self._params = {}
+        try:
+            check_config(self)
+            expected = dict(self._param_shapes())
+            self._params = _checked_params(params, expected, self.dtype, )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ValueError(f"cannot unpickle {type(self).__name__}: {exc}") from exc
         self._kernels = _kernels.load()
 
     # ------------------------------------------------------ cell's recurrence
@@ -288,25 +358,8 @@ class RecurrentLayer(LayerInterop):
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        missing = [k for k in self._params if k not in state_dict]
-        extra = [k for k in state_dict if k not in self._params]
-        if missing or extra:
-            raise ValueError(f"state_dict does not match the layer: missing keys {missing}, "
-                             f"unexpected keys {extra}")
-        staged = {}
-        for name, current in self._params.items():
-            value = state_dict[name]
-            if hasattr(value, "detach"):  # a torch tensor
-                value = value.detach().cpu().numpy()
-            value = np.asarray(value)
-            if value.shape != current.shape:
-                raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, "
-                                 f"expected {current.shape}")
-            if value.dtype.kind not in "fiu":
-                raise TypeError(f"state_dict[{name!r}] must be numeric, got {value.dtype}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"state_dict[{name!r}] contains NaN or infinity")
-            staged[name] = value
+        expected = {name: value.shape for name, value in self._params.items()}
+        staged = _checked_params(state_dict, expected, self.dtype, what="state_dict")
         for name, value in staged.items():
             self._params[name][...] = value
         self._version = getattr(self, "_version", 0) + 1
@@ -360,9 +413,12 @@ class RecurrentLayer(LayerInterop):
         if value.shape != shape:
             raise ValueError(f"{name} must have shape {shape} "
                              f"(num_layers*num_directions, batch, hidden_size), got {value.shape}")
+        with np.errstate(over="ignore"):  # reported just below, with the reason
+            value = value.astype(self.dtype, copy=False)
         if not np.isfinite(value).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        return value.astype(self.dtype, copy=False)
+            raise ValueError(f"{name} contains NaN or infinity "
+                             f"(or values too large for {self.dtype})")
+        return value
 
     # ------------------------------------------------------------------- plan
     def _plan(self, batch: int, steps: int, lengths: np.ndarray | None) -> _Plan:
@@ -401,11 +457,13 @@ class RecurrentLayer(LayerInterop):
         if initial is not None:
             init_all = [self._check_state(f"{name}0", value, batch)
                         for name, value in zip(self._states, initial, strict=True)]
+        check_forward_memory(self, x, training)
         plan = self._plan(batch, steps, lengths)
         if not training and plan.perm is None and _packed.uses_packed(self):
             # the packed kernels read and write batch-first: no copies in or out
-            self._cache = None
-            return _packed.forward_batch_first(self, x, plan, init_all)
+            x32 = _packed.checked_input(x)
+            self._cache = None  # checks are done
+            return _packed.forward_batch_first(self, x32, plan, init_all)
 
         # One copy at entry: cast, time-major, rows permuted.
         with np.errstate(over="ignore"):  # reported below, with the reason
@@ -524,7 +582,13 @@ class RecurrentLayer(LayerInterop):
             if d_out.shape != (B, T, D * H):
                 raise ValueError(f"d_out must have the shape of out, {(B, T, D * H)}, "
                                  f"got {d_out.shape}")
-            dy[...] = plan.to_internal(d_out.transpose(1, 0, 2), axis=1)
+            with np.errstate(over="ignore"):  # reported just below, with the reason
+                dy[...] = plan.to_internal(d_out.transpose(1, 0, 2), axis=1)
+            if plan.lengths is not None:  # entries past the ends are ignored
+                dy[np.arange(T)[:, None] >= plan.lengths[None, :]] = 0
+            if not np.isfinite(dy).all():
+                raise ValueError(f"d_out contains NaN or infinity "
+                                 f"(or values too large for {self.dtype})")
         d_finals = [None if v is None else self._check_state(f"d_{name}_n", v, B)
                     for name, v in zip(self._states, d_finals, strict=True)]
         self._cache = None

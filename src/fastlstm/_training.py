@@ -20,9 +20,14 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm._data import Sequences, length_batches
+from fastlstm._guard import StepGuard, TrainingInterrupted, all_finite
+from fastlstm._history import epoch_record
+from fastlstm._losses import step_weights
 from fastlstm._lstm import LSTM
 from fastlstm._optim import clip_grad_norm
+from fastlstm._recurrent import _checked_params
 from fastlstm._rnn import RNN
+from fastlstm._tape import ThreadTape
 
 __all__ = [
     "SequenceNet",
@@ -139,21 +144,9 @@ def squared_error(
     >>> loss, grad.ravel().tolist()
     (2.5, [1.0, 2.0])
     """
-    n = pred.shape[0]
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     diff = np.asarray(pred, dtype=np.float64) - target
     k = pred.shape[-1]
-    if pred.ndim == 3:
-        steps = pred.shape[1]
-        if lengths is None:
-            step_w = np.repeat(w[:, None], steps, axis=1)
-        else:
-            step_w = (np.arange(steps)[None, :] < np.asarray(lengths)[:, None]) * w[:, None]
-        w_sum = float(step_w.sum())
-        w_b = step_w[:, :, None]
-    else:
-        w_sum = float(w.sum())
-        w_b = w[:, None]
+    w_b, w_sum = step_weights(pred, sample_weight, lengths)
     if w_sum <= 0:
         return 0.0, np.zeros_like(pred)
     wdiff = diff * w_b
@@ -196,6 +189,9 @@ class SequenceNet:
     >>> net.forward(np.zeros((5, 7, 3), dtype=np.float32)).shape
     (5, 2)
     """
+
+    # (features, state shape) of the last training forward, per thread (fastlstm._tape)
+    _cache = ThreadTape()
 
     def __init__(
         self,
@@ -248,7 +244,6 @@ class SequenceNet:
             random_state=np.random.SeedSequence(c["random_state"]).generate_state(1)[0],
         )
         self._names = list(self.layer.named_parameters())
-        self._cache: tuple | None = None
 
     @property
     def dtype(self) -> np.dtype:
@@ -346,11 +341,19 @@ class SequenceNet:
         }
 
     def __setstate__(self, state: dict) -> None:
-        self.config = dict(state["config"])
-        self._build()
-        self.layer.load_state_dict(state["layer_state"])
-        self.weight = state["weight"]
-        self.bias = state["bias"]
+        try:
+            self.config = dict(state["config"])
+            self._build()
+            self.layer.load_state_dict(state["layer_state"])
+            n_out = self.config["n_outputs"]
+            n_in = self.num_directions * self.config["hidden_size"]
+            head = _checked_params({"weight": state["weight"], "bias": state["bias"]},
+                                   {"weight": (n_out, n_in), "bias": (n_out,)}, self.dtype,
+                                   what="readout")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"cannot unpickle the network: {exc}") from exc
+        self.weight = head["weight"]
+        self.bias = head["bias"]
 
 
 def inference_batch_size(X: Sequences, net: SequenceNet, batch_size: int) -> int:
@@ -497,12 +500,19 @@ class TrainState:
 
     loss_curve: list[float] = field(default_factory=list)
     validation_scores: list[float] = field(default_factory=list)
+    validation_losses: list[float] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # fastlstm._history records
     best_loss: float = math.inf
     best_validation_score: float = -math.inf
     best_weights: list[np.ndarray] | None = None
     no_improvement_count: int = 0
     n_iter: int = 0
     t: int = 0
+
+    def __setstate__(self, state: dict) -> None:
+        # pickles from versions with fewer fields get the new ones empty
+        self.__dict__.update(TrainState().__dict__)
+        self.__dict__.update(state)
 
     def reset_stopping(self) -> None:
         """Forget the plateau counter and the best validation weights (new fit call)."""
@@ -534,6 +544,7 @@ def train_epochs(
     stop_on_plateau: bool = True,
     progress: Progress | None = None,
     total_epochs: int | None = None,
+    events: Any = None,
 ) -> str:
     """Run up to ``n_epochs`` epochs of mini-batch training, updating ``state``.
 
@@ -578,22 +589,42 @@ def train_epochs(
         Where to report.
     total_epochs : int, default=None
         Shown in the progress output.
+    events : object, default=None
+        The callbacks (``fastlstm.callbacks._Events``): told when training,
+        each epoch and each batch begin or end; a callback may stop the
+        training at the end of an epoch.
 
     Returns
     -------
-    reason : {"max_epochs", "converged", "interrupted", "non_finite"}
-        Why the loop ended.
+    reason : {"max_epochs", "converged", "non_finite", "callback"}
+        Why the loop ended.  On "non_finite" (a non-finite loss, gradient or
+        updated weight) the weights and optimizer state of the start of the
+        failed epoch are back; weights are checked after every update, so
+        they are finite.
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C (a :class:`KeyboardInterrupt`), after the weights of the
+        last complete step were put back; ``state`` counts the complete
+        epochs and steps.
     """
     progress = progress or Progress(0, total_epochs)
     params = net.parameters()
+    guard = StepGuard(params, optimizer)
     n = len(lengths)
     reason = "max_epochs"
+    if events is not None:
+        events.train_begin()
     try:
         for _ in range(n_epochs):
             epoch = state.n_iter + 1
             good_weights = [p.copy() for p in params]
             good_optimizer = optimizer.get_state()
             progress.start_epoch(epoch, n)
+            epoch_start = time.perf_counter()
+            if events is not None:
+                events.epoch_begin(epoch)
             batches = length_batches(lengths, batch_size, rng if shuffle else None)
             loss_sum, done, failure = 0.0, 0, None
             for b, idx in enumerate(batches):
@@ -612,11 +643,18 @@ def train_epochs(
                 if not math.isfinite(norm):
                     failure = (b, f"the gradient norm is {norm}")
                     break
-                optimizer.step(params, grads)
+                with guard.step():  # undone if interrupted half-way
+                    optimizer.step(params, grads)
+                if not all_finite(params):
+                    guard.restore()
+                    failure = (b, "the update made the weights non-finite")
+                    break
                 state.t += len(idx)
                 loss_sum += loss * len(idx)
                 done += len(idx)
                 progress.update(done, loss_sum / done)
+                if events is not None:
+                    events.batch_end(b, loss)
             if failure is not None:
                 net.set_weights(good_weights)
                 optimizer.set_state(good_optimizer)
@@ -627,18 +665,21 @@ def train_epochs(
                     f"{where} were restored. Try a smaller learning_rate, a smaller "
                     "clip_norm, or rescaling the inputs."
                 )
-                progress.message(msg)
-                warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+                # a warning only: the same text on the progress stream would say it twice
+                warnings.warn(msg, ConvergenceWarning, stacklevel=5)  # the user's fit call
                 reason = "non_finite"
                 break
 
             epoch_loss = loss_sum / n
             state.loss_curve.append(epoch_loss)
             state.n_iter += 1
-            val_score = None
+            val_score, val_losses = None, None
             if validate is not None:
                 val_score = float(validate())
                 state.validation_scores.append(val_score)
+                val_losses = getattr(validate, "losses", None)  # a ValidationMonitor's
+                if val_losses:
+                    state.validation_losses.append(val_losses[-1])
                 if val_score < state.best_validation_score + tol:
                     state.no_improvement_count += 1
                 else:
@@ -652,7 +693,15 @@ def train_epochs(
                 else:
                     state.no_improvement_count = 0
             state.best_loss = min(state.best_loss, epoch_loss)
+            state.history.append(epoch_record(
+                epoch, epoch_loss, state.validation_losses[-1] if val_losses else None,
+                val_score, optimizer.learning_rate, time.perf_counter() - epoch_start))
             progress.end_epoch(epoch_loss, val_score)
+            stop = None if events is None else events.epoch_end(epoch, state.history[-1])
+            if stop is not None:
+                progress.message(f"Training stopped: {stop}.")
+                reason = "callback"
+                break
 
             if stop_on_plateau and state.no_improvement_count > n_iter_no_change:
                 what = "Validation score" if validate is not None else "Training loss"
@@ -662,12 +711,15 @@ def train_epochs(
                 )
                 reason = "converged"
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # the weights are those of the last complete step (a step cut short
+        # was undone by the guard); the interrupt goes on to the caller
         progress.message("Training interrupted by user.")
-        warnings.warn("Training interrupted by user.", UserWarning, stacklevel=3)
-        reason = "interrupted"
+        raise TrainingInterrupted(*exc.args) from exc
     finally:
         net._cache = None
     if validate is not None and state.best_weights is not None:
         net.set_weights(state.best_weights)
+    if events is not None:
+        events.train_end()
     return reason

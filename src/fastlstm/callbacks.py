@@ -1,0 +1,419 @@
+"""Callbacks: code that runs at fixed points of an estimator's training loop.
+
+Pass a list to the estimators' ``callbacks`` parameter::
+
+    from fastlstm import LSTMRegressor
+    from fastlstm.callbacks import EarlyStopping, LRScheduler, ModelCheckpoint
+
+    reg = LSTMRegressor(early_stopping=True, callbacks=[
+        LRScheduler("cosine"),
+        EarlyStopping(monitor="validation_loss", patience=5),
+        ModelCheckpoint("best.npz", monitor="validation_loss"),
+    ])
+
+A callback subclasses :class:`Callback` and overrides any of its hooks.
+Each hook gets a :class:`TrainingContext`: the estimator, the learning rate
+(settable), the weights, the history so far, and :meth:`TrainingContext.stop`.
+Callbacks run inside the fit's transaction: an exception in a callback
+fails the fit and leaves the estimator as it was.  A callback's state is
+reset at the start of every fit (``on_train_begin``), so one list can serve
+``clone``\\ s and grid searches.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "LRScheduler",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "TrainingContext",
+    "load_checkpoint",
+]
+
+_MONITORS = {"loss": -1.0, "validation_loss": -1.0, "validation_score": 1.0}
+
+
+class TrainingContext:
+    """What callbacks see of a running fit.
+
+    Attributes
+    ----------
+    estimator : LSTMClassifier or LSTMRegressor
+        The estimator being fitted.
+    history : list of dict
+        The records of the epochs so far (see ``history_``).
+    stop_reason : str or None
+        Set by :meth:`stop`.
+
+    Examples
+    --------
+    >>> from fastlstm.callbacks import TrainingContext
+    >>> TrainingContext(None, None, None, []).stop_reason is None
+    True
+    """
+
+    def __init__(self, estimator: Any, network: Any, optimizer: Any,
+                 history: list[dict]) -> None:
+        self.estimator = estimator
+        self._network = network
+        self._optimizer = optimizer
+        self.history = history
+        self.stop_reason: str | None = None
+
+    @property
+    def learning_rate(self) -> float:
+        """The optimizer's current step size (settable)."""
+        return self._optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"learning_rate must be a positive float, got {value!r}")
+        self._optimizer.learning_rate = float(value)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of all parameters (the layer's, then the readout's)."""
+        return self._network.get_weights()
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Copy ``weights`` (as from :meth:`get_weights`) into the model."""
+        self._network.set_weights(weights)
+
+    def parameter_names(self) -> list[str]:
+        """Names of the parameters, in the order of :meth:`get_weights`."""
+        return self._network.parameter_names()
+
+    def stop(self, reason: str = "stopped by a callback") -> None:
+        """Stop training after the current epoch."""
+        self.stop_reason = reason
+
+
+class Callback:
+    """Base class: override the hooks you need; all do nothing by default.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm import LSTMRegressor
+    >>> from fastlstm.callbacks import Callback
+    >>> class StopAtLoss(Callback):
+    ...     def on_epoch_end(self, ctx, epoch, logs):
+    ...         if logs["loss"] < 10.0:
+    ...             ctx.stop("loss below 10")
+    >>> X = np.random.default_rng(0).uniform(size=(32, 4, 1))
+    >>> reg = LSTMRegressor(hidden_size=4, max_epochs=50, callbacks=[StopAtLoss()],
+    ...                     random_state=0).fit(X, X[:, -1, 0])
+    >>> reg.n_iter_
+    1
+    """
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:
+        """Before the first epoch of a ``fit`` or ``partial_fit`` call."""
+
+    def on_epoch_begin(self, ctx: TrainingContext, epoch: int) -> None:
+        """Before epoch ``epoch`` (1-based, counted across warm starts)."""
+
+    def on_batch_end(self, ctx: TrainingContext, batch: int, loss: float) -> None:
+        """After the optimizer step of mini-batch ``batch`` (0-based) with its ``loss``."""
+
+    def on_epoch_end(self, ctx: TrainingContext, epoch: int, logs: dict) -> None:
+        """After the epoch; ``logs`` is its ``history_`` record."""
+
+    def on_train_end(self, ctx: TrainingContext) -> None:
+        """After the last epoch (also when a callback stopped the training)."""
+
+
+def _check_monitor(monitor: str) -> float:
+    if monitor not in _MONITORS:
+        raise ValueError(f"monitor must be one of {sorted(_MONITORS)}, got {monitor!r}")
+    return _MONITORS[monitor]
+
+
+def _value(logs: dict, monitor: str) -> float:
+    value = logs[monitor]
+    if math.isnan(value):
+        raise ValueError(f"the callback monitors {monitor!r}, which this fit does not "
+                         "record: validation values need early_stopping=True (or X_val)")
+    return value
+
+
+class _Tracker:
+    """Best value of a monitored quantity, with patience."""
+
+    def __init__(self, monitor: str, min_delta: float) -> None:
+        self.sign = _check_monitor(monitor)  # +1: higher is better
+        self.monitor, self.min_delta = monitor, float(min_delta)
+        self.reset()
+
+    def reset(self) -> None:
+        self.best, self.wait = -math.inf, 0
+
+    def update(self, logs: dict) -> bool:
+        """Record this epoch; True if it improved on the best by more than min_delta."""
+        value = self.sign * _value(logs, self.monitor)
+        if value > self.best + self.min_delta:
+            self.best, self.wait = value, 0
+            return True
+        self.wait += 1
+        return False
+
+
+class EarlyStopping(Callback):
+    """Stop when a monitored quantity has not improved for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : {"validation_loss", "validation_score", "loss"}, default="validation_loss"
+        What to watch (validation values need ``early_stopping=True`` or ``X_val``).
+    patience : int, default=5
+        Epochs without improvement before stopping.
+    min_delta : float, default=0.0
+        Smallest change that counts as an improvement.
+    restore_best_weights : bool, default=True
+        At the end, put back the weights of the best epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlstm import LSTMRegressor
+    >>> from fastlstm.callbacks import EarlyStopping
+    >>> X = np.random.default_rng(0).uniform(size=(32, 4, 1))
+    >>> stop = EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    >>> LSTMRegressor(hidden_size=4, max_epochs=50, callbacks=[stop],
+    ...               random_state=0).fit(X, X[:, -1, 0]).n_iter_
+    2
+    """
+
+    def __init__(self, monitor: str = "validation_loss", patience: int = 5,
+                 min_delta: float = 0.0, restore_best_weights: bool = True) -> None:
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:  # noqa: D102
+        self._tracker = _Tracker(self.monitor, self.min_delta)
+        self._best_weights = None
+
+    def on_epoch_end(self, ctx: TrainingContext, epoch: int, logs: dict) -> None:  # noqa: D102
+        if self._tracker.update(logs):
+            if self.restore_best_weights:
+                self._best_weights = ctx.get_weights()
+        elif self._tracker.wait > self.patience:
+            ctx.stop(f"{self.monitor} did not improve for {self.patience + 1} epochs")
+
+    def on_train_end(self, ctx: TrainingContext) -> None:  # noqa: D102
+        if self.restore_best_weights and self._best_weights is not None:
+            ctx.set_weights(self._best_weights)
+
+
+class LRScheduler(Callback):
+    """Set the learning rate at the start of every epoch from a schedule.
+
+    Epochs are counted from the start of each fit; the base rate is the
+    estimator's ``learning_rate``.
+
+    Parameters
+    ----------
+    schedule : {"step", "cosine"}, default="step"
+        "step": multiply by ``gamma`` every ``step_size`` epochs (PyTorch's
+        ``StepLR``); "cosine": anneal from the base rate to ``eta_min`` over
+        ``t_max`` epochs (PyTorch's ``CosineAnnealingLR``).
+    step_size : int, default=10
+        Epochs per step of the step schedule.
+    gamma : float, default=0.1
+        Factor of the step schedule.
+    t_max : int or None, default=None
+        Length of the cosine schedule; None means the estimator's ``max_epochs``.
+    eta_min : float, default=0.0
+        Smallest rate of the cosine schedule (kept above zero).
+
+    Examples
+    --------
+    >>> from fastlstm.callbacks import LRScheduler
+    >>> s = LRScheduler("step", step_size=2, gamma=0.5)
+    >>> [s.rate(0.1, e) for e in range(5)]
+    [0.1, 0.1, 0.05, 0.05, 0.025]
+    """
+
+    def __init__(self, schedule: str = "step", step_size: int = 10, gamma: float = 0.1,
+                 t_max: int | None = None, eta_min: float = 0.0) -> None:
+        self.schedule = schedule
+        self.step_size = step_size
+        self.gamma = gamma
+        self.t_max = t_max
+        self.eta_min = eta_min
+
+    def rate(self, base: float, epoch: int, t_max: int = 1) -> float:
+        """The rate for 0-based ``epoch`` of a fit starting from ``base``."""
+        if self.schedule == "step":
+            return base * self.gamma ** (epoch // self.step_size)
+        if self.schedule == "cosine":
+            t = min(epoch, t_max)
+            lr = self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2
+            return max(lr, 1e-12)
+        raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:  # noqa: D102
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        self._base = ctx.learning_rate
+        self._t_max = self.t_max or getattr(ctx.estimator, "max_epochs", 1)
+        self._epoch = 0
+
+    def on_epoch_begin(self, ctx: TrainingContext, epoch: int) -> None:  # noqa: D102
+        ctx.learning_rate = self.rate(self._base, self._epoch, self._t_max)
+        self._epoch += 1
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when a quantity stops improving.
+
+    Parameters
+    ----------
+    monitor : {"loss", "validation_loss", "validation_score"}, default="loss"
+        What to watch.
+    factor : float, default=0.1
+        Multiplier of the rate on a plateau.
+    patience : int, default=5
+        Epochs without improvement before reducing (as Keras and PyTorch:
+        the rate drops after ``patience + 1`` epochs without improvement).
+    min_delta : float, default=1e-4
+        Smallest change that counts as an improvement.
+    min_lr : float, default=1e-8
+        The rate never goes below this.
+
+    Examples
+    --------
+    >>> from fastlstm.callbacks import ReduceLROnPlateau
+    >>> ReduceLROnPlateau(factor=0.5).factor
+    0.5
+    """
+
+    def __init__(self, monitor: str = "loss", factor: float = 0.1, patience: int = 5,
+                 min_delta: float = 1e-4, min_lr: float = 1e-8) -> None:
+        self.monitor = monitor
+        self.factor = factor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.min_lr = min_lr
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:  # noqa: D102
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {self.factor!r}")
+        self._tracker = _Tracker(self.monitor, self.min_delta)
+
+    def on_epoch_end(self, ctx: TrainingContext, epoch: int, logs: dict) -> None:  # noqa: D102
+        if not self._tracker.update(logs) and self._tracker.wait > self.patience:
+            ctx.learning_rate = max(self.min_lr, ctx.learning_rate * self.factor)
+            self._tracker.wait = 0
+
+
+class ModelCheckpoint(Callback):
+    """Save the weights of the best epoch so far to a ``.npz`` file.
+
+    The file holds every parameter under its name (the layer's PyTorch names,
+    then ``head.weight`` and ``head.bias``) and nothing executable; read it
+    back with :func:`load_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where to write (replaced atomically at each improvement).
+    monitor : {"validation_loss", "validation_score", "loss"}, default="validation_loss"
+        What "best" means.
+    min_delta : float, default=0.0
+        Smallest change that counts as an improvement.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from fastlstm import LSTMRegressor
+    >>> from fastlstm.callbacks import ModelCheckpoint, load_checkpoint
+    >>> path = os.path.join(tempfile.mkdtemp(), "best.npz")
+    >>> X = np.random.default_rng(0).uniform(size=(32, 4, 1))
+    >>> reg = LSTMRegressor(hidden_size=4, max_epochs=3, random_state=0,
+    ...                     callbacks=[ModelCheckpoint(path, monitor="loss")])
+    >>> reg = reg.fit(X, X[:, -1, 0])
+    >>> load_checkpoint(reg, path) is reg
+    True
+    """
+
+    def __init__(self, path: str | os.PathLike, monitor: str = "validation_loss",
+                 min_delta: float = 0.0) -> None:
+        self.path = path
+        self.monitor = monitor
+        self.min_delta = min_delta
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:  # noqa: D102
+        self._tracker = _Tracker(self.monitor, self.min_delta)
+        self.best_epoch_: int | None = None
+
+    def on_epoch_end(self, ctx: TrainingContext, epoch: int, logs: dict) -> None:  # noqa: D102
+        if self._tracker.update(logs):
+            path = os.fspath(self.path)
+            tmp = path + ".tmp.npz"
+            np.savez(tmp, **dict(zip(ctx.parameter_names(), ctx.get_weights(), strict=True)))
+            os.replace(tmp, path)
+            self.best_epoch_ = epoch
+
+
+def load_checkpoint(estimator: Any, path: str | os.PathLike) -> Any:
+    """Load weights saved by :class:`ModelCheckpoint` into a fitted estimator.
+
+    Names and shapes must match the estimator's network; nothing changes
+    otherwise.  Returns the estimator.
+
+    Examples
+    --------
+    See :class:`ModelCheckpoint`.
+    """
+    from fastlstm._recurrent import _checked_params
+
+    net = estimator.network_
+    names = net.parameter_names()
+    with np.load(path, allow_pickle=False) as data:
+        values = {name: data[name] for name in data.files}
+    expected = {name: p.shape for name, p in zip(names, net.parameters(), strict=True)}
+    staged = _checked_params(values, expected, net.dtype, what="checkpoint")
+    net.set_weights([staged[name] for name in names])
+    return estimator
+
+
+class _Events:
+    """Calls every callback's hook in order; the training loop's only view of them."""
+
+    def __init__(self, callbacks: Sequence[Callback], ctx: TrainingContext) -> None:
+        self.callbacks, self.ctx = list(callbacks), ctx
+
+    def train_begin(self) -> None:
+        for cb in self.callbacks:
+            cb.on_train_begin(self.ctx)
+
+    def epoch_begin(self, epoch: int) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_begin(self.ctx, epoch)
+
+    def batch_end(self, batch: int, loss: float) -> None:
+        for cb in self.callbacks:
+            cb.on_batch_end(self.ctx, batch, loss)
+
+    def epoch_end(self, epoch: int, logs: dict) -> str | None:
+        """Run the hooks; the reason to stop, if a callback asked."""
+        for cb in self.callbacks:
+            cb.on_epoch_end(self.ctx, epoch, dict(logs))
+        return self.ctx.stop_reason
+
+    def train_end(self) -> None:
+        for cb in self.callbacks:
+            cb.on_train_end(self.ctx)
