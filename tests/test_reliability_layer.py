@@ -324,7 +324,9 @@ def test_thread_pool_shrinks_after_a_huge_n_jobs(rng):
 def test_a_non_integer_step_rows_override_is_ignored_with_a_warning(monkeypatch, rng, value):
     monkeypatch.setattr(_parallel, "_bad_step_rows", None)
     monkeypatch.setenv("FASTLSTM_STEP_ROWS", value)
-    layer = fastlstm.LSTM(2, 4, random_state=0)
+    # the override tunes the BLAS path's step GEMMs (float64 here; float32 runs
+    # its forward on the packed SIMD kernels where the CPU has them)
+    layer = fastlstm.LSTM(2, 4, random_state=0, dtype="float64")
     x = rng.standard_normal((3, 4, 2))
     with pytest.warns(RuntimeWarning, match="FASTLSTM_STEP_ROWS"):
         out, _ = layer.forward(x)
