@@ -1,4 +1,4 @@
-"""Command line: ``fastlstm demo``, ``fastlstm --version``, ``fastlstm --help``.
+"""Command line: ``fastlstm demo``, ``fastlstm bench``, ``--version``, ``--help``.
 
 Also runs as ``python -m fastlstm``.
 """
@@ -83,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
                       help="threads (default: all usable cores)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench = sub.add_parser(
+        "bench",
+        help="time fastlstm against the peers installed here (PyTorch, ONNX Runtime)",
+        description=(
+            "Print the machine (CPU, kernel variant, BLAS), the sgemm and FMA peaks, and "
+            "fastlstm's times, GFLOP/s and ratios against PyTorch and ONNX Runtime where "
+            "installed, as markdown (or JSON with --json). Progress goes to stderr."
+        ),
+    )
+    from fastlstm._bench._run import add_arguments
+
+    add_arguments(bench, quick_cases=True)
     return parser
 
 
@@ -117,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("fastlstm: interrupted", file=sys.stderr)
             return 130  # the shell's status for SIGINT
+    if args.command == "bench":
+        from fastlstm._bench._run import execute
+
+        return execute(args)
     parser.print_help()
     return 0
 
