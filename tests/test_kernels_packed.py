@@ -184,7 +184,11 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
 
 
 def test_hidden_slices_with_concurrent_callers(k, rng, monkeypatch):
-    """Four Python threads running slice-parallel forwards at once neither hang nor mix."""
+    """Four Python threads running slice-parallel forwards at once neither hang nor mix.
+
+    Their gang threads queue behind each other in the shared pool: a gang
+    never waits for a thread that has not started.
+    """
     monkeypatch.setattr(_packed, "SLICE_MIN_STEP_FLOPS", 0)
     monkeypatch.setattr(_packed, "SLICE_MIN_FLOPS", 0)
     layer = fastlstm.LSTM(4, 48, n_jobs=2, random_state=0)
@@ -306,10 +310,42 @@ def test_step_does_not_modify_the_state_passed_in(k, rng):
     assert not np.array_equal(new[1], kept[1])
 
 
-def test_barrier_needs_a_party():
+def test_gang_needs_a_panel_per_chunk():
     k = _kernels.load(SIMD[-1])
     with pytest.raises(ValueError):
-        k.Barrier(0)
+        k.Gang(0)
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_a_gang_finishes_with_any_number_of_threads(k, rng, chunk):
+    """One thread alone, or threads joining late, finish a gang's sequence exactly."""
+    layer = fastlstm.LSTM(5, 50, random_state=0)
+    x = rng.standard_normal((7, 40, 5)).astype(np.float32)
+    expected = layer.forward(x)[0]
+    p = layer.named_parameters()
+    wp, bp = k.pack(0, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
+    panels = k.packed_panels(0, 50)
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2))
+    nact = np.full(40, 7, np.int32)
+    for n_threads in (1, 2, 3):
+        out = np.empty((40, 7, 50), np.float32)
+        c = k.aligned_empty((7, panels * k.packed_width()))
+        c[...] = 0
+        gang = k.Gang(chunk)
+
+        def work(delay, gang=gang, out=out, c=c):
+            if delay:
+                threading.Event().wait(delay)  # a thread the OS starts late
+            k.packed_forward(0, xt, wp, bp, np.zeros((7, 50), np.float32), c, out, 0,
+                             None, None, nact, False, 0, 7, 0, panels, gang)
+
+        threads = [threading.Thread(target=work, args=(0.01 * i,)) for i in range(n_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+        np.testing.assert_array_equal(out.transpose(1, 0, 2), expected)
 
 
 def test_fma_peak_loop_counts_its_flops(k):

@@ -12,14 +12,15 @@ shape (never by timing, so results do not depend on the machine's load):
 
 - batch shards: each thread runs its rows through all steps, no
   synchronization (wide batches);
-- hidden slices: each thread owns a range of weight panels, which stay in its
-  core's cache for the whole sequence, and computes its units for all rows;
-  one spin barrier per step publishes h_t (narrow batches, including B = 1).
+- hidden slices: the threads share each step's weight panels (chunks taken
+  from one counter, a step starting when the previous one is complete) and
+  compute their units for all rows (narrow batches, including B = 1).  Any
+  number of the threads may turn up: one alone finishes the work, so a busy
+  machine slows a forward down but never stalls it.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,18 +32,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # When threads split a direction (rule measured on 2-core machines, AVX2 and
 # AVX-512; see docs/performance.md):
-# - batch shards once every thread gets this many rows: no barrier, and a
+# - batch shards once every thread gets this many rows: no hand-over, and a
 #   4-row tile still keeps eight FMA chains busy;
 SHARD_MIN_ROWS = 4
 # - otherwise hidden slices, if each thread's share of a step is at least this
-#   many flops (a barrier crossing costs ~0.1-1 us, a busy machine more) ...
+#   many flops (handing a step over between cores costs ~0.1-1 us, a busy
+#   machine more) ...
 SLICE_MIN_STEP_FLOPS = 2.5e5
 # ... and the whole sequence is long enough to pay for starting the gang.
 SLICE_MIN_FLOPS = 2e7
 
-# One gang of barrier threads at a time: the shared pool then always has a
-# worker for every party (a party waiting in a queue would stall the others).
-_gang_lock = threading.Lock()
+# Chunks a step's panels are cut into, per thread: more balance the load when
+# a thread runs late, fewer cost less handing over.
+CHUNKS_PER_THREAD = 2
 
 
 def uses_packed(layer: RecurrentLayer) -> bool:
@@ -118,30 +120,22 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     exact = B >= k.packed_tile_rows()
 
     def run(d: int, r0: int, r1: int, nact: np.ndarray, p0: int, p1: int,
-            barrier: Any = None) -> None:
+            gang: Any = None) -> None:
         k.packed_forward(cell, x, packed[d][0], packed[d][1], h0s[d], cs[d], out, d * H,
-                         acts[d], stores[d], nact, d == 1, r0, r1, p0, p1, barrier, exact,
+                         acts[d], stores[d], nact, d == 1, r0, r1, p0, p1, gang, exact,
                          batch_first)
 
     n_slices = plan.slice_threads
     tasks = []
     for d in range(D):
         if n_slices > 1:
-            barrier = k.Barrier(n_slices)
-            step = -(-panels // n_slices)
-            for p0 in range(0, panels, step):
-                p1 = min(panels, p0 + step)
-                tasks.append(lambda d=d, p0=p0, p1=p1, b=barrier: run(
-                    d, 0, B, plan.nact[0], p0, p1, b))
+            gang = k.Gang(max(1, panels // (CHUNKS_PER_THREAD * n_slices)))
+            tasks += [lambda d=d, g=gang: run(d, 0, B, plan.nact[0], 0, panels, g)] * n_slices
         else:
             for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
                 tasks.append(lambda d=d, r0=r0, rows=rows, nact=nact: run(
                     d, r0, r0 + rows, nact, 0, panels))
-    if n_slices > 1:
-        with _gang_lock:
-            run_parallel(tasks)
-    else:
-        run_parallel(tasks)
+    run_parallel(tasks)
 
     carries = []
     tm = out.transpose(1, 0, 2) if batch_first else out  # (T, B, D*H) view

@@ -6,7 +6,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 
 
 cdef extern from "csrc/fl_packed.h":
-    ctypedef struct fl_barrier:
+    ctypedef struct fl_gang:
         pass
     ctypedef struct fl_seq:
         int cell
@@ -25,7 +25,7 @@ cdef extern from "csrc/fl_packed.h":
         float* acts
         float* cstore
         const int32_t* nact
-    void fl_barrier_init(fl_barrier* b, long n) noexcept nogil
+    void fl_gang_init(fl_gang* g, long long chunk) noexcept nogil
     int64_t fl_packed_width() noexcept nogil
     int64_t fl_packed_tile_rows() noexcept nogil
     int64_t fl_packed_units(int cell) noexcept nogil
@@ -35,7 +35,7 @@ cdef extern from "csrc/fl_packed.h":
     void fl_pack(int cell, int64_t I, int64_t H, const float* w_ih, const float* w_hh,
                  const float* b_ih, const float* b_hh, float* wp, float* bp) noexcept nogil
     void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
-                    fl_barrier* bar) noexcept nogil
+                    fl_gang* gang) noexcept nogil
     void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t I, int64_t H, const float* x,
                         int64_t ldx, const float* h, int64_t ldh, const float* wp,
                         const float* bp, float* out, int64_t ldout) noexcept nogil
@@ -106,23 +106,29 @@ def pack(int cell, const float[:, ::1] w_ih, const float[:, ::1] w_hh,
     return wp, bp
 
 
-cdef class Barrier:
-    """A spin barrier for ``n`` threads that split one recurrence by hidden units."""
+cdef class Gang:
+    """The shared schedule of the threads that split one recurrence by hidden units.
 
-    cdef fl_barrier* ptr
+    Threads calling :func:`packed_forward` with the same gang take chunks of
+    ``chunk`` panels, step by step, from one counter (csrc/fl_gang.h): any
+    number of threads may join, and one alone finishes the work.  A gang runs
+    one sequence once.
+    """
+
+    cdef fl_gang* ptr
     cdef void* raw
-    cdef readonly long parties
+    cdef readonly long long chunk
 
-    def __cinit__(self, long n):
-        if n < 1:
-            raise ValueError("a barrier needs at least one party")
-        # a cache line of its own, so the spinning threads share nothing else
-        self.raw = PyMem_Malloc(sizeof(fl_barrier) + 128)
+    def __cinit__(self, long long chunk):
+        if chunk < 1:
+            raise ValueError("a gang's chunk needs at least one panel")
+        # the counters on cache lines of their own
+        self.raw = PyMem_Malloc(sizeof(fl_gang) + 128)
         if self.raw == NULL:
             raise MemoryError()
-        self.ptr = <fl_barrier*> ((<size_t> self.raw + 63) & ~(<size_t> 63))
-        fl_barrier_init(self.ptr, n)
-        self.parties = n
+        self.ptr = <fl_gang*> ((<size_t> self.raw + 63) & ~(<size_t> 63))
+        fl_gang_init(self.ptr, chunk)
+        self.chunk = chunk
 
     def __dealloc__(self):
         PyMem_Free(self.raw)
@@ -131,7 +137,7 @@ cdef class Barrier:
 def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, const float[::1] bp,
                    const float[:, ::1] h0, c, float[:, :, ::1] out, int64_t out_offset,
                    acts, cstore, const int32_t[::1] nact, bint reverse,
-                   int64_t r0, int64_t r1, int64_t p0, int64_t p1, Barrier barrier=None,
+                   int64_t r0, int64_t r1, int64_t p0, int64_t p1, Gang gang=None,
                    bint exact=True, bint batch_first=False):
     """Run rows [r0, r1) and panels [p0, p1) of one layer-direction's recurrence (GIL released).
 
@@ -140,7 +146,8 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
     cell state (c0 in, final out; None for the RNN); ``out`` (T, B, >=
     offset + H) receives h_t; ``acts``/``cstore`` keep what backward needs
     (None in inference); ``nact[t]`` counts the running rows from r0.  With
-    ``barrier``, every party calls with the same rows and its own panels.
+    ``gang``, every thread calls with the same arguments and they share the
+    panels of each step (``p0``, ``p1`` are then ignored).
     ``exact=False`` lets tiles shorter than the register tile split k into
     streams (faster at tiny batches; a row's rounding then depends on how
     many rows share its tile).
@@ -153,7 +160,7 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
     cdef float[:, ::1] cv
     cdef float[:, :, ::1] av
     cdef float[:, :, ::1] sv
-    cdef fl_barrier* bar = NULL
+    cdef fl_gang* gp = NULL
     cdef int64_t t
     if fl_packed_width() == 0:
         raise RuntimeError("this kernel variant has no packed kernels")
@@ -207,10 +214,10 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
     for t in range(T):
         if nact[t] < 0 or nact[t] > r1 - r0 or (t > 0 and nact[t] > nact[t - 1]):
             raise ValueError("nact must count running rows, non-increasing in time")
-    if barrier is not None:
-        bar = barrier.ptr
+    if gang is not None:
+        gp = gang.ptr
     with nogil:
-        fl_seq_run(&s, r0, r1, p0, p1, bar)
+        fl_seq_run(&s, r0, r1, p0, p1, gp)
 
 
 def packed_gemm(int cell, const float[:, ::1] x, const float[:, ::1] h, const float[::1] wp,

@@ -15,7 +15,7 @@
 #ifndef FL_PACKED_H
 #define FL_PACKED_H
 #include <stdint.h>
-#include "fl_barrier.h"
+#include "fl_gang.h"
 
 #define FL_CELL_LSTM 0
 #define FL_CELL_RNN 1
@@ -50,11 +50,11 @@ int64_t fl_packed_size(int cell, int64_t NI, int64_t H);
 int64_t fl_packed_bias_size(int cell, int64_t H);
 void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
              const float* b_ih, const float* b_hh, float* wp, float* bp);
-/* Rows [r0, r1) and panels [p0, p1) of every step.  With a barrier, the
-   calling threads split the panels and meet after each step; without, the
-   rows are this thread's alone. */
+/* Rows [r0, r1) and panels [p0, p1) of every step.  With a gang, the
+   calling threads share the panels of each step (fl_gang.h: p0, p1 are
+   ignored); without, the rows are this thread's alone. */
 void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
-                fl_barrier* bar);
+                fl_gang* gang);
 /* out (rows, 4*VW*panels) = [x | h] W_packed + b for one step, in tiles of
    at most mr rows, no gate math: the raw product, for tests of the tile and
    packing. */

@@ -269,36 +269,53 @@ static void fl_tile_rows(const fl_seq* s, int mr, int ms, int64_t t, int64_t r, 
 }
 
 /* ----------------------------------------------------------- the steps -- */
-void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
-                fl_barrier* bar) {
-    unsigned int fpstate = fl_denormals_off();
-    int64_t T = s->T, B = s->B, H = s->H, U = fl_packed_units(s->cell);
+/* One step: rows [r0, r1), panels [p0, p1). */
+static void fl_step(const fl_seq* s, int64_t step, int64_t r0, int64_t r1, int64_t p0,
+                    int64_t p1) {
+    int64_t T = s->T, H = s->H, U = fl_packed_units(s->cell);
     int64_t c0 = p0 * U, c1 = p1 * U < H ? p1 * U : H;
     const float* xa[FL_MR];
     const float* ha[FL_MR];
-    for (int64_t step = 0; step < T; step++) {
-        int64_t t = s->reverse ? T - 1 - step : step;
-        int64_t tp = s->reverse ? t + 1 : t - 1;   /* the step before, in running order */
-        /* running rows are [r0, r0 + nact[t]) */
-        int64_t n = r0 + s->nact[t], nprev = step == 0 ? r0 : r0 + s->nact[tp];
-        int64_t hi = n < r1 ? n : r1;
-        for (int64_t p = p0; p < p1; p++) {
-            for (int64_t r = r0; r < hi; r += FL_MR) {
-                int mr = (int)(hi - r < FL_MR ? hi - r : FL_MR);
-                for (int i = 0; i < mr; i++) {
-                    int64_t row = r + i;
-                    xa[i] = s->x + t * s->xts + row * s->ldx;
-                    /* h_{t-1}: the row's previous output, or h0 where it starts */
-                    ha[i] = row < nprev ? s->out + tp * s->ots + row * s->ldo : s->h0 + row * H;
-                }
-                fl_tile_rows(s, mr, !s->exact, t, r, p, xa, ha);
+    int64_t t = s->reverse ? T - 1 - step : step;
+    int64_t tp = s->reverse ? t + 1 : t - 1;   /* the step before, in running order */
+    /* running rows are [r0, r0 + nact[t]) */
+    int64_t n = r0 + s->nact[t], nprev = step == 0 ? r0 : r0 + s->nact[tp];
+    int64_t hi = n < r1 ? n : r1;
+    for (int64_t p = p0; p < p1; p++) {
+        for (int64_t r = r0; r < hi; r += FL_MR) {
+            int mr = (int)(hi - r < FL_MR ? hi - r : FL_MR);
+            for (int i = 0; i < mr; i++) {
+                int64_t row = r + i;
+                xa[i] = s->x + t * s->xts + row * s->ldx;
+                /* h_{t-1}: the row's previous output, or h0 where it starts */
+                ha[i] = row < nprev ? s->out + tp * s->ots + row * s->ldo : s->h0 + row * H;
             }
+            fl_tile_rows(s, mr, !s->exact, t, r, p, xa, ha);
         }
-        /* rows past their end output zeros */
-        for (int64_t row = (n > r0 ? n : r0); row < r1; row++) {
-            memset(s->out + t * s->ots + row * s->ldo + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+    }
+    /* rows past their end output zeros */
+    for (int64_t row = (n > r0 ? n : r0); row < r1; row++) {
+        memset(s->out + t * s->ots + row * s->ldo + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+    }
+}
+
+void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
+                fl_gang* gang) {
+    unsigned int fpstate = fl_denormals_off();
+    if (gang == NULL) {
+        for (int64_t step = 0; step < s->T; step++) fl_step(s, step, r0, r1, p0, p1);
+    } else {
+        int64_t np = fl_packed_panels(s->cell, s->H), chunk = gang->chunk;
+        int64_t chunks = (np + chunk - 1) / chunk, total = s->T * chunks;
+        for (;;) {
+            int64_t q = atomic_fetch_add_explicit(&gang->next, 1, memory_order_relaxed);
+            if (q >= total) break;
+            int64_t step = q / chunks, c = q % chunks;
+            /* h_{t-1} is complete once every chunk of the previous step is */
+            fl_gang_wait(gang, step * chunks);
+            fl_step(s, step, r0, r1, c * chunk, (c + 1) * chunk < np ? (c + 1) * chunk : np);
+            atomic_fetch_add_explicit(&gang->done, 1, memory_order_release);
         }
-        if (bar) fl_barrier_wait(bar);
     }
     fl_denormals_restore(fpstate);
 }

@@ -14,8 +14,8 @@ void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_
     (void)wp; (void)bp;
 }
 void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
-                fl_barrier* bar) {
-    (void)s; (void)r0; (void)r1; (void)p0; (void)p1; (void)bar;
+                fl_gang* gang) {
+    (void)s; (void)r0; (void)r1; (void)p0; (void)p1; (void)gang;
 }
 void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t NI, int64_t H, const float* x, int64_t ldx,
                     const float* h, int64_t ldh, const float* wp, const float* bp,
