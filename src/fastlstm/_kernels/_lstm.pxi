@@ -75,7 +75,7 @@ cdef void _forward_shard(int T, Py_ssize_t B, int H, bint reverse, int block,
             _cell_forward(H, g + r * G, h + (r0 + r) * H, c + (r0 + r) * H)
             memcpy(out + (row + r) * ldo, h + (r0 + r) * H, H * sizeof(floating))
         if c_store != NULL and n > 0:
-            memcpy(c_store + row * H, c + r0 * H, n * H * sizeof(floating))
+            memcpy(c_store + row * H, c + r0 * H, <size_t> n * H * sizeof(floating))
         for r in range(n, rows):
             memset(out + (row + r) * ldo, 0, H * sizeof(floating))
     fl_denormals_restore(fpstate)
@@ -118,7 +118,7 @@ cdef void _backward_shard(int T, Py_ssize_t B, int H, bint reverse, int block,
                 db[j] += g[r * G + j]
         # finished rows contribute nothing to the weight gradients
         if rows > n:
-            memset(g + n * G, 0, (rows - n) * G * sizeof(floating))
+            memset(g + <Py_ssize_t> n * G, 0, <size_t> (rows - n) * G * sizeof(floating))
         # dh_{t-1} = dG_t W_hh
         gemm_rows(block, n, H, 4 * H, <floating> 1, g, 4 * H, w_hh, H,
                   <floating> 0, dh + r0 * H, H)

@@ -8,7 +8,8 @@ cdef void _rnn_forward_shard(int T, Py_ssize_t B, int H, bint reverse, int block
                              floating* gates, const floating* w_hh_t, floating* h,
                              floating* out, Py_ssize_t ldo,
                              Py_ssize_t r0, int rows, const int32_t* nact) noexcept nogil:
-    cdef int s, t, n, r, j
+    cdef int s, t, n, r
+    cdef Py_ssize_t j
     cdef Py_ssize_t row
     cdef floating* g
     cdef unsigned int fpstate = fl_denormals_off()
@@ -19,10 +20,10 @@ cdef void _rnn_forward_shard(int T, Py_ssize_t B, int H, bint reverse, int block
         g = gates + row * H
         # h_t = tanh(G_t + h_{t-1} W_hh^T), for the n running rows
         gemm_rows(block, n, H, H, <floating> 1, h + r0 * H, H, w_hh_t, H, <floating> 1, g, H)
-        for j in range(n * H):
+        for j in range(<Py_ssize_t> n * H):
             g[j] = tanh_(g[j])
         if n > 0:
-            memcpy(h + r0 * H, g, n * H * sizeof(floating))
+            memcpy(h + r0 * H, g, <size_t> n * H * sizeof(floating))
         for r in range(n):
             memcpy(out + (row + r) * ldo, g + r * H, H * sizeof(floating))
         for r in range(n, rows):
@@ -54,7 +55,7 @@ cdef void _rnn_backward_shard(int T, Py_ssize_t B, int H, bint reverse, int bloc
             for j in range(H):
                 db[j] += g[r * H + j]
         if rows > n:
-            memset(g + n * H, 0, (rows - n) * H * sizeof(floating))
+            memset(g + <Py_ssize_t> n * H, 0, <size_t> (rows - n) * H * sizeof(floating))
         # dh_{t-1} = dG_t W_hh
         gemm_rows(block, n, H, H, <floating> 1, g, H, w_hh, H, <floating> 0, dh + r0 * H, H)
     fl_denormals_restore(fpstate)
