@@ -148,6 +148,16 @@ def test_callbacks_are_not_saved_and_load_as_none():
              "callbacks must be null")
 
 
+def test_history_records_must_be_the_standard_ones_to_save(tmp_path):
+    X, y_label, _ = _cf_data()
+    clf = fastlstm.LSTMClassifier(hidden_size=4, max_epochs=2, random_state=0).fit(X, y_label)
+    clf._state.history[0]["note"] = object()  # not what training records
+    path = tmp_path / "model.fastlstm"
+    with pytest.raises(TypeError, match="cannot save the history_ record"):
+        fastlstm.save(clf, path)
+    assert not path.exists()  # nothing half-written
+
+
 def test_estimator_files_of_format_version_1_are_refused_layer_files_load():
     X, y_label, _ = _cf_data()
     clf = fastlstm.LSTMClassifier(hidden_size=4, max_epochs=1, random_state=0).fit(X, y_label)
@@ -178,9 +188,12 @@ def test_tampered_new_fields_are_refused():
              "architecture does not match the format: missing \\['channels_first'\\]")
     _refused(_edited(data, arch(extra=1)), "unexpected \\['extra'\\]")
     _refused(_edited(data, train_state(lambda ts: ts["history"][0].pop("loss"))),
-             "history record 0 misses \\['loss'\\]")
-    _refused(_edited(data, train_state(lambda ts: ts["history"][1].update(note="x"))),
-             "history record 1: note must be a number")
+             "history record 0 does not match the format: missing \\['loss'\\]")
+    _refused(_edited(data, train_state(lambda ts: ts["history"][1].update(note=1.0))),
+             "history record 1 does not match the format: missing \\[\\], unexpected "
+             "\\['note'\\]")
+    _refused(_edited(data, train_state(lambda ts: ts["history"][1].update(seconds="x"))),
+             "history record 1: seconds must be a number")
     _refused(_edited(data, train_state(lambda ts: ts.update(history={"loss": 1}))),
              "the history must be a list")
     _refused(_edited(data, train_state(lambda ts: ts["validation_losses"].append("x"))),

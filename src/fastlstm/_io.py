@@ -66,8 +66,7 @@ _PUBLISHED = ("n_features_in_", "loss_curve_", "best_loss_", "n_iter_", "t_",
               "validation_scores_", "best_validation_score_", "validation_losses_",
               "feature_names_in_")
 _ARCH = ("cell", "hidden_size", "num_layers", "bidirectional", "dtype", "channels_first")
-# the keys every history_ record has (fastlstm._history.epoch_record); a callback
-# may add more numeric keys to a record
+# the keys of every history_ record (fastlstm._history.epoch_record)
 _HISTORY_KEYS = ("epoch", "loss", "validation_loss", "validation_score", "learning_rate",
                  "seconds")
 _NET_CONFIG = ("cell", "n_features", "n_outputs", "hidden_size", "num_layers", "bidirectional",
@@ -124,8 +123,9 @@ def _published(value: Any, name: str) -> Any:
 
 
 def _history_record(record: Any) -> dict[str, Any]:
-    if not isinstance(record, dict) or not all(isinstance(k, str) for k in record):
-        raise TypeError(f"cannot save the history record {record!r}: not a dict of str keys")
+    if not isinstance(record, dict) or sorted(record) != sorted(_HISTORY_KEYS):
+        raise TypeError(f"cannot save the history_ record {record!r}: a record has the keys "
+                        f"{list(_HISTORY_KEYS)}")
     return {k: _scalar(v, f"history_ {k!r}") for k, v in record.items()}
 
 
@@ -549,9 +549,7 @@ def _check_history(records: Any) -> None:
     _check(isinstance(records, list), "the history must be a list")
     for i, record in enumerate(records):
         what = f"history record {i}"
-        _check(isinstance(record, dict), f"{what} must be a JSON object")
-        missing = [k for k in _HISTORY_KEYS if k not in record]
-        _check(not missing, f"{what} misses {missing}")
+        _check_keys(record, _HISTORY_KEYS, what)
         _check_int(record["epoch"], f"{what}: epoch", 1)
         for key, value in record.items():
             _check_float(value, f"{what}: {key}")
