@@ -714,8 +714,7 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     est._channels_first = est._architecture["channels_first"]  # the layout predict reads
     est._table_steps = state["table_steps"]
     ts = state["train_state"]
-    floats = ("loss", "validation_loss", "validation_score", "learning_rate", "seconds")
-    history = [{k: float(v) if k in floats else v for k, v in record.items()}
+    history = [{k: v if k == "epoch" else float(v) for k, v in record.items()}
                for record in ts["history"]]
     est._state = TrainState(**{**ts, "loss_curve": [float(v) for v in ts["loss_curve"]],
                                "validation_scores": [float(v) for v in ts["validation_scores"]],
