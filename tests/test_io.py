@@ -90,7 +90,7 @@ def test_file_layout_is_documented_zip(tmp_path):
     assert names == ["arrays/layer.bias_hh_l0.npy", "arrays/layer.bias_ih_l0.npy",
                      "arrays/layer.weight_hh_l0.npy", "arrays/layer.weight_ih_l0.npy",
                      "header.json"]
-    assert header["format"] == "fastlstm" and header["format_version"] == 1
+    assert header["format"] == "fastlstm" and header["format_version"] == 2
     assert header["class"] == "LSTM"
     assert header["params"]["hidden_size"] == 3
     assert header["arrays"]["layer.weight_ih_l0"] == {"dtype": "<f4", "shape": [12, 2]}
@@ -116,6 +116,16 @@ ESTIMATORS = {
     "reg-ragged-sequence": (fastlstm.LSTMRegressor, dict(sequence_output=True),
                             "ragged-per-step"),
     "reg-table": (fastlstm.LSTMRegressor, dict(), "table"),
+    # the parameters of issue 12: validation control, layout, losses
+    "clf-last-split-loss-scoring": (fastlstm.LSTMClassifier,
+                                    dict(early_stopping=True, validation_split="last",
+                                         scoring="loss"), "labels"),
+    "clf-channels-first": (fastlstm.LSTMClassifier, dict(channels_first=True), "labels"),
+    "reg-huber-channels-first": (fastlstm.LSTMRegressor,
+                                 dict(loss="huber", channels_first=True), "values"),
+    "reg-absolute-error-early": (fastlstm.LSTMRegressor,
+                                 dict(loss="absolute_error", early_stopping=True,
+                                      validation_split="last"), "multi"),
 }
 
 
@@ -165,7 +175,7 @@ def _assert_same_predictions(a, b, X):
 
 
 FITTED_ATTRS = ("n_features_in_", "loss_curve_", "best_loss_", "n_iter_", "t_",
-                "validation_scores_", "best_validation_score_")
+                "validation_scores_", "best_validation_score_", "validation_losses_")
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
@@ -179,6 +189,8 @@ def test_estimator_round_trip_predicts_identically(name):
         assert hasattr(copy, attr) == hasattr(est, attr), attr
         if hasattr(est, attr):
             assert getattr(copy, attr) == getattr(est, attr), attr
+    np.testing.assert_equal(list(copy.history_), list(est.history_))  # NaN == NaN here
+    assert type(copy.history_) is type(est.history_)
     if hasattr(est, "classes_"):
         np.testing.assert_array_equal(copy.classes_, est.classes_)
         assert copy.classes_.dtype == est.classes_.dtype
@@ -193,7 +205,8 @@ def test_estimator_round_trip_predicts_identically(name):
 
 
 @pytest.mark.parametrize("name", ["clf-1layer", "clf-2layers-bi", "reg-2layers-bi-f64",
-                                  "reg-sequence", "clf-rs-instance"])
+                                  "reg-sequence", "clf-rs-instance", "clf-channels-first",
+                                  "reg-huber-channels-first"])
 def test_loaded_estimator_continues_training_exactly(name):
     est, X, y = _fitted(name)
     copy = _round_trip(est)
@@ -206,6 +219,12 @@ def test_loaded_estimator_continues_training_exactly(name):
     # the optimizer's moments, the shuffling and the dropout generators travelled
     _assert_same_predictions(est, copy, X)
     assert copy.loss_curve_ == est.loss_curve_
+
+    def timeless(history):  # seconds are wall time: the rest must match
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+    np.testing.assert_equal(timeless(copy.history_), timeless(est.history_))
+    assert copy.history_["epoch"] == [1, 2, 3]
     est.set_params(warm_start=True, max_epochs=2)
     copy.set_params(warm_start=True, max_epochs=2)
     est.fit(X, y)
@@ -384,7 +403,7 @@ def test_estimator_tampering_is_refused():
 
 
 @pytest.mark.parametrize("edit, match", [
-    (lambda h: h.update(format_version=2), "format version 2.*upgrade fastlstm"),
+    (lambda h: h.update(format_version=3), "format version 3.*upgrade fastlstm"),
     (lambda h: h.update(format="other"), "not a fastlstm model file"),
     (lambda h: h.update({"class": "Pipeline"}), "class 'Pipeline' is not one fastlstm loads"),
     (lambda h: h.update({"class": "os.system"}), "class 'os.system' is not one"),

@@ -131,7 +131,9 @@ class EstimatorInterop:
         Needs the optional ``onnx`` package (``pip install 'fastlstm[onnx]'``).
         The input ``x`` is ``(batch, time, n_features)`` float32, batch and time
         dynamic (a model fitted on a 2D table of univariate series takes
-        ``(batch, time, 1)``).  A classifier's outputs are ``label`` (as
+        ``(batch, time, 1)``); a model fitted with ``channels_first=True``
+        takes the layout its :meth:`predict` takes, ``(batch, n_features,
+        time)``.  A classifier's outputs are ``label`` (as
         :meth:`predict`) and ``probabilities`` (float64, as
         :meth:`predict_proba`); a regressor's output ``y`` (float64) is
         :meth:`predict`'s, in the units of the training targets (the target
@@ -175,8 +177,10 @@ class EstimatorInterop:
         """The fitted model as a ``torch.nn.Module`` giving the same predictions.
 
         Needs PyTorch.  ``module(x, lengths=None)`` takes a batch-first tensor
-        ``(batch, time, n_features)`` of the model's dtype (and optional
-        lengths, packed internally) and returns :meth:`predict_proba`'s
+        ``(batch, time, n_features)`` of the model's dtype, or ``(batch,
+        n_features, time)`` for a model fitted with ``channels_first=True``
+        (as :meth:`predict` takes it), and optional lengths, packed
+        internally, and returns :meth:`predict_proba`'s
         probabilities for a classifier, :meth:`predict`'s values for a
         regressor (target un-scaling included), as float64 tensors;
         ``module.logits(x, lengths)`` is the readout before them.  The
@@ -218,8 +222,9 @@ class EstimatorInterop:
         Parameters
         ----------
         x_t : array-like of shape (n_samples, n_features)
-            This step of each sequence (``(n_samples,)`` is accepted when
-            there is one feature per step).
+            This step of each sequence: ``X[:, t]`` of a batch-first ``X``, or
+            ``X[:, :, t]`` for a model fitted with ``channels_first=True``
+            (``(n_samples,)`` is accepted when there is one feature per step).
         state : object or None, default=None
             The state returned by the previous call for the same sequences;
             None starts new sequences.

@@ -1,14 +1,16 @@
 """Safe save and load: one zip file of a JSON header and ``.npy`` arrays.
 
-The format (version 1), as written by :func:`save`:
+The format (version 2), as written by :func:`save`:
 
 - ``header.json``: a JSON object with ``format`` (``"fastlstm"``),
   ``format_version``, ``fastlstm_version``, ``class`` (one of ``LSTM``,
   ``RNN``, ``LSTMClassifier``, ``LSTMRegressor``), ``params`` (the
-  constructor parameters), ``state`` (fitted attributes that are not
-  arrays: loss curves, counters, the network's configuration, random-number
-  generator states, ...) and ``arrays``: for each array its ``dtype`` (a
-  NumPy type string such as ``"<f4"``) and ``shape``.
+  constructor parameters; ``callbacks`` is always null: callbacks are user
+  objects, not saved), ``state`` (fitted attributes that are not arrays:
+  loss curves, ``history_`` records, counters, ``feature_names_in_``, the
+  input layout, the network's configuration, random-number generator
+  states, ...) and ``arrays``: for each array its ``dtype`` (a NumPy type
+  string such as ``"<f4"``) and ``shape``.
 - ``arrays/<name>.npy``: one entry per array of the header, in NumPy's
   ``.npy`` format, never an object array.
 
@@ -21,6 +23,10 @@ model's parameters imply, before any model is built; arrays are read with
 ``allow_pickle=False`` semantics (object dtypes are refused).  Each entry's
 CRC-32 is checked, so a corrupted or truncated file is refused; the file is
 not signed, so check where a file comes from before trusting its weights.
+
+Version 2 added the estimators' ``channels_first``, ``history_``,
+``validation_losses_`` and ``feature_names_in_``; layer files did not change,
+so layer files of version 1 still load, estimator files of version 1 do not.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import json
 import math
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -43,7 +50,9 @@ from fastlstm._rnn import RNN
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
 FORMAT_NAME = "fastlstm"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# layer files are the same in every version so far; estimator files changed in 2
+_MIN_ESTIMATOR_VERSION = 2
 _HEADER = "header.json"
 _MAX_HEADER_BYTES = 64 << 20
 _MAX_NPY_HEADER = 4096
@@ -52,8 +61,14 @@ _FLOAT_DTYPES = ("float32", "float64")
 _LAYER_PARAMS = ("input_size", "hidden_size", "num_layers", "bidirectional", "dropout",
                  "dtype", "n_jobs")
 # fitted attributes the estimators publish, saved when present
+# (history_ is rebuilt from the train state's records, not stored twice)
 _PUBLISHED = ("n_features_in_", "loss_curve_", "best_loss_", "n_iter_", "t_",
-              "validation_scores_", "best_validation_score_")
+              "validation_scores_", "best_validation_score_", "validation_losses_",
+              "feature_names_in_")
+_ARCH = ("cell", "hidden_size", "num_layers", "bidirectional", "dtype", "channels_first")
+# the keys of every history_ record (fastlstm._history.epoch_record)
+_HISTORY_KEYS = ("epoch", "loss", "validation_loss", "validation_score", "learning_rate",
+                 "seconds")
 _NET_CONFIG = ("cell", "n_features", "n_outputs", "hidden_size", "num_layers", "bidirectional",
                "dropout", "dtype", "n_jobs", "sequence_output", "random_state")
 
@@ -102,9 +117,16 @@ def _generator_json(rng: Any) -> dict | None:
 
 
 def _published(value: Any, name: str) -> Any:
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, np.ndarray)):  # feature_names_in_ is an array
         return [_scalar(v, name) for v in value]
     return _scalar(value, name)
+
+
+def _history_record(record: Any) -> dict[str, Any]:
+    if not isinstance(record, dict) or sorted(record) != sorted(_HISTORY_KEYS):
+        raise TypeError(f"cannot save the history_ record {record!r}: a record has the keys "
+                        f"{list(_HISTORY_KEYS)}")
+    return {k: _scalar(v, f"history_ {k!r}") for k, v in record.items()}
 
 
 def _layer_params(layer: Any) -> dict[str, Any]:
@@ -125,8 +147,15 @@ def _dump_estimator(est: Any, header: dict, arrays: dict[str, np.ndarray],
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(est, "network_")
-    header["params"] = {k: _encode_param(k, v, arrays)
-                        for k, v in est.get_params(deep=False).items()}
+    params = est.get_params(deep=False)
+    if params.get("callbacks"):
+        warnings.warn(
+            f"the callbacks of this {type(est).__name__} are not saved (they are Python "
+            "objects, which a safe file cannot hold): the loaded model has callbacks=None; "
+            "pass them again with set_params(callbacks=...) before training it further",
+            UserWarning, stacklevel=3)
+    params["callbacks"] = None
+    header["params"] = {k: _encode_param(k, v, arrays) for k, v in params.items()}
     net = est.network_
     ts = est._state
     state: dict[str, Any] = {
@@ -136,6 +165,8 @@ def _dump_estimator(est: Any, header: dict, arrays: dict[str, np.ndarray],
         "network": {k: _scalar(v, k) for k, v in net.config.items()},
         "train_state": {
             "loss_curve": list(ts.loss_curve), "validation_scores": list(ts.validation_scores),
+            "validation_losses": [_scalar(v, "validation_losses") for v in ts.validation_losses],
+            "history": [_history_record(r) for r in ts.history],
             "best_loss": ts.best_loss, "best_validation_score": ts.best_validation_score,
             "no_improvement_count": ts.no_improvement_count, "n_iter": ts.n_iter, "t": ts.t,
         },
@@ -199,6 +230,16 @@ def save(model: Any, path: str | os.PathLike | BinaryIO, *,
         :func:`load` continues exactly as it would have without the round
         trip.  Without it the file is smaller and training continues with a
         fresh optimizer.
+
+    Notes
+    -----
+    An estimator's ``callbacks`` are not saved: they are arbitrary Python
+    objects, which a file that loads without running code cannot hold.  The
+    file records ``callbacks=None`` (with a warning when callbacks were set);
+    pass them again with ``set_params(callbacks=...)`` after :func:`load`
+    before training further.  Everything else (the other parameters,
+    ``history_``, ``validation_losses_``, ``feature_names_in_``, the input
+    layout of ``channels_first``) travels.
 
     Examples
     --------
@@ -411,6 +452,7 @@ class _Reader:
         extra = sorted(set(names) - expected)
         _check(not extra, f"unexpected entries in the archive: {extra[:5]}")
         self.header = header
+        self.version = version
         self.by_name = by_name
 
     @staticmethod
@@ -499,22 +541,34 @@ def _check_network(net: dict, kind: str) -> None:
 
 _ESTIMATOR_STATE = ("published", "table_steps", "architecture", "network", "train_state", "rng",
                     "layer_rng", "optimizer")
-_TRAIN_STATE = ("loss_curve", "validation_scores", "best_loss", "best_validation_score",
-                "no_improvement_count", "n_iter", "t")
+_TRAIN_STATE = ("loss_curve", "validation_scores", "validation_losses", "history", "best_loss",
+                "best_validation_score", "no_improvement_count", "n_iter", "t")
+
+
+def _check_history(records: Any) -> None:
+    _check(isinstance(records, list), "the history must be a list")
+    for i, record in enumerate(records):
+        what = f"history record {i}"
+        _check_keys(record, _HISTORY_KEYS, what)
+        _check_int(record["epoch"], f"{what}: epoch", 1)
+        for key, value in record.items():
+            _check_float(value, f"{what}: {key}")
 
 
 def _check_estimator_state(state: dict, kind: str) -> None:
     """Check the non-array state of an estimator (nothing is built yet)."""
     net = state["network"]
     _check_network(net, kind)
-    arch = _check_keys(state["architecture"], ("cell", "hidden_size", "num_layers",
-                                               "bidirectional", "dtype"), "architecture")
-    _check(all(arch[a] == net[a] for a in arch), "architecture does not match the network")
+    arch = _check_keys(state["architecture"], _ARCH, "architecture")
+    _check(all(arch[a] == net[a] for a in _ARCH if a in net),
+           "architecture does not match the network")
+    _check_bool(arch["channels_first"], "channels_first")
     steps = state["table_steps"]
     _check(steps is None or _is_int(steps) and steps >= 1,
            "table_steps must be null or a positive int")
     ts = _check_keys(state["train_state"], _TRAIN_STATE, "train_state")
-    for name in ("loss_curve", "validation_scores"):
+    _check_history(ts["history"])
+    for name in ("loss_curve", "validation_scores", "validation_losses"):
         _check(isinstance(ts[name], list), f"{name} must be a list")
         for v in ts[name]:
             _check_float(v, name)
@@ -536,6 +590,10 @@ def _check_estimator_state(state: dict, kind: str) -> None:
     for name, value in published.items():
         if name in ("n_features_in_", "n_iter_", "t_"):
             _check_int(value, name, 1 if name == "n_features_in_" else 0)
+        elif name == "feature_names_in_":
+            _check(isinstance(value, list) and all(isinstance(v, str) for v in value)
+                   and len(value) == published["n_features_in_"],
+                   "feature_names_in_ must be a list of n_features_in_ strings")
         else:
             for v in value if isinstance(value, list) else [value]:
                 _check_float(v, name)
@@ -604,14 +662,20 @@ def _restore_optimizer(est: Any, opt: dict | None, arrays: dict, n_params: int) 
 
 
 def _load_estimator(r: _Reader, cls: type) -> Any:
+    from fastlstm._history import History
     from fastlstm._training import SequenceNet, TrainState
 
+    _check(r.version >= _MIN_ESTIMATOR_VERSION,
+           f"the file has format version {r.version}: estimator files older than format "
+           f"version {_MIN_ESTIMATOR_VERSION} (which predate channels_first and history_) "
+           "are not read; refit the model and save it again")
     raw = r.header["params"]
     _check(isinstance(raw, dict), "params must be a JSON object")
     est = cls()
     known = set(est.get_params(deep=False))
     _check(set(raw) == known, f"params do not match {cls.__name__}: missing "
            f"{sorted(known - set(raw))}, unexpected {sorted(set(raw) - known)}")
+    _check(raw["callbacks"] is None, "callbacks must be null: callbacks are never saved")
     kind = est._kind
     state = _check_keys(r.header["state"], _ESTIMATOR_STATE, "state",
                         optional=("y_single", "fitted_sequence_output", "classes_object"))
@@ -647,16 +711,24 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     est.network_ = network
 
     est._architecture = dict(state["architecture"])
+    est._channels_first = est._architecture["channels_first"]  # the layout predict reads
     est._table_steps = state["table_steps"]
     ts = state["train_state"]
+    history = [{k: v if k == "epoch" else float(v) for k, v in record.items()}
+               for record in ts["history"]]
     est._state = TrainState(**{**ts, "loss_curve": [float(v) for v in ts["loss_curve"]],
                                "validation_scores": [float(v) for v in ts["validation_scores"]],
+                               "validation_losses": [float(v) for v in ts["validation_losses"]],
+                               "history": history,
                                "best_loss": float(ts["best_loss"]),
                                "best_validation_score": float(ts["best_validation_score"])})
+    est.history_ = History(history)
     est._rng = np.random.RandomState()
     _set_random_state(est._rng, state["rng"], arrays["rng.keys"], "the estimator's generator")
     _restore_optimizer(est, state["optimizer"], arrays, len(param_shapes))
     for name, value in state["published"].items():
+        if name == "feature_names_in_":  # as scikit-learn sets it
+            value = np.asarray(value, dtype=object)
         setattr(est, name, value)
     if kind == "classifier":
         est.classes_ = arrays["classes"]

@@ -100,11 +100,17 @@ def _recurrent(g: _Graph, layer: Any, cell: str, x_tm: str, seq_lens: str
     return cur, hs, cs
 
 
-def _inputs(g: _Graph, n_features: int, lengths: bool) -> tuple[list, str, str]:
-    """Graph inputs; the time-major input and the ``sequence_lens`` name ("" if none)."""
+def _inputs(g: _Graph, n_features: int, lengths: bool,
+            channels_first: bool = False) -> tuple[list, str, str]:
+    """Graph inputs; the time-major input and the ``sequence_lens`` name ("" if none).
+
+    ``x`` is ``(batch, time, n_features)``, or ``(batch, n_features, time)``
+    for an estimator fitted with ``channels_first=True``.
+    """
     helper, tp = g.onnx.helper, g.onnx.TensorProto
-    inputs = [helper.make_tensor_value_info("x", tp.FLOAT, ["batch", "time", n_features])]
-    x_tm = g.one("Transpose", ["x"], perm=[1, 0, 2])
+    dims = ["batch", n_features, "time"] if channels_first else ["batch", "time", n_features]
+    inputs = [helper.make_tensor_value_info("x", tp.FLOAT, dims)]
+    x_tm = g.one("Transpose", ["x"], perm=[2, 0, 1] if channels_first else [1, 0, 2])
     seq_lens = ""
     if lengths:
         inputs.append(helper.make_tensor_value_info("lengths", tp.INT64, ["batch"]))
@@ -168,7 +174,8 @@ def estimator_to_onnx(est: Any, path: str | os.PathLike | None = None, *,
     cfg = net.config
     g = _Graph(onnx)
     tp, make = onnx.TensorProto, onnx.helper.make_tensor_value_info
-    inputs, x_tm, seq_lens = _inputs(g, cfg["n_features"], lengths)
+    inputs, x_tm, seq_lens = _inputs(g, cfg["n_features"], lengths,
+                                     bool(getattr(est, "_channels_first", False)))
     out_tm, hs, _ = _recurrent(g, net.layer, cfg["cell"], x_tm, seq_lens)
     if cfg["sequence_output"]:
         feats = g.one("Transpose", [out_tm], perm=[1, 0, 2])           # (B, T, D*H)

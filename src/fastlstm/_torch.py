@@ -108,7 +108,9 @@ def _module_class() -> type:
         """A fitted fastlstm estimator as a module: recurrent layer, readout, output map.
 
         ``forward(x, lengths=None)`` takes a batch-first ``x`` (batch, time,
-        features) and optional ``lengths`` (batch,) and returns what the
+        features), or (batch, features, time) when ``channels_first`` (an
+        estimator fitted with ``channels_first=True``), and optional
+        ``lengths`` (batch,) and returns what the
         estimator's ``predict_proba`` (classifier) or ``predict``
         (regressor) returns for the same sequences, as a tensor; ``logits``
         gives the readout before the softmax or the un-scaling.
@@ -116,8 +118,9 @@ def _module_class() -> type:
 
         def __init__(self, rnn: Any, head: Any, kind: str, sequence_output: bool,
                      y_mean: np.ndarray | None, y_scale: np.ndarray | None,
-                     y_single: bool) -> None:
+                     y_single: bool, channels_first: bool = False) -> None:
             super().__init__()
+            self.channels_first = channels_first
             self.rnn = rnn
             self.head = head
             self.kind = kind
@@ -128,6 +131,8 @@ def _module_class() -> type:
                 self.register_buffer("y_scale", torch.from_numpy(np.array(y_scale)))
 
         def logits(self, x: Any, lengths: Any = None) -> Any:
+            if getattr(self, "channels_first", False):  # modules pickled before it: False
+                x = x.transpose(1, 2)
             if lengths is None:
                 out, state = self.rnn(x)
             else:
@@ -182,5 +187,6 @@ def estimator_to_torch(est: Any) -> Any:
     module = _module_class()(
         rnn, head, est._kind, bool(c["sequence_output"]),
         est._y_mean if regressor else None, est._y_scale if regressor else None,
-        bool(est._y_single) if regressor else False)
+        bool(est._y_single) if regressor else False,
+        channels_first=bool(getattr(est, "_channels_first", False)))
     return module.eval()
