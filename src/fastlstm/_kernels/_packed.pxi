@@ -4,6 +4,8 @@
 from libc.stdint cimport int64_t
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 
+import math
+
 
 cdef extern from "csrc/fl_packed.h":
     ctypedef struct fl_gang:
@@ -56,7 +58,7 @@ def aligned_empty(shape, dtype=np.float32):
     measured, at NumPy's default 16-byte alignment).
     """
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape))
+    n = math.prod(shape) if isinstance(shape, tuple) else int(shape)
     raw = np.empty(n * dtype.itemsize + 64, dtype=np.uint8)
     start = (-raw.ctypes.data) % 64
     return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)

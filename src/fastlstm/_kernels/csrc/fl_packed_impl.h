@@ -169,22 +169,25 @@ static inline int64_t fl_column(int cell, int64_t H, int64_t p, int64_t v, int64
 void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
              const float* b_ih, const float* b_hh, float* wp, float* bp) {
     int64_t np = fl_packed_panels(cell, H), K = NI + H, p, k, v, l;
-    int64_t rows[FL_VW];
     for (p = 0; p < np; p++) {
         float* panel = wp + p * K * FL_PW;
         for (v = 0; v < FL_NV; v++) {
+            /* lane l of vector v: one row of W; its K entries go down the
+               panel, reading each source row once, contiguously */
+            float* col = panel + fl_panel_offset(K, 0, v);
             for (l = 0; l < FL_VW; l++) {
-                rows[l] = fl_column(cell, H, p, v, l);
-                bp[p * FL_PW + v * FL_VW + l] = rows[l] < 0 ? 0.0f : b_ih[rows[l]] + b_hh[rows[l]];
-            }
-            /* one vector's lanes are written together; its VW source rows
-               stay in cache while k advances */
-            for (k = 0; k < K; k++) {
-                float* dst = panel + fl_panel_offset(K, k, v);
-                for (l = 0; l < FL_VW; l++) {
-                    int64_t row = rows[l];
-                    dst[l] = row < 0 ? 0.0f : (k < NI ? w_ih[row * NI + k] : w_hh[row * H + k - NI]);
+                int64_t row = fl_column(cell, H, p, v, l);
+                float* dst = col + l;
+                if (row < 0) {
+                    bp[p * FL_PW + v * FL_VW + l] = 0.0f;
+                    for (k = 0; k < K; k++) dst[k * FL_PASS_W] = 0.0f;
+                    continue;
                 }
+                bp[p * FL_PW + v * FL_VW + l] = b_ih[row] + b_hh[row];
+                const float* src_ih = w_ih + row * NI;
+                const float* src_hh = w_hh + row * H;
+                for (k = 0; k < NI; k++) dst[k * FL_PASS_W] = src_ih[k];
+                for (k = 0; k < H; k++) dst[(NI + k) * FL_PASS_W] = src_hh[k];
             }
         }
     }
