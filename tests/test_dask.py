@@ -27,6 +27,7 @@ import joblib  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
+import fastlstm  # noqa: E402
 from fastlstm import LSTMClassifier, LSTMRegressor  # noqa: E402
 from fastlstm._parallel import effective_n_jobs  # noqa: E402
 
@@ -64,6 +65,13 @@ def test_the_cluster_is_local_and_its_workers_use_one_thread(client):
     workers = client.scheduler_info()["workers"]
     assert len(workers) == 2
     assert all(address.startswith("tcp://127.0.0.1:") for address in workers)
+    assert client.submit(effective_n_jobs, None, pure=False).result() == 1
+    # the recipe of docs/scaling.rst for workers with cores to spare
+    client.run(fastlstm.set_config, n_jobs=2)
+    try:
+        assert client.submit(effective_n_jobs, None, pure=False).result() == 2
+    finally:
+        client.run(fastlstm.set_config, n_jobs=None)
     assert client.submit(effective_n_jobs, None, pure=False).result() == 1
 
 
