@@ -14,6 +14,7 @@ gradients are summed per thread shard.
 
 import pickle
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -34,6 +35,9 @@ from fastlstm._parallel import effective_n_jobs  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 WINDOW = 8
+# every wait on the cluster is bounded: a stuck worker fails the test, with
+# what the workers were doing, instead of hanging the run
+TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +58,40 @@ def client():
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
+def stuck(client):
+    pytest.fail(f"the cluster did not finish within {TIMEOUT} s; processing: "
+                f"{client.processing()}; call stacks: {client.call_stack()}")
+
+
+def gather(client, futures):
+    """The futures' results, or a failure naming what is still running after TIMEOUT s."""
+    try:
+        distributed.wait(futures, timeout=TIMEOUT)
+    except TimeoutError:
+        stuck(client)
+    return client.gather(futures)
+
+
+def bounded(client, fn):
+    """``fn()`` in a daemon thread, or a failure if it has not returned after TIMEOUT s."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(TIMEOUT)
+    if thread.is_alive():
+        stuck(client)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def classification_data(n=120, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, WINDOW, 2)).astype(np.float32)
@@ -65,14 +103,14 @@ def test_the_cluster_is_local_and_its_workers_use_one_thread(client):
     workers = client.scheduler_info()["workers"]
     assert len(workers) == 2
     assert all(address.startswith("tcp://127.0.0.1:") for address in workers)
-    assert client.submit(effective_n_jobs, None, pure=False).result() == 1
+    assert gather(client, client.submit(effective_n_jobs, None, pure=False)) == 1
     # the recipe of docs/scaling.rst for workers with cores to spare
     client.run(fastlstm.set_config, n_jobs=2)
     try:
-        assert client.submit(effective_n_jobs, None, pure=False).result() == 2
+        assert gather(client, client.submit(effective_n_jobs, None, pure=False)) == 2
     finally:
         client.run(fastlstm.set_config, n_jobs=None)
-    assert client.submit(effective_n_jobs, None, pure=False).result() == 1
+    assert gather(client, client.submit(effective_n_jobs, None, pure=False)) == 1
 
 
 def test_grid_search_on_dask_equals_the_local_search(client):
@@ -80,8 +118,14 @@ def test_grid_search_on_dask_equals_the_local_search(client):
     grid = {"hidden_size": [4, 8], "learning_rate": [0.01, 0.03]}
     estimator = LSTMClassifier(max_epochs=4, batch_size=16, n_jobs=1, random_state=0)
     local = GridSearchCV(estimator, grid, cv=3).fit(X, y)
-    with distributed.get_task_stream(client) as stream, joblib.parallel_backend("dask"):
-        remote = GridSearchCV(estimator, grid, cv=3, n_jobs=-1).fit(X, y)
+
+    def search_on_dask():
+        # joblib's backend setting is per thread: it is made in the thread that searches
+        with joblib.parallel_backend("dask"):
+            return GridSearchCV(estimator, grid, cv=3, n_jobs=-1).fit(X, y)
+
+    with distributed.get_task_stream(client) as stream:
+        remote = bounded(client, search_on_dask)
     # the fits ran on the workers (joblib sends them in batches of one or more)
     assert stream.data and {t["worker"] for t in stream.data} <= set(
         client.scheduler_info()["workers"])
@@ -101,7 +145,7 @@ def test_batch_prediction_of_a_dask_array_equals_predict(client):
     proba = dX.map_blocks(clf.predict_proba, drop_axis=2, chunks=(dX.chunks[0], (2,)),
                           dtype=np.float64)
     values = dX.map_blocks(reg.predict, drop_axis=[1, 2], dtype=np.float64)
-    got_labels, got_proba, got_values = client.compute([labels, proba, values], sync=True)
+    got_labels, got_proba, got_values = gather(client, client.compute([labels, proba, values]))
     assert got_labels.shape == (300,) and got_proba.shape == (300, 2)
     np.testing.assert_array_equal(got_labels, clf.predict(X))
     # blocks of 64 rows against one batch of 300: BLAS may round differently
@@ -131,8 +175,7 @@ def fit_one(series, seed):
 
 def test_a_fleet_of_models_fits_on_dask(client):
     fleet = make_series(300)
-    futures = client.map(fit_one, list(fleet), range(len(fleet)))
-    blobs = client.gather(futures)
+    blobs = gather(client, client.map(fit_one, list(fleet), range(len(fleet))))
     assert len(blobs) == 300
     models = [pickle.loads(blob) for blob in blobs]
     assert all(isinstance(m, LSTMRegressor) and m.n_iter_ == 3 for m in models)
