@@ -13,9 +13,7 @@ gradients are summed per thread shard.
 """
 
 import pickle
-import sys
 import threading
-import warnings
 
 import numpy as np
 import pytest
@@ -23,9 +21,8 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="needs dask[distributed]")
 da = pytest.importorskip("dask.array", reason="needs dask[distributed]")
 
-import cloudpickle  # noqa: E402 - a dependency of distributed
 import joblib  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
 import fastlstm  # noqa: E402
@@ -42,10 +39,11 @@ TIMEOUT = 180
 
 @pytest.fixture(scope="module")
 def client():
-    """Two single-threaded worker processes on 127.0.0.1, closed after the module."""
-    # this module is imported by path, so the workers could not import it by
-    # name: its functions travel by value
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    """Two single-threaded worker processes on 127.0.0.1, closed after the module.
+
+    Tasks may only use functions the workers can import (fastlstm's, NumPy's):
+    this module is imported by path and is not importable on the workers.
+    """
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
         dashboard_address=None, protocol="tcp", silence_logs=40)
@@ -55,7 +53,6 @@ def client():
     finally:
         client.close()
         cluster.close()
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def stuck(client):
@@ -162,29 +159,36 @@ def make_series(n_series, length=48, seed=0):
     return np.sin(2 * np.pi * t / period + phase) + 0.05 * rng.standard_normal((n_series, length))
 
 
-def fit_one(series, seed):
-    """One tiny model on one series' sliding windows; returns it pickled."""
-    windows = np.lib.stride_tricks.sliding_window_view(series[:-1], WINDOW)
-    X, y = windows[..., None], series[WINDOW:]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = LSTMRegressor(hidden_size=4, max_epochs=3, batch_size=16, n_jobs=1,
-                              random_state=seed).fit(X, y)
-    return pickle.dumps(model)
+def windows(series):
+    """One series as sliding windows of WINDOW steps (X) and the value after each (y)."""
+    X = np.lib.stride_tricks.sliding_window_view(series[:-1], WINDOW)[..., None]
+    return X, series[WINDOW:]
 
 
 def test_a_fleet_of_models_fits_on_dask(client):
+    """One model per series through ``client.map``; the fitted estimators come back.
+
+    The task is ``LSTMRegressor.fit`` itself (the estimator is its first
+    argument), which every worker can import; a function of this test module
+    could not be imported there.
+    """
     fleet = make_series(300)
-    blobs = gather(client, client.map(fit_one, list(fleet), range(len(fleet))))
-    assert len(blobs) == 300
-    models = [pickle.loads(blob) for blob in blobs]
+    data = [windows(series) for series in fleet]
+    unfitted = [LSTMRegressor(hidden_size=4, max_epochs=3, batch_size=16, n_jobs=1,
+                              random_state=i) for i in range(len(fleet))]
+    models = gather(client, client.map(LSTMRegressor.fit, unfitted, [X for X, _ in data],
+                                       [y for _, y in data], pure=False))
+    assert len(models) == 300
     assert all(isinstance(m, LSTMRegressor) and m.n_iter_ == 3 for m in models)
+    assert not any(hasattr(m, "n_iter_") for m in unfitted)  # fitted there, not here
     last = fleet[:, -WINDOW:, None]
     forecasts = np.array([m.predict(last[i:i + 1])[0] for i, m in enumerate(models)])
     assert np.isfinite(forecasts).all()
     # bit for bit what a local fit of the same series and seed gives
     for i in (0, 157, 299):
-        local = pickle.loads(fit_one(fleet[i], i))
+        local = clone(unfitted[i]).fit(*data[i])
         assert local.predict(last[i:i + 1])[0] == forecasts[i]
     # and each model is its own: different series, different forecasts
     assert len(np.unique(forecasts)) == len(forecasts)
+    # a fitted model pickles, to be stored
+    assert pickle.loads(pickle.dumps(models[0])).predict(last[:1])[0] == forecasts[0]
