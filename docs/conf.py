@@ -14,9 +14,12 @@ author = "fastlstm developers"
 copyright = "fastlstm developers"
 version = release = fastlstm.__version__
 
+# Math is typeset by MathJax 3 in the browser, from a copy that
+# sphinx-mathjax-offline puts into _static/mathjax: the pages need no network.
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",
     "numpydoc",
     "myst_parser",
 ]
@@ -37,3 +40,4 @@ myst_heading_anchors = 3
 html_theme = "furo" if importlib.util.find_spec("furo") else "alabaster"
 html_title = f"fastlstm {release}"
 html_static_path = ["_static"]
+html_css_files = ["math.css"]

@@ -29,6 +29,8 @@ def test_example_runs_quick_and_writes_its_plot(name, tmp_path):
     pytest.importorskip("matplotlib", reason="the examples draw their plots with matplotlib")
     if name == "forecasting":
         pytest.importorskip("statsmodels", reason="the forecasting example needs statsmodels")
+    if name == "scaling":
+        pytest.importorskip("distributed", reason="the scaling example needs dask[distributed]")
     env = {**os.environ, "MPLBACKEND": "Agg"}
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py"), "--quick", "--out", str(tmp_path)],

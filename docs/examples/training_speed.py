@@ -9,10 +9,8 @@ shows the mean training loss of each epoch against wall-clock time (and
 against the epoch, where the two libraries should agree, since the math is
 the same). PyTorch is optional: without it the plot shows fastlstm alone.
 
-For numbers comparable with other machines, run it without this project's
-machine-specific OpenBLAS overrides::
-
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python docs/examples/training_speed.py
+OpenBLAS settings in the environment (``OPENBLAS_CORETYPE``,
+``OPENBLAS_L2_SIZE``) change which GEMM kernels run; the output records them.
 
 Run: ``python docs/examples/training_speed.py [--quick] [--out DIR]``.
 """

@@ -19,6 +19,8 @@ from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
+from fastlstm._config import get_config, thread_budget
+
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -42,18 +44,23 @@ def usable_cores() -> int:
 def effective_n_jobs(n_jobs: int | None) -> int:
     """Resolve an ``n_jobs`` setting to a thread count.
 
-    ``None`` or ``-1`` means all usable cores, ``k > 0`` means ``k`` threads,
-    ``-k`` means all cores but ``k - 1`` (at least one), ``0`` is an error.
+    ``-1`` means all usable cores, ``k > 0`` means ``k`` threads, ``-k``
+    means all cores but ``k - 1`` (at least one), ``0`` is an error.  ``None``
+    means ``get_config()["n_jobs"]`` if set, else the worker's thread budget
+    inside a joblib or Dask worker, else all usable cores (see ``_config``).
 
     Examples
     --------
     >>> effective_n_jobs(3)
     3
-    >>> effective_n_jobs(None) == usable_cores()
+    >>> effective_n_jobs(-1) == usable_cores()
     True
     """
     if n_jobs is None:
-        return usable_cores()
+        n_jobs = get_config()["n_jobs"]
+    if n_jobs is None:
+        budget = thread_budget()
+        return usable_cores() if budget is None else min(budget, usable_cores())
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
         raise TypeError(f"n_jobs must be an int or None, got {n_jobs!r}")
     n_jobs = int(n_jobs)
