@@ -508,8 +508,12 @@ def _check_estimator_state(state: dict, kind: str) -> None:
     net = state["network"]
     _check_network(net, kind)
     arch = _check_keys(state["architecture"], ("cell", "hidden_size", "num_layers",
-                                               "bidirectional", "dtype"), "architecture")
-    _check(all(arch[a] == net[a] for a in arch), "architecture does not match the network")
+                                               "bidirectional", "dtype"), "architecture",
+                       optional=("channels_first",))
+    _check(all(arch[a] == net[a] for a in arch if a != "channels_first"),
+           "architecture does not match the network")
+    if "channels_first" in arch:
+        _check_bool(arch["channels_first"], "channels_first")
     steps = state["table_steps"]
     _check(steps is None or _is_int(steps) and steps >= 1,
            "table_steps must be null or a positive int")
@@ -647,6 +651,7 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     est.network_ = network
 
     est._architecture = dict(state["architecture"])
+    est._channels_first = bool(est._architecture.get("channels_first", False))  # X's layout
     est._table_steps = state["table_steps"]
     ts = state["train_state"]
     est._state = TrainState(**{**ts, "loss_curve": [float(v) for v in ts["loss_curve"]],
