@@ -9,12 +9,11 @@ scikit-learn conventions beyond warnings.
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -25,6 +24,7 @@ from fastlstm._history import epoch_record
 from fastlstm._losses import step_weights
 from fastlstm._lstm import LSTM
 from fastlstm._optim import clip_grad_norm
+from fastlstm._progress import Progress
 from fastlstm._recurrent import _checked_params
 from fastlstm._rnn import RNN
 from fastlstm._tape import ThreadTape
@@ -386,109 +386,6 @@ def predict_outputs(net: SequenceNet, X: Sequences, batch_size: int) -> np.ndarr
     return result
 
 
-# ---------------------------------------------------------------- progress
-class Progress:
-    """Per-epoch progress on a text stream (stderr by default).
-
-    ``verbose=1`` draws a bar that fills during each epoch and stays as one
-    line per epoch (on a terminal it is redrawn in place at most 10 times a
-    second; otherwise only the finished line is written); ``verbose>=2``
-    prints one plain line per epoch; ``verbose=0`` prints nothing.
-
-    Examples
-    --------
-    >>> import io
-    >>> from fastlstm._training import Progress
-    >>> out = io.StringIO()
-    >>> p = Progress(2, 10, stream=out)
-    >>> p.start_epoch(1, 100)
-    >>> p.end_epoch(0.5, None)
-    >>> out.getvalue().startswith("Epoch 1/10: loss 0.500000")
-    True
-    """
-
-    width = 24
-
-    def __init__(self, verbose: int, total_epochs: int | None, stream: TextIO | None = None,
-                 min_interval: float = 0.1) -> None:
-        self.verbose = int(verbose)
-        self.total = total_epochs
-        self.stream = stream
-        self.min_interval = min_interval
-        self._epoch = 0
-        self._n = 0
-        self._done = 0
-        self._loss = float("nan")
-        self._t0 = 0.0
-        self._last_draw = 0.0
-
-    @property
-    def _out(self) -> TextIO:
-        return self.stream if self.stream is not None else sys.stderr
-
-    def _isatty(self) -> bool:
-        try:
-            return bool(self._out.isatty())
-        except (AttributeError, ValueError):
-            return False
-
-    def _epoch_label(self) -> str:
-        return f"Epoch {self._epoch}/{self.total}" if self.total else f"Epoch {self._epoch}"
-
-    def start_epoch(self, epoch: int, n_samples: int) -> None:
-        """Begin epoch ``epoch`` (1-based) over ``n_samples`` sequences."""
-        self._epoch, self._n, self._done = epoch, n_samples, 0
-        self._loss = float("nan")
-        self._t0 = self._last_draw = time.perf_counter()
-
-    def update(self, n_done: int, loss: float) -> None:
-        """Report ``n_done`` sequences seen so far this epoch, running ``loss``."""
-        self._done, self._loss = n_done, loss
-        if self.verbose == 1 and self._isatty():
-            now = time.perf_counter()
-            if now - self._last_draw >= self.min_interval:
-                self._last_draw = now
-                self._out.write("\r" + self._bar_line(None) + "\x1b[K")
-                self._out.flush()
-
-    def _rate(self) -> float:
-        elapsed = time.perf_counter() - self._t0
-        return self._done / elapsed if elapsed > 0 else 0.0
-
-    def _bar_line(self, val_score: float | None) -> str:
-        frac = self._done / self._n if self._n else 1.0
-        fill = int(round(frac * self.width))
-        bar = "#" * fill + "." * (self.width - fill)
-        line = f"{self._epoch_label()} [{bar}] {self._done}/{self._n} loss {self._loss:.4f}"
-        if val_score is not None:
-            line += f" val {val_score:.4f}"
-        return line + f" {self._rate():,.0f} seq/s"
-
-    def end_epoch(self, loss: float, val_score: float | None) -> None:
-        """Finish the epoch with its mean ``loss`` and validation score."""
-        self._done, self._loss = self._n, loss
-        if self.verbose == 1:
-            prefix = "\r" if self._isatty() else ""
-            self._out.write(prefix + self._bar_line(val_score) + ("\x1b[K\n" if prefix else "\n"))
-        elif self.verbose >= 2:
-            elapsed = time.perf_counter() - self._t0
-            line = f"{self._epoch_label()}: loss {loss:.6f}"
-            if val_score is not None:
-                line += f", validation score {val_score:.6f}"
-            line += f", {elapsed:.2f} s, {self._rate():,.0f} seq/s\n"
-            self._out.write(line)
-        if self.verbose:
-            self._out.flush()
-
-    def message(self, text: str) -> None:
-        """Print ``text`` on its own line when verbose."""
-        if self.verbose:
-            if self.verbose == 1 and self._isatty():
-                self._out.write("\r\x1b[K")
-            self._out.write(text + "\n")
-            self._out.flush()
-
-
 # ---------------------------------------------------------------- the loop
 @dataclass
 class TrainState:
@@ -615,7 +512,7 @@ def train_epochs(
     n = len(lengths)
     reason = "max_epochs"
     if events is not None:
-        events.train_begin()
+        events.train_begin(total_epochs)
     try:
         for _ in range(n_epochs):
             epoch = state.n_iter + 1
@@ -624,7 +521,7 @@ def train_epochs(
             progress.start_epoch(epoch, n)
             epoch_start = time.perf_counter()
             if events is not None:
-                events.epoch_begin(epoch)
+                events.epoch_begin(epoch, n)
             batches = length_batches(lengths, batch_size, rng if shuffle else None)
             loss_sum, done, failure = 0.0, 0, None
             for b, idx in enumerate(batches):
@@ -654,8 +551,9 @@ def train_epochs(
                 done += len(idx)
                 progress.update(done, loss_sum / done)
                 if events is not None:
-                    events.batch_end(b, loss)
+                    events.batch_end(b, loss, done)
             if failure is not None:
+                progress.close()  # the bar cut short ends its line before the warning
                 net.set_weights(good_weights)
                 optimizer.set_state(good_optimizer)
                 where = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialization"
@@ -717,6 +615,7 @@ def train_epochs(
         progress.message("Training interrupted by user.")
         raise TrainingInterrupted(*exc.args) from exc
     finally:
+        progress.close()
         net._cache = None
     if validate is not None and state.best_weights is not None:
         net.set_weights(state.best_weights)
