@@ -1,4 +1,8 @@
-"""Training machinery: losses, the readout head, the epoch loop, progress.
+"""Training machinery: losses, the readout head, and ``train_epochs``.
+
+The loop itself is :class:`fastlstm._trainer.Trainer` (train step, epoch,
+events, with early stopping, rollback, history and progress as its hooks);
+the progress reports are in :mod:`fastlstm._progress`.
 
 Everything here is plain NumPy and costs O(parameters) or O(batch x outputs)
 per step; the O(sequence) work is the layer's.  The estimators
@@ -9,25 +13,20 @@ scikit-learn conventions beyond warnings.
 from __future__ import annotations
 
 import math
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm._data import Sequences, length_batches
-from fastlstm._guard import StepGuard, TrainingInterrupted, all_finite
-from fastlstm._history import epoch_record
 from fastlstm._losses import step_weights
 from fastlstm._lstm import LSTM
-from fastlstm._optim import clip_grad_norm
 from fastlstm._progress import Progress
 from fastlstm._recurrent import _checked_params
 from fastlstm._rnn import RNN
 from fastlstm._tape import ThreadTape
+from fastlstm._trainer import Trainer, standard_hooks
 
 __all__ = [
     "SequenceNet",
@@ -445,6 +444,9 @@ def train_epochs(
 ) -> str:
     """Run up to ``n_epochs`` epochs of mini-batch training, updating ``state``.
 
+    The loop is a :class:`fastlstm._trainer.Trainer` with the estimators'
+    hooks (:func:`fastlstm._trainer.standard_hooks`).
+
     Each epoch shuffles (when ``shuffle``) and batches the samples by length,
     and for each batch runs forward, the loss, backward, global-norm clipping
     and an optimizer step.  After each epoch the plateau counter is updated
@@ -507,118 +509,9 @@ def train_epochs(
         epochs and steps.
     """
     progress = progress or Progress(0, total_epochs)
-    params = net.parameters()
-    guard = StepGuard(params, optimizer)
-    n = len(lengths)
-    reason = "max_epochs"
-    if events is not None:
-        events.train_begin(total_epochs)
-    try:
-        for _ in range(n_epochs):
-            epoch = state.n_iter + 1
-            good_weights = [p.copy() for p in params]
-            good_optimizer = optimizer.get_state()
-            progress.start_epoch(epoch, n)
-            epoch_start = time.perf_counter()
-            if events is not None:
-                events.epoch_begin(epoch, n)
-            batches = length_batches(lengths, batch_size, rng if shuffle else None)
-            loss_sum, done, failure = 0.0, 0, None
-            for b, idx in enumerate(batches):
-                x, blengths, target, weight = get_batch(idx)
-                out = net.forward(x, blengths, training=True)
-                loss, d_out = loss_fn(out, target, weight, blengths)
-                if not math.isfinite(loss):
-                    failure = (b, f"the loss is {loss}")
-                    break
-                try:
-                    grads = net.backward(d_out)
-                except FloatingPointError as exc:
-                    failure = (b, str(exc))
-                    break
-                norm = clip_grad_norm(grads, clip_norm)
-                if not math.isfinite(norm):
-                    failure = (b, f"the gradient norm is {norm}")
-                    break
-                with guard.step():  # undone if interrupted half-way
-                    optimizer.step(params, grads)
-                if not all_finite(params):
-                    guard.restore()
-                    failure = (b, "the update made the weights non-finite")
-                    break
-                state.t += len(idx)
-                loss_sum += loss * len(idx)
-                done += len(idx)
-                progress.update(done, loss_sum / done)
-                if events is not None:
-                    events.batch_end(b, loss, done)
-            if failure is not None:
-                progress.close()  # the bar cut short ends its line before the warning
-                net.set_weights(good_weights)
-                optimizer.set_state(good_optimizer)
-                where = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialization"
-                msg = (
-                    f"Training stopped on non-finite values at epoch {epoch}, batch "
-                    f"{failure[0] + 1} of {len(batches)} ({failure[1]}). The weights from "
-                    f"{where} were restored. Try a smaller learning_rate, a smaller "
-                    "clip_norm, or rescaling the inputs."
-                )
-                # a warning only: the same text on the progress stream would say it twice
-                warnings.warn(msg, ConvergenceWarning, stacklevel=5)  # the user's fit call
-                reason = "non_finite"
-                break
-
-            epoch_loss = loss_sum / n
-            state.loss_curve.append(epoch_loss)
-            state.n_iter += 1
-            val_score, val_losses = None, None
-            if validate is not None:
-                val_score = float(validate())
-                state.validation_scores.append(val_score)
-                val_losses = getattr(validate, "losses", None)  # a ValidationMonitor's
-                if val_losses:
-                    state.validation_losses.append(val_losses[-1])
-                if val_score < state.best_validation_score + tol:
-                    state.no_improvement_count += 1
-                else:
-                    state.no_improvement_count = 0
-                if val_score > state.best_validation_score:
-                    state.best_validation_score = val_score
-                    state.best_weights = net.get_weights()
-            else:
-                if epoch_loss > state.best_loss - tol:
-                    state.no_improvement_count += 1
-                else:
-                    state.no_improvement_count = 0
-            state.best_loss = min(state.best_loss, epoch_loss)
-            state.history.append(epoch_record(
-                epoch, epoch_loss, state.validation_losses[-1] if val_losses else None,
-                val_score, optimizer.learning_rate, time.perf_counter() - epoch_start))
-            progress.end_epoch(epoch_loss, val_score)
-            stop = None if events is None else events.epoch_end(epoch, state.history[-1])
-            if stop is not None:
-                progress.message(f"Training stopped: {stop}.")
-                reason = "callback"
-                break
-
-            if stop_on_plateau and state.no_improvement_count > n_iter_no_change:
-                what = "Validation score" if validate is not None else "Training loss"
-                progress.message(
-                    f"{what} did not improve more than tol={tol:g} for "
-                    f"{n_iter_no_change} consecutive epochs. Stopping."
-                )
-                reason = "converged"
-                break
-    except KeyboardInterrupt as exc:
-        # the weights are those of the last complete step (a step cut short
-        # was undone by the guard); the interrupt goes on to the caller
-        progress.message("Training interrupted by user.")
-        raise TrainingInterrupted(*exc.args) from exc
-    finally:
-        progress.close()
-        net._cache = None
-    if validate is not None and state.best_weights is not None:
-        net.set_weights(state.best_weights)
-    if events is not None:
-        events.train_end()
-    return reason
+    hooks = standard_hooks(progress, tol=tol, n_iter_no_change=n_iter_no_change,
+                           stop_on_plateau=stop_on_plateau, events=events)
+    trainer = Trainer(net, optimizer, state, get_batch=get_batch, loss_fn=loss_fn,
+                      batch_size=batch_size, shuffle=shuffle, rng=rng, clip_norm=clip_norm,
+                      validate=validate, hooks=hooks, total_epochs=total_epochs)
+    return trainer.fit_loop(lengths, n_epochs)
