@@ -130,6 +130,45 @@ def test_checkpoint_reloads_to_the_best_epochs_predictions(tmp_path):
     np.testing.assert_array_equal(other.predict(X), before)
 
 
+class WeightsPerEpoch(Callback):
+    def on_train_begin(self, ctx):
+        self.weights = []
+
+    def on_epoch_end(self, ctx, epoch, logs):
+        self.weights.append(ctx.get_weights())
+
+
+def test_checkpoint_file_loads_with_fastlstm_load_to_the_best_epochs_model(tmp_path):
+    import fastlstm
+
+    X, y = _data(120)
+    path = tmp_path / "best.fastlstm"
+    ckpt, rec = ModelCheckpoint(path, monitor="loss"), WeightsPerEpoch()
+    reg = _small(max_epochs=10, learning_rate=0.05, n_iter_no_change=100,
+                 callbacks=[ckpt, rec]).fit(X, y)
+    best = int(np.argmin(reg.loss_curve_)) + 1
+    assert ckpt.best_epoch_ == best < reg.n_iter_  # the last epoch was not the best
+    loaded = fastlstm.load(path)  # the safe format: a whole model, no pickle
+    assert loaded.n_iter_ == best and loaded.loss_curve_ == reg.loss_curve_[:best]
+    assert loaded.callbacks is None
+    reg.network_.set_weights(rec.weights[best - 1])
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+    loaded.partial_fit(X, y)  # it can go on training (the optimizer state is in the file)
+    assert loaded.n_iter_ == best + 1
+
+
+def test_weights_only_checkpoint_is_a_npz_of_named_weights(tmp_path):
+    X, y = _data()
+    path = tmp_path / "w.npz"
+    reg = _small(callbacks=[ModelCheckpoint(path, monitor="loss", weights_only=True)])
+    reg.fit(X, y)
+    with np.load(path, allow_pickle=False) as data:
+        assert sorted(data.files) == sorted(reg.network_.parameter_names())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]  # no temporary left
+    with pytest.raises(TypeError, match="weights_only"):
+        _small(callbacks=[ModelCheckpoint(path, weights_only="no")]).fit(X, y)
+
+
 def test_a_failing_callback_fails_the_fit_and_changes_nothing():
     class Broken(Callback):
         def on_epoch_end(self, ctx, epoch, logs):

@@ -19,7 +19,8 @@ MODULES = sorted(
 
 # Examples of the optional interop run only where their packages are installed (CI has them).
 OPTIONAL = {"torch": ("import torch", "to_torch", "from_torch"),
-            "onnx": ("import onnx", "to_onnx"), "onnxruntime": ("onnxruntime",)}
+            "onnx": ("import onnx", "to_onnx"), "onnxruntime": ("onnxruntime",),
+            "tqdm": ("import tqdm",)}
 
 
 def _missing_packages(test):

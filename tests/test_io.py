@@ -204,6 +204,19 @@ def test_estimator_round_trip_predicts_identically(name):
         assert copy_rs == rs
 
 
+def test_channels_first_estimator_round_trips_and_reads_x_the_same_way(tmp_path):
+    # channels_first is part of the fitted architecture: the loaded model must
+    # read (n_samples, n_features, n_timesteps) arrays as the saved one did
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 3, 7)).astype(np.float32)  # 3 channels, 7 steps
+    reg = fastlstm.LSTMRegressor(hidden_size=5, max_epochs=2, channels_first=True,
+                                 random_state=0, n_jobs=1).fit(X, X[:, 0, -1])
+    fastlstm.save(reg, tmp_path / "m.fastlstm")
+    loaded = fastlstm.load(tmp_path / "m.fastlstm")
+    assert loaded.get_params()["channels_first"] is True
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+
+
 @pytest.mark.parametrize("name", ["clf-1layer", "clf-2layers-bi", "reg-2layers-bi-f64",
                                   "reg-sequence", "clf-rs-instance", "clf-channels-first",
                                   "reg-huber-channels-first"])

@@ -2,8 +2,8 @@
 
 Each 8x8 image becomes a sequence of 8 time steps with 8 pixel features. An
 ``LSTMClassifier`` with early stopping learns it; the plot shows the training
-loss and the validation accuracy per epoch, and the confusion matrix on the
-held-out test set.
+and validation loss and the validation accuracy per epoch (from ``history_``),
+and the confusion matrix on the held-out test set.
 
 Run: ``python docs/examples/digits.py [--quick] [--out DIR]``.
 """
@@ -33,15 +33,15 @@ def plot(clf: LSTMClassifier, cm: np.ndarray, accuracy: float, path: Any) -> Non
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
-    epochs = np.arange(1, clf.n_iter_ + 1)
-    ax1.plot(epochs, clf.loss_curve_, color="C0", label="training loss (cross-entropy)")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("training loss", color="C0")
-    ax1.set_yscale("log")
+    history = clf.history_  # one record per epoch
+    # training and validation loss (both cross-entropy) from the history
+    history.plot(ax=ax1, log=True)
+    ax1.set_ylabel("loss (cross-entropy)")
     twin = ax1.twinx()
-    twin.plot(epochs, clf.validation_scores_, color="C1", label="validation accuracy")
-    twin.set_ylabel("validation accuracy", color="C1")
-    best = int(np.argmax(clf.validation_scores_)) + 1
+    twin.plot(history["epoch"], history["validation_score"], color="C2",
+              label="validation accuracy")
+    twin.set_ylabel("validation accuracy", color="C2")
+    best = int(np.argmax(history["validation_score"])) + 1
     twin.axvline(best, color="gray", ls=":", label=f"best epoch ({best}), weights restored")
     lines = ax1.get_lines() + twin.get_lines()
     ax1.legend(lines, [ln.get_label() for ln in lines], loc="center right", fontsize=8)

@@ -30,8 +30,8 @@ from fastlstm._losses import absolute_error, huber
 from fastlstm._memory import check_estimator_memory
 from fastlstm._optim import make_optimizer
 from fastlstm._parallel import blas_single_threaded
+from fastlstm._progress import make_progress
 from fastlstm._training import (
-    Progress,
     SequenceNet,
     TrainState,
     predict_outputs,
@@ -160,7 +160,10 @@ _DOC_PARAMS = """
         a callback may stop the training.
     verbose : int, default=0
         0 is silent; 1 draws a progress bar per epoch (loss, validation score,
-        sequences per second) on stderr; 2 prints one line per epoch.
+        sequences per second) on stderr: tqdm's on a terminal when tqdm is
+        installed, one plain line per epoch when stderr is not a terminal;
+        2 prints one line per epoch (see also
+        :class:`fastlstm.callbacks.ProgressBar`).
     dtype : {"float32", "float64"}, default="float32"
         Precision of the weights and the computation."""
 
@@ -508,7 +511,7 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                 rng=self._rng, clip_norm=self.clip_norm, tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change, validate=validate,
                 stop_on_plateau=not incremental,
-                progress=Progress(self.verbose, total), total_epochs=total,
+                progress=make_progress(self.verbose, total), total_epochs=total,
                 events=None if not self.callbacks else _Events(
                     self.callbacks, TrainingContext(self, net, self._optimizer, state.history)),
             )

@@ -1,4 +1,8 @@
-"""Training machinery: losses, the readout head, the epoch loop, progress.
+"""Training machinery: losses, the readout head, and ``train_epochs``.
+
+The loop itself is :class:`fastlstm._trainer.Trainer` (train step, epoch,
+events, with early stopping, rollback, history and progress as its hooks);
+the progress reports are in :mod:`fastlstm._progress`.
 
 Everything here is plain NumPy and costs O(parameters) or O(batch x outputs)
 per step; the O(sequence) work is the layer's.  The estimators
@@ -9,25 +13,20 @@ scikit-learn conventions beyond warnings.
 from __future__ import annotations
 
 import math
-import sys
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm._data import Sequences, length_batches
-from fastlstm._guard import StepGuard, TrainingInterrupted, all_finite
-from fastlstm._history import epoch_record
 from fastlstm._losses import step_weights
 from fastlstm._lstm import LSTM
-from fastlstm._optim import clip_grad_norm
+from fastlstm._progress import Progress
 from fastlstm._recurrent import _checked_params
 from fastlstm._rnn import RNN
 from fastlstm._tape import ThreadTape
+from fastlstm._trainer import Trainer, standard_hooks
 
 __all__ = [
     "SequenceNet",
@@ -386,109 +385,6 @@ def predict_outputs(net: SequenceNet, X: Sequences, batch_size: int) -> np.ndarr
     return result
 
 
-# ---------------------------------------------------------------- progress
-class Progress:
-    """Per-epoch progress on a text stream (stderr by default).
-
-    ``verbose=1`` draws a bar that fills during each epoch and stays as one
-    line per epoch (on a terminal it is redrawn in place at most 10 times a
-    second; otherwise only the finished line is written); ``verbose>=2``
-    prints one plain line per epoch; ``verbose=0`` prints nothing.
-
-    Examples
-    --------
-    >>> import io
-    >>> from fastlstm._training import Progress
-    >>> out = io.StringIO()
-    >>> p = Progress(2, 10, stream=out)
-    >>> p.start_epoch(1, 100)
-    >>> p.end_epoch(0.5, None)
-    >>> out.getvalue().startswith("Epoch 1/10: loss 0.500000")
-    True
-    """
-
-    width = 24
-
-    def __init__(self, verbose: int, total_epochs: int | None, stream: TextIO | None = None,
-                 min_interval: float = 0.1) -> None:
-        self.verbose = int(verbose)
-        self.total = total_epochs
-        self.stream = stream
-        self.min_interval = min_interval
-        self._epoch = 0
-        self._n = 0
-        self._done = 0
-        self._loss = float("nan")
-        self._t0 = 0.0
-        self._last_draw = 0.0
-
-    @property
-    def _out(self) -> TextIO:
-        return self.stream if self.stream is not None else sys.stderr
-
-    def _isatty(self) -> bool:
-        try:
-            return bool(self._out.isatty())
-        except (AttributeError, ValueError):
-            return False
-
-    def _epoch_label(self) -> str:
-        return f"Epoch {self._epoch}/{self.total}" if self.total else f"Epoch {self._epoch}"
-
-    def start_epoch(self, epoch: int, n_samples: int) -> None:
-        """Begin epoch ``epoch`` (1-based) over ``n_samples`` sequences."""
-        self._epoch, self._n, self._done = epoch, n_samples, 0
-        self._loss = float("nan")
-        self._t0 = self._last_draw = time.perf_counter()
-
-    def update(self, n_done: int, loss: float) -> None:
-        """Report ``n_done`` sequences seen so far this epoch, running ``loss``."""
-        self._done, self._loss = n_done, loss
-        if self.verbose == 1 and self._isatty():
-            now = time.perf_counter()
-            if now - self._last_draw >= self.min_interval:
-                self._last_draw = now
-                self._out.write("\r" + self._bar_line(None) + "\x1b[K")
-                self._out.flush()
-
-    def _rate(self) -> float:
-        elapsed = time.perf_counter() - self._t0
-        return self._done / elapsed if elapsed > 0 else 0.0
-
-    def _bar_line(self, val_score: float | None) -> str:
-        frac = self._done / self._n if self._n else 1.0
-        fill = int(round(frac * self.width))
-        bar = "#" * fill + "." * (self.width - fill)
-        line = f"{self._epoch_label()} [{bar}] {self._done}/{self._n} loss {self._loss:.4f}"
-        if val_score is not None:
-            line += f" val {val_score:.4f}"
-        return line + f" {self._rate():,.0f} seq/s"
-
-    def end_epoch(self, loss: float, val_score: float | None) -> None:
-        """Finish the epoch with its mean ``loss`` and validation score."""
-        self._done, self._loss = self._n, loss
-        if self.verbose == 1:
-            prefix = "\r" if self._isatty() else ""
-            self._out.write(prefix + self._bar_line(val_score) + ("\x1b[K\n" if prefix else "\n"))
-        elif self.verbose >= 2:
-            elapsed = time.perf_counter() - self._t0
-            line = f"{self._epoch_label()}: loss {loss:.6f}"
-            if val_score is not None:
-                line += f", validation score {val_score:.6f}"
-            line += f", {elapsed:.2f} s, {self._rate():,.0f} seq/s\n"
-            self._out.write(line)
-        if self.verbose:
-            self._out.flush()
-
-    def message(self, text: str) -> None:
-        """Print ``text`` on its own line when verbose."""
-        if self.verbose:
-            if self.verbose == 1 and self._isatty():
-                self._out.write("\r\x1b[K")
-            self._out.write(text + "\n")
-            self._out.flush()
-
-
 # ---------------------------------------------------------------- the loop
 @dataclass
 class TrainState:
@@ -547,6 +443,9 @@ def train_epochs(
     events: Any = None,
 ) -> str:
     """Run up to ``n_epochs`` epochs of mini-batch training, updating ``state``.
+
+    The loop is a :class:`fastlstm._trainer.Trainer` with the estimators'
+    hooks (:func:`fastlstm._trainer.standard_hooks`).
 
     Each epoch shuffles (when ``shuffle``) and batches the samples by length,
     and for each batch runs forward, the loss, backward, global-norm clipping
@@ -610,116 +509,9 @@ def train_epochs(
         epochs and steps.
     """
     progress = progress or Progress(0, total_epochs)
-    params = net.parameters()
-    guard = StepGuard(params, optimizer)
-    n = len(lengths)
-    reason = "max_epochs"
-    if events is not None:
-        events.train_begin()
-    try:
-        for _ in range(n_epochs):
-            epoch = state.n_iter + 1
-            good_weights = [p.copy() for p in params]
-            good_optimizer = optimizer.get_state()
-            progress.start_epoch(epoch, n)
-            epoch_start = time.perf_counter()
-            if events is not None:
-                events.epoch_begin(epoch)
-            batches = length_batches(lengths, batch_size, rng if shuffle else None)
-            loss_sum, done, failure = 0.0, 0, None
-            for b, idx in enumerate(batches):
-                x, blengths, target, weight = get_batch(idx)
-                out = net.forward(x, blengths, training=True)
-                loss, d_out = loss_fn(out, target, weight, blengths)
-                if not math.isfinite(loss):
-                    failure = (b, f"the loss is {loss}")
-                    break
-                try:
-                    grads = net.backward(d_out)
-                except FloatingPointError as exc:
-                    failure = (b, str(exc))
-                    break
-                norm = clip_grad_norm(grads, clip_norm)
-                if not math.isfinite(norm):
-                    failure = (b, f"the gradient norm is {norm}")
-                    break
-                with guard.step():  # undone if interrupted half-way
-                    optimizer.step(params, grads)
-                if not all_finite(params):
-                    guard.restore()
-                    failure = (b, "the update made the weights non-finite")
-                    break
-                state.t += len(idx)
-                loss_sum += loss * len(idx)
-                done += len(idx)
-                progress.update(done, loss_sum / done)
-                if events is not None:
-                    events.batch_end(b, loss)
-            if failure is not None:
-                net.set_weights(good_weights)
-                optimizer.set_state(good_optimizer)
-                where = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialization"
-                msg = (
-                    f"Training stopped on non-finite values at epoch {epoch}, batch "
-                    f"{failure[0] + 1} of {len(batches)} ({failure[1]}). The weights from "
-                    f"{where} were restored. Try a smaller learning_rate, a smaller "
-                    "clip_norm, or rescaling the inputs."
-                )
-                # a warning only: the same text on the progress stream would say it twice
-                warnings.warn(msg, ConvergenceWarning, stacklevel=5)  # the user's fit call
-                reason = "non_finite"
-                break
-
-            epoch_loss = loss_sum / n
-            state.loss_curve.append(epoch_loss)
-            state.n_iter += 1
-            val_score, val_losses = None, None
-            if validate is not None:
-                val_score = float(validate())
-                state.validation_scores.append(val_score)
-                val_losses = getattr(validate, "losses", None)  # a ValidationMonitor's
-                if val_losses:
-                    state.validation_losses.append(val_losses[-1])
-                if val_score < state.best_validation_score + tol:
-                    state.no_improvement_count += 1
-                else:
-                    state.no_improvement_count = 0
-                if val_score > state.best_validation_score:
-                    state.best_validation_score = val_score
-                    state.best_weights = net.get_weights()
-            else:
-                if epoch_loss > state.best_loss - tol:
-                    state.no_improvement_count += 1
-                else:
-                    state.no_improvement_count = 0
-            state.best_loss = min(state.best_loss, epoch_loss)
-            state.history.append(epoch_record(
-                epoch, epoch_loss, state.validation_losses[-1] if val_losses else None,
-                val_score, optimizer.learning_rate, time.perf_counter() - epoch_start))
-            progress.end_epoch(epoch_loss, val_score)
-            stop = None if events is None else events.epoch_end(epoch, state.history[-1])
-            if stop is not None:
-                progress.message(f"Training stopped: {stop}.")
-                reason = "callback"
-                break
-
-            if stop_on_plateau and state.no_improvement_count > n_iter_no_change:
-                what = "Validation score" if validate is not None else "Training loss"
-                progress.message(
-                    f"{what} did not improve more than tol={tol:g} for "
-                    f"{n_iter_no_change} consecutive epochs. Stopping."
-                )
-                reason = "converged"
-                break
-    except KeyboardInterrupt as exc:
-        # the weights are those of the last complete step (a step cut short
-        # was undone by the guard); the interrupt goes on to the caller
-        progress.message("Training interrupted by user.")
-        raise TrainingInterrupted(*exc.args) from exc
-    finally:
-        net._cache = None
-    if validate is not None and state.best_weights is not None:
-        net.set_weights(state.best_weights)
-    if events is not None:
-        events.train_end()
-    return reason
+    hooks = standard_hooks(progress, tol=tol, n_iter_no_change=n_iter_no_change,
+                           stop_on_plateau=stop_on_plateau, events=events)
+    trainer = Trainer(net, optimizer, state, get_batch=get_batch, loss_fn=loss_fn,
+                      batch_size=batch_size, shuffle=shuffle, rng=rng, clip_norm=clip_norm,
+                      validate=validate, hooks=hooks, total_epochs=total_epochs)
+    return trainer.fit_loop(lengths, n_epochs)

@@ -3,12 +3,14 @@
 Pass a list to the estimators' ``callbacks`` parameter::
 
     from fastlstm import LSTMRegressor
-    from fastlstm.callbacks import EarlyStopping, LRScheduler, ModelCheckpoint
+    from fastlstm.callbacks import (EarlyStopping, LRScheduler, ModelCheckpoint,
+                                    ProgressBar)
 
     reg = LSTMRegressor(early_stopping=True, callbacks=[
         LRScheduler("cosine"),
         EarlyStopping(monitor="validation_loss", patience=5),
-        ModelCheckpoint("best.npz", monitor="validation_loss"),
+        ModelCheckpoint("best.fastlstm", monitor="validation_loss"),
+        ProgressBar(),
     ])
 
 A callback subclasses :class:`Callback` and overrides any of its hooks.
@@ -34,6 +36,7 @@ __all__ = [
     "EarlyStopping",
     "LRScheduler",
     "ModelCheckpoint",
+    "ProgressBar",
     "ReduceLROnPlateau",
     "TrainingContext",
     "load_checkpoint",
@@ -53,6 +56,12 @@ class TrainingContext:
         The records of the epochs so far (see ``history_``).
     stop_reason : str or None
         Set by :meth:`stop`.
+    total_epochs : int or None
+        The epoch count this fit runs to at most (None for ``partial_fit``).
+    n_samples : int
+        Training sequences per epoch.
+    samples_done : int
+        Training sequences of the current epoch seen so far.
 
     Examples
     --------
@@ -68,6 +77,9 @@ class TrainingContext:
         self._optimizer = optimizer
         self.history = history
         self.stop_reason: str | None = None
+        self.total_epochs: int | None = None
+        self.n_samples = 0
+        self.samples_done = 0
 
     @property
     def learning_rate(self) -> float:
@@ -91,6 +103,17 @@ class TrainingContext:
     def parameter_names(self) -> list[str]:
         """Names of the parameters, in the order of :meth:`get_weights`."""
         return self._network.parameter_names()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save the model as it is now with :func:`fastlstm.save` (without its callbacks)."""
+        from fastlstm._io import save
+
+        est = self.estimator
+        snapshot = object.__new__(type(est))  # the fit goes on with est untouched
+        snapshot.__dict__.update(est.__dict__)
+        snapshot.callbacks = None
+        snapshot._publish_state()  # fitted attributes as of this epoch
+        save(snapshot, path)
 
     def stop(self, reason: str = "stopped by a callback") -> None:
         """Stop training after the current epoch."""
@@ -319,11 +342,17 @@ class ReduceLROnPlateau(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the weights of the best epoch so far to a ``.npz`` file.
+    """Save the model of the best epoch so far to a file.
 
-    The file holds every parameter under its name (the layer's PyTorch names,
-    then ``head.weight`` and ``head.bias``) and nothing executable; read it
-    back with :func:`load_checkpoint`.
+    By default the file is written by :func:`fastlstm.save` (the safe
+    format: a zip of a JSON header and ``.npy`` arrays, never pickle):
+    ``fastlstm.load(path)`` gives back an estimator that predicts as the
+    model did at its best epoch and can go on training (the file holds the
+    optimizer state; the ``callbacks`` parameter is not saved).  With
+    ``weights_only=True`` the file is instead a ``.npz`` of every parameter
+    under its name (the layer's PyTorch names, then ``head.weight`` and
+    ``head.bias``), read into a fitted estimator of the same architecture by
+    :func:`load_checkpoint` (which reads both kinds of file).
 
     Parameters
     ----------
@@ -333,6 +362,68 @@ class ModelCheckpoint(Callback):
         What "best" means.
     min_delta : float, default=0.0
         Smallest change that counts as an improvement.
+    weights_only : bool, default=False
+        Write only the named weights (``.npz``) instead of the whole model.
+
+    Attributes
+    ----------
+    best_epoch_ : int or None
+        The epoch (1-based) of the model in the file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fastlstm
+    >>> from fastlstm.callbacks import ModelCheckpoint
+    >>> path = os.path.join(tempfile.mkdtemp(), "best.fastlstm")
+    >>> X = np.random.default_rng(0).uniform(size=(32, 4, 1))
+    >>> reg = fastlstm.LSTMRegressor(hidden_size=4, max_epochs=3, random_state=0,
+    ...                              callbacks=[ModelCheckpoint(path, monitor="loss")])
+    >>> reg = reg.fit(X, X[:, -1, 0])
+    >>> best = fastlstm.load(path)
+    >>> best.n_iter_ == reg.callbacks[0].best_epoch_
+    True
+    """
+
+    def __init__(self, path: str | os.PathLike, monitor: str = "validation_loss",
+                 min_delta: float = 0.0, weights_only: bool = False) -> None:
+        self.path = path
+        self.monitor = monitor
+        self.min_delta = min_delta
+        self.weights_only = weights_only
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:  # noqa: D102
+        if not isinstance(self.weights_only, (bool, np.bool_)):
+            raise TypeError(f"weights_only must be a bool, got {self.weights_only!r}")
+        self._tracker = _Tracker(self.monitor, self.min_delta)
+        self.best_epoch_: int | None = None
+
+    def on_epoch_end(self, ctx: TrainingContext, epoch: int, logs: dict) -> None:  # noqa: D102
+        if self._tracker.update(logs):
+            path = os.fspath(self.path)
+            tmp = path + ".tmp"
+            try:
+                if self.weights_only:
+                    with open(tmp, "wb") as f:
+                        np.savez(f, **dict(zip(ctx.parameter_names(), ctx.get_weights(),
+                                               strict=True)))
+                else:
+                    ctx.save(tmp)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+            self.best_epoch_ = epoch
+
+
+def load_checkpoint(estimator: Any, path: str | os.PathLike) -> Any:
+    """Load the weights of a :class:`ModelCheckpoint` file into a fitted estimator.
+
+    Reads both kinds of checkpoint (a :func:`fastlstm.save` file or a
+    ``weights_only`` ``.npz``); only the weights are taken.  Names and
+    shapes must match the estimator's network; nothing changes otherwise.
+    Returns the estimator.  (For a whole model, use :func:`fastlstm.load`.)
 
     Examples
     --------
@@ -342,52 +433,105 @@ class ModelCheckpoint(Callback):
     >>> from fastlstm.callbacks import ModelCheckpoint, load_checkpoint
     >>> path = os.path.join(tempfile.mkdtemp(), "best.npz")
     >>> X = np.random.default_rng(0).uniform(size=(32, 4, 1))
-    >>> reg = LSTMRegressor(hidden_size=4, max_epochs=3, random_state=0,
-    ...                     callbacks=[ModelCheckpoint(path, monitor="loss")])
+    >>> ckpt = ModelCheckpoint(path, monitor="loss", weights_only=True)
+    >>> reg = LSTMRegressor(hidden_size=4, max_epochs=3, random_state=0, callbacks=[ckpt])
     >>> reg = reg.fit(X, X[:, -1, 0])
     >>> load_checkpoint(reg, path) is reg
     True
     """
+    import zipfile
 
-    def __init__(self, path: str | os.PathLike, monitor: str = "validation_loss",
-                 min_delta: float = 0.0) -> None:
-        self.path = path
-        self.monitor = monitor
-        self.min_delta = min_delta
-
-    def on_train_begin(self, ctx: TrainingContext) -> None:  # noqa: D102
-        self._tracker = _Tracker(self.monitor, self.min_delta)
-        self.best_epoch_: int | None = None
-
-    def on_epoch_end(self, ctx: TrainingContext, epoch: int, logs: dict) -> None:  # noqa: D102
-        if self._tracker.update(logs):
-            path = os.fspath(self.path)
-            tmp = path + ".tmp.npz"
-            np.savez(tmp, **dict(zip(ctx.parameter_names(), ctx.get_weights(), strict=True)))
-            os.replace(tmp, path)
-            self.best_epoch_ = epoch
-
-
-def load_checkpoint(estimator: Any, path: str | os.PathLike) -> Any:
-    """Load weights saved by :class:`ModelCheckpoint` into a fitted estimator.
-
-    Names and shapes must match the estimator's network; nothing changes
-    otherwise.  Returns the estimator.
-
-    Examples
-    --------
-    See :class:`ModelCheckpoint`.
-    """
+    from fastlstm._io import _HEADER, load
     from fastlstm._recurrent import _checked_params
 
     net = estimator.network_
     names = net.parameter_names()
-    with np.load(path, allow_pickle=False) as data:
-        values = {name: data[name] for name in data.files}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            whole_model = _HEADER in zf.namelist()
+    except zipfile.BadZipFile:
+        whole_model = False  # np.load says what is wrong with the file
+    if whole_model:
+        saved = getattr(load(path), "network_", None)
+        if saved is None:
+            raise ValueError("the checkpoint file holds a layer, not an estimator")
+        values = dict(zip(saved.parameter_names(), saved.get_weights(), strict=True))
+    else:
+        with np.load(path, allow_pickle=False) as data:
+            values = {name: data[name] for name in data.files}
     expected = {name: p.shape for name, p in zip(names, net.parameters(), strict=True)}
     staged = _checked_params(values, expected, net.dtype, what="checkpoint")
     net.set_weights([staged[name] for name in names])
     return estimator
+
+
+class ProgressBar(Callback):
+    """Show the progress of each epoch: a tqdm bar, or one plain line per epoch.
+
+    The callback form of the estimators' ``verbose=1``, with a choice of
+    stream and of tqdm.  Each epoch's bar counts training sequences and shows
+    the running loss; when the epoch ends it shows the epoch's loss and
+    validation score.  Warnings (a divergence, ``max_epochs``) are not
+    repeated here.
+
+    Parameters
+    ----------
+    stream : text stream or None, default=None
+        Where to write; None means ``sys.stderr``.
+    use_tqdm : bool or None, default=None
+        None: a `tqdm <https://tqdm.github.io>`_ bar when tqdm is installed
+        and the stream is a terminal, otherwise a line per epoch (drawn in
+        place on a terminal); True: always tqdm (ImportError without it);
+        False: never tqdm.
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> from fastlstm import LSTMRegressor
+    >>> from fastlstm.callbacks import ProgressBar
+    >>> out = io.StringIO()  # not a terminal: one plain line per epoch
+    >>> X = np.random.default_rng(0).uniform(size=(32, 4, 1))
+    >>> reg = LSTMRegressor(hidden_size=4, max_epochs=2, random_state=0,
+    ...                     callbacks=[ProgressBar(stream=out)]).fit(X, X[:, -1, 0])
+    >>> print(out.getvalue())  # doctest: +ELLIPSIS
+    Epoch 1/2 [########################] 32/32 loss ... seq/s
+    Epoch 2/2 [########################] 32/32 loss ... seq/s
+    <BLANKLINE>
+    """
+
+    def __init__(self, stream: Any = None, use_tqdm: bool | None = None) -> None:
+        self.stream = stream
+        self.use_tqdm = use_tqdm
+
+    def __deepcopy__(self, memo: dict) -> ProgressBar:
+        # clone() deep-copies callbacks: a copy writes to the same stream
+        return type(self)(self.stream, self.use_tqdm)
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:  # noqa: D102
+        from fastlstm._progress import make_progress
+
+        if self.use_tqdm is not None and not isinstance(self.use_tqdm, (bool, np.bool_)):
+            raise TypeError(f"use_tqdm must be None or a bool, got {self.use_tqdm!r}")
+        self._progress = make_progress(1, ctx.total_epochs, self.stream, self.use_tqdm)
+        self._seen, self._loss_sum = 0, 0.0
+
+    def on_epoch_begin(self, ctx: TrainingContext, epoch: int) -> None:  # noqa: D102
+        self._progress.start_epoch(epoch, ctx.n_samples)
+        self._seen, self._loss_sum = 0, 0.0
+
+    def on_batch_end(self, ctx: TrainingContext, batch: int, loss: float) -> None:  # noqa: D102
+        done = ctx.samples_done
+        self._loss_sum += loss * (done - self._seen)
+        self._seen = done
+        self._progress.update(done, self._loss_sum / max(done, 1))
+
+    def on_epoch_end(self, ctx: TrainingContext, epoch: int, logs: dict) -> None:  # noqa: D102
+        val = logs.get("validation_score", math.nan)
+        self._progress.end_epoch(logs["loss"], None if math.isnan(val) else val)
+
+    def on_train_end(self, ctx: TrainingContext) -> None:  # noqa: D102
+        self._progress.close()
 
 
 class _Events:
@@ -396,15 +540,18 @@ class _Events:
     def __init__(self, callbacks: Sequence[Callback], ctx: TrainingContext) -> None:
         self.callbacks, self.ctx = list(callbacks), ctx
 
-    def train_begin(self) -> None:
+    def train_begin(self, total_epochs: int | None = None) -> None:
+        self.ctx.total_epochs = total_epochs
         for cb in self.callbacks:
             cb.on_train_begin(self.ctx)
 
-    def epoch_begin(self, epoch: int) -> None:
+    def epoch_begin(self, epoch: int, n_samples: int = 0) -> None:
+        self.ctx.n_samples, self.ctx.samples_done = n_samples, 0
         for cb in self.callbacks:
             cb.on_epoch_begin(self.ctx, epoch)
 
-    def batch_end(self, batch: int, loss: float) -> None:
+    def batch_end(self, batch: int, loss: float, samples_done: int = 0) -> None:
+        self.ctx.samples_done = samples_done
         for cb in self.callbacks:
             cb.on_batch_end(self.ctx, batch, loss)
 
