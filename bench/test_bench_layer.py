@@ -14,7 +14,7 @@ import pytest
 
 fastlstm = pytest.importorskip("fastlstm")
 
-# (B, T, I, H): the DESIGN.md reference shape and a larger one.
+# (B, T, I, H): the reference shape of docs/performance.md and a larger one.
 SHAPES = [(64, 100, 64, 128), (128, 100, 128, 256)]
 THREADS = [1, None]  # None: all usable cores
 

@@ -35,7 +35,7 @@ from fastlstm._parallel import (
 from fastlstm._tape import ThreadTape
 
 # A shard narrower than this loses more to small-GEMM inefficiency than the
-# second thread gains (DESIGN.md: 32 rows reach ~110 GFLOP/s, 64 rows ~160).
+# second thread gains (BLAS path; 32-row products ran at ~110 GFLOP/s, 64 rows ~160).
 MIN_ROWS_PER_SHARD = 4
 # Row blocks of the whole-sequence GEMMs are cut at multiples of this.
 ROW_ALIGN = 16
