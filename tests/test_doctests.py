@@ -20,7 +20,7 @@ MODULES = sorted(
 # Examples of the optional interop run only where their packages are installed (CI has them).
 OPTIONAL = {"torch": ("import torch", "to_torch", "from_torch"),
             "onnx": ("import onnx", "to_onnx"), "onnxruntime": ("onnxruntime",),
-            "tqdm": ("import tqdm",)}
+            "tqdm": ("import tqdm",), "matplotlib": ("import matplotlib",)}
 
 
 def _missing_packages(test):
