@@ -396,3 +396,89 @@ def test_step_past_32_bit_sizes():
     np.testing.assert_array_equal(h_t[-2048:], small)
     np.testing.assert_array_equal(h_t[:2048], small)
     assert np.isfinite(c[0, -1]).all()
+
+
+# ------------------------------------------------------------------ backward
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("hidden", [1, 5, 8, 33, 70])
+def test_backward_product_matches_numpy(k, rng, cell, hidden):
+    """dG W_hh on the backward packing: tails in rows, units and tile heights."""
+    code, gates = CELLS[cell]
+    w_hh = rng.standard_normal((gates * hidden, hidden)).astype(np.float32)
+    wp = k.pack_backward(code, w_hh)
+    for rows in (1, 4, k.packed_tile_rows() + 1, 3 * k.packed_tile_rows()):
+        a = rng.standard_normal((rows, gates * hidden)).astype(np.float32)
+        expected = a.astype(np.float64) @ w_hh
+        for tile_rows in (0, 1, 2):
+            got = k.backward_gemm(code, a, wp, hidden, tile_rows)
+            np.testing.assert_allclose(got, expected, atol=2e-5 * np.sqrt(gates * hidden),
+                                       rtol=0)
+
+
+def test_pack_backward_rejects_mismatched_shapes(k, rng):
+    with pytest.raises(ValueError, match="w_hh must be"):
+        k.pack_backward(0, np.zeros((12, 4), np.float32))
+    wp = k.pack_backward(1, np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="do not align"):
+        k.backward_gemm(1, np.zeros((2, 5), np.float32), wp, 4)
+
+
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("batch,hidden,n_in", [(1, 1, 1), (5, 9, 1), (7, 17, 3), (13, 33, 2)])
+def test_backward_tails_match_float64(k, rng, cls, batch, hidden, n_in):
+    """Gradients on the packed backward against the float64 layer, odd sizes, ragged.
+
+    The float64 layer runs the BLAS path, itself held to the NumPy reference
+    and finite differences (test_layer_reference.py, test_rnn.py).
+    """
+    layer, ref = _layer_pair(cls, n_in, hidden, num_layers=2, bidirectional=True)
+    x = rng.standard_normal((batch, 6, n_in)).astype(np.float32)
+    lengths = rng.integers(1, 7, size=batch)
+    states = len(layer._states)
+    init = [rng.standard_normal((4, batch, hidden)).astype(np.float32) for _ in range(states)]
+    d_out = rng.standard_normal((batch, 6, 2 * hidden)).astype(np.float32)
+    d_fin = [rng.standard_normal((4, batch, hidden)).astype(np.float32) for _ in range(states)]
+    results = []
+    for lay, dtype in ((layer, np.float32), (ref, np.float64)):
+        kw = {"initial_state": tuple(a.astype(dtype) for a in init)}
+        if cls is fastlstm.RNN:
+            kw["initial_state"] = kw["initial_state"][0]
+        lay.forward(x.astype(dtype), lengths=lengths, training=True, **kw)
+        args = [d.astype(dtype) for d in d_fin]
+        results.append(lay.backward(d_out.astype(dtype), *args, return_state_grads=True))
+    (grads, dx, d_init), (grads64, dx64, d_init64) = results
+    np.testing.assert_allclose(dx, dx64, atol=5e-5, rtol=0)
+    for got, want in zip(d_init, d_init64, strict=True):
+        np.testing.assert_allclose(got, want, atol=5e-5, rtol=0)
+    for name, want in grads64.items():
+        np.testing.assert_allclose(grads[name], want, atol=2e-4, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+def test_gradients_do_not_depend_on_order_or_threads(k, rng, cls):
+    """From a tile of rows up, dx and the state gradients are the same bit for bit
+    whatever the batch order and the thread split (weight gradients sum over
+    rows, so there only the rounding may differ)."""
+    batch = 4 * k.packed_tile_rows() + 3
+    x = rng.standard_normal((batch, 9, 5)).astype(np.float32)
+    d_out = rng.standard_normal((batch, 9, 40)).astype(np.float32)
+    lengths = rng.integers(1, 10, size=batch)
+
+    def run(n_jobs, perm):
+        layer = cls(5, 40, n_jobs=n_jobs, random_state=0)
+        layer.forward(x[perm], lengths=lengths[perm], training=True)
+        grads, dx, d_init = layer.backward(d_out[perm], return_state_grads=True)
+        # the RNN returns its one state's gradient as an array
+        return grads, dx, (d_init,) if isinstance(d_init, np.ndarray) else d_init
+
+    ident = np.arange(batch)
+    grads, dx, d_init = run(1, ident)
+    for n_jobs, perm in ((2, ident), (1, rng.permutation(batch))):
+        g2, dx2, d_init2 = run(n_jobs, perm)
+        assert np.array_equal(dx2, dx[perm])
+        for a, b in zip(d_init2, d_init, strict=True):
+            assert np.array_equal(a, b[:, perm])
+        for name, value in grads.items():
+            np.testing.assert_allclose(g2[name], value, rtol=1e-5, atol=1e-5, err_msg=name)

@@ -154,6 +154,38 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     return out, carries, acts, stores
 
 
+def backward_recurrence(layer: RecurrentLayer, index: int, plan: _Plan, acts: list[np.ndarray],
+                        stores: list[Any], initial: list[list[np.ndarray | None]],
+                        dy: np.ndarray, dcarries: list[list[np.ndarray]],
+                        d_bias: np.ndarray) -> None:
+    """Backpropagate one layer's recurrences through time on packed W_hh.
+
+    ``acts`` (per direction, (T, B, G*H)) hold the forward's activations and
+    receive dG; ``dcarries`` (per direction, [dh, dc]) the gradients of the
+    final states, updated in place to those of the initial states;
+    ``d_bias[d, shard]`` receives the shard's column sums of dG.  One task
+    per (direction, shard), as the forward's batch shards: rows are
+    independent in backward, so no thread waits for another.
+    """
+    k = layer._kernels
+    cell = layer._cell_code
+    B, H, D = plan.batch, layer.hidden_size, layer.num_directions
+    exact = B >= k.packed_tile_rows()
+    tasks = []
+    for d in range(D):
+        wp = k.pack_backward(cell, layer._params["weight_hh" + layer._suffix(index, d)])
+        c0 = dc = None
+        if cell == k.CELL_LSTM:
+            c0 = initial[d][1] if initial[d][1] is not None else np.zeros((B, H), np.float32)
+            dc = dcarries[d][1]
+        for shard, ((r0, rows), nact) in enumerate(zip(plan.shards, plan.nact, strict=True)):
+            tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, rows=rows,
+                         nact=nact: k.packed_backward(
+                cell, acts[d], stores[d], c0, wp, dy, d * H, dcarries[d][0], dc,
+                d_bias[d, shard], nact, d == 1, r0, r0 + rows, exact))
+    run_parallel(tasks)
+
+
 def checked_input(x: np.ndarray) -> np.ndarray:
     """``x`` as a C-contiguous float32 array (a copy only if needed), all finite."""
     with np.errstate(over="ignore"):  # reported below, with the reason

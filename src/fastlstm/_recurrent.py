@@ -636,8 +636,12 @@ class RecurrentLayer(LayerInterop):
                                  cache.stores[layer][d], cache.initial[layer][d], dy,
                                  dcarries[d], d_bias[d, shard], _step_block(block, rows))
 
-        run_parallel([lambda d=d, s=s: recur(d, s)
-                      for d in range(D) for s in range(len(plan.shards))])
+        if _packed.uses_packed(self):
+            _packed.backward_recurrence(self, layer, plan, gates, cache.stores[layer],
+                                        cache.initial[layer], dy, dcarries, d_bias)
+        else:
+            run_parallel([lambda d=d, s=s: recur(d, s)
+                          for d in range(D) for s in range(len(plan.shards))])
 
         # Whole-sequence GEMMs from dG: weight gradients split by gate rows,
         # dX split by sequence rows.

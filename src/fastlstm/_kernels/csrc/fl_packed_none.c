@@ -26,3 +26,18 @@ void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t NI, int64_t H, c
 void fl_sigmoid_n(const float* x, float* y, int64_t n) { (void)x; (void)y; (void)n; }
 void fl_tanh_n(const float* x, float* y, int64_t n) { (void)x; (void)y; (void)n; }
 double fl_fma_peak(int64_t iters) { (void)iters; return 0.0; }
+
+#include "fl_backward.h"
+int64_t fl_backward_panels(int64_t H) { (void)H; return 0; }
+int64_t fl_backward_size(int cell, int64_t H) { (void)cell; (void)H; return 0; }
+void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp) {
+    (void)cell; (void)H; (void)w_hh; (void)wp;
+}
+void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db) {
+    (void)s; (void)r0; (void)r1; (void)db;
+}
+void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float* a,
+                      int64_t lda, const float* wp, float* out, int64_t ldout) {
+    (void)cell; (void)rows; (void)mr; (void)H; (void)a; (void)lda; (void)wp; (void)out;
+    (void)ldout;
+}

@@ -1,0 +1,118 @@
+# Backpropagation through time on packed W_hh (csrc/fl_backward.h), float32
+# only; included after _packed.pxi, whose packing helpers it shares.
+
+
+cdef extern from "csrc/fl_backward.h":
+    ctypedef struct fl_bseq:
+        int cell
+        int reverse
+        int exact
+        int64_t T, B, H
+        float* dg
+        const float* cstore
+        const float* c0
+        const float* dy
+        int64_t ldy
+        float* dh
+        float* dc
+        const float* wp
+        const int32_t* nact
+    int64_t fl_backward_panels(int64_t H) noexcept nogil
+    int64_t fl_backward_size(int cell, int64_t H) noexcept nogil
+    void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp) noexcept nogil
+    void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db) noexcept nogil
+    void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float* a,
+                          int64_t lda, const float* wp, float* out, int64_t ldout) noexcept nogil
+
+
+def pack_backward(int cell, const float[:, ::1] w_hh):
+    """Pack one layer-direction's W_hh ((G*H, H), PyTorch's layout) for the backward tile."""
+    if fl_packed_width() == 0:
+        raise RuntimeError("this kernel variant has no packed kernels")
+    if cell not in (CELL_LSTM, CELL_RNN):
+        raise ValueError("unknown cell")
+    cdef int64_t H = w_hh.shape[1]
+    if H < 1 or w_hh.shape[0] != _CELL_GATES[cell] * H:
+        raise ValueError("pack_backward: w_hh must be (G*H, H)")
+    wp = aligned_empty(fl_backward_size(cell, H))
+    cdef float[::1] wpv = wp
+    with nogil:
+        fl_pack_backward(cell, H, &w_hh[0, 0], &wpv[0])
+    return wp
+
+
+def packed_backward(int cell, float[:, :, ::1] dg, cstore, c0, const float[::1] wp,
+                    const float[:, :, ::1] dy, int64_t dy_offset, float[:, ::1] dh, dc,
+                    double[::1] db, const int32_t[::1] nact, bint reverse, int64_t r0,
+                    int64_t r1, bint exact=True):
+    """Backpropagate rows [r0, r1) of one layer-direction through time (GIL released).
+
+    ``dg`` (T, B, G*H) holds the forward's activations on entry and dG on
+    exit; ``cstore`` (T, B, H) and ``c0`` (B, H) are the LSTM's cell states
+    (None for the RNN); ``dy`` (T, B, >= offset + H) the gradient of the
+    outputs; ``dh``/``dc`` (B, H) the gradient of the final state on entry
+    and of the initial state on exit; the column sums of dG are added to
+    ``db``; ``wp`` is W_hh from :func:`pack_backward`.
+    """
+    cdef fl_bseq s
+    cdef int64_t T = dg.shape[0], B = dg.shape[1], H = dh.shape[1], t
+    cdef float[:, :, ::1] csv
+    cdef float[:, ::1] c0v
+    cdef float[:, ::1] dcv
+    if fl_packed_width() == 0:
+        raise RuntimeError("this kernel variant has no packed kernels")
+    if cell not in (CELL_LSTM, CELL_RNN):
+        raise ValueError("unknown cell")
+    if (dg.shape[2] != _CELL_GATES[cell] * H or wp.shape[0] != fl_backward_size(cell, H)
+            or dh.shape[0] != B or db.shape[0] != dg.shape[2]):
+        raise ValueError("packed_backward: dg, wp, dh and db do not align")
+    if (dy.shape[0] != T or dy.shape[1] != B or dy_offset < 0
+            or dy_offset + H > dy.shape[2] or nact.shape[0] != T):
+        raise ValueError("packed_backward: dy must be (T, B, >= offset + H)")
+    if not 0 <= r0 <= r1 <= B:
+        raise ValueError("packed_backward: bad row range")
+    for t in range(T):
+        if nact[t] < 0 or nact[t] > r1 - r0 or (t > 0 and nact[t] > nact[t - 1]):
+            raise ValueError("nact must count running rows, non-increasing in time")
+    s.cell = cell
+    s.reverse = reverse
+    s.exact = exact
+    s.T, s.B, s.H = T, B, H
+    s.dg = &dg[0, 0, 0]
+    s.cstore = NULL
+    s.c0 = NULL
+    s.dc = NULL
+    if cell == CELL_LSTM:
+        csv = cstore
+        c0v = c0
+        dcv = dc
+        if (csv.shape[0] != T or csv.shape[1] != B or csv.shape[2] != H
+                or c0v.shape[0] != B or c0v.shape[1] != H
+                or dcv.shape[0] != B or dcv.shape[1] != H):
+            raise ValueError("packed_backward: cstore (T, B, H), c0 and dc (B, H) expected")
+        s.cstore = &csv[0, 0, 0]
+        s.c0 = &c0v[0, 0]
+        s.dc = &dcv[0, 0]
+    s.dy = &dy[0, 0, dy_offset]
+    s.ldy = dy.shape[2]
+    s.dh = &dh[0, 0]
+    s.wp = &wp[0]
+    s.nact = &nact[0]
+    with nogil:
+        fl_bseq_run(&s, r0, r1, &db[0])
+
+
+def backward_gemm(int cell, const float[:, ::1] a, const float[::1] wp, int64_t hidden_size,
+                  int64_t tile_rows=0):
+    """The backward tile's product a W_hh for a W_hh from :func:`pack_backward` (for tests)."""
+    cdef int64_t rows = a.shape[0], H = hidden_size
+    if fl_packed_width() == 0:
+        raise RuntimeError("this kernel variant has no packed kernels")
+    if H < 1 or a.shape[1] != _CELL_GATES[cell] * H or wp.shape[0] != fl_backward_size(cell, H):
+        raise ValueError("backward_gemm: shapes do not align")
+    out = np.empty((rows, H), dtype=np.float32)
+    cdef float[:, ::1] ov = out
+    if rows:
+        with nogil:
+            fl_backward_gemm(cell, rows, tile_rows, H, &a[0, 0], a.shape[1], &wp[0], &ov[0, 0], H)
+    return out

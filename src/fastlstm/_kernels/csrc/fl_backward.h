@@ -1,0 +1,42 @@
+/* Backpropagation through time on packed W_hh: the interface every
+   instruction set implements (fl_backward_impl.h, compiled into
+   fl_packed_<isa>.c) and the portable build stubs out.
+
+   Per step and row tile: dG of the tile from the stored activations and the
+   carried gradients (lane-wise, in registers), written over the
+   activations (the weight gradients are products with dG after the loop),
+   then dh_{t-1} = dG W_hh through the forward's register tile, K = G*H deep.
+   W_hh is packed into panels of output columns: panel p holds columns
+   [p*PW, (p+1)*PW) of W_hh (PW = four vectors), K rows, zero past H. */
+#ifndef FL_BACKWARD_H
+#define FL_BACKWARD_H
+#include <stdint.h>
+
+typedef struct {
+    int cell;                   /* FL_CELL_LSTM or FL_CELL_RNN */
+    int reverse;                /* the direction ran t = T-1 ... 0 */
+    int exact;                  /* as fl_seq.exact */
+    int64_t T, B, H;
+    float* dg;                  /* (T, B, G*H): activations in (LSTM [i, f, g, o]; RNN h_t),
+                                   dG out; rows not running at a step are zeroed */
+    const float* cstore;        /* LSTM: (T, B, H) c_t */
+    const float* c0;            /* LSTM: (B, H) initial cell state */
+    const float* dy;            /* dL/dh_t of row r at dy + (t*B + r)*ldy (H floats) */
+    int64_t ldy;
+    float* dh;                  /* (B, H) dL/dh carried: of the final state in, initial out */
+    float* dc;                  /* LSTM: (B, H) likewise for c */
+    const float* wp;            /* W_hh packed by fl_pack_backward */
+    const int32_t* nact;        /* as fl_seq.nact */
+} fl_bseq;
+
+int64_t fl_backward_panels(int64_t H);
+int64_t fl_backward_size(int cell, int64_t H);
+void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp);
+/* Rows [r0, r1) of every step, in backward order; the column sums of dG
+   (the bias gradient) are added to db (G*H doubles). */
+void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db);
+/* out (rows, H) = a (rows, K) W_hh for a W_hh packed by fl_pack_backward
+   (K = G*H), in tiles of at most mr rows: for tests of the packing. */
+void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float* a,
+                      int64_t lda, const float* wp, float* out, int64_t ldout);
+#endif
