@@ -171,6 +171,11 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: _Plan, acts: li
     cell = layer._cell_code
     B, H, D = plan.batch, layer.hidden_size, layer.num_directions
     exact = B >= k.packed_tile_rows()
+    rows = dy.shape[0] * dy.shape[1]
+    dy = dy.reshape(rows, -1)
+    acts = [a.reshape(rows, -1) for a in acts]
+    if cell == k.CELL_LSTM:
+        stores = [c.reshape(rows, -1) for c in stores]
     tasks = []
     for d in range(D):
         wp = k.pack_backward(cell, layer._params["weight_hh" + layer._suffix(index, d)])
@@ -178,11 +183,11 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: _Plan, acts: li
         if cell == k.CELL_LSTM:
             c0 = initial[d][1] if initial[d][1] is not None else np.zeros((B, H), np.float32)
             dc = dcarries[d][1]
-        for shard, ((r0, rows), nact) in enumerate(zip(plan.shards, plan.nact, strict=True)):
-            tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, rows=rows,
+        for shard, ((r0, n), nact) in enumerate(zip(plan.shards, plan.nact, strict=True)):
+            tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, n=n,
                          nact=nact: k.packed_backward(
                 cell, acts[d], stores[d], c0, wp, dy, d * H, dcarries[d][0], dc,
-                d_bias[d, shard], nact, d == 1, r0, r0 + rows, exact))
+                d_bias[d, shard], nact, None, d == 1, r0, r0 + n, exact))
     run_parallel(tasks)
 
 

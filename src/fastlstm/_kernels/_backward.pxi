@@ -17,6 +17,7 @@ cdef extern from "csrc/fl_backward.h":
         float* dc
         const float* wp
         const int32_t* nact
+        const int64_t* toff
     int64_t fl_backward_panels(int64_t H) noexcept nogil
     int64_t fl_backward_size(int cell, int64_t H) noexcept nogil
     void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp) noexcept nogil
@@ -41,44 +42,59 @@ def pack_backward(int cell, const float[:, ::1] w_hh):
     return wp
 
 
-def packed_backward(int cell, float[:, :, ::1] dg, cstore, c0, const float[::1] wp,
-                    const float[:, :, ::1] dy, int64_t dy_offset, float[:, ::1] dh, dc,
-                    double[::1] db, const int32_t[::1] nact, bint reverse, int64_t r0,
-                    int64_t r1, bint exact=True):
+def packed_backward(int cell, float[:, ::1] dg, cstore, c0, const float[::1] wp,
+                    const float[:, ::1] dy, int64_t dy_offset, float[:, ::1] dh, dc,
+                    double[::1] db, const int32_t[::1] nact, toff, bint reverse,
+                    int64_t r0, int64_t r1, bint exact=True):
     """Backpropagate rows [r0, r1) of one layer-direction through time (GIL released).
 
-    ``dg`` (T, B, G*H) holds the forward's activations on entry and dG on
-    exit; ``cstore`` (T, B, H) and ``c0`` (B, H) are the LSTM's cell states
-    (None for the RNN); ``dy`` (T, B, >= offset + H) the gradient of the
-    outputs; ``dh``/``dc`` (B, H) the gradient of the final state on entry
-    and of the initial state on exit; the column sums of dG are added to
-    ``db``; ``wp`` is W_hh from :func:`pack_backward`.
+    Time-major buffers are given as rows: ``dg`` (rows, G*H) holds the
+    forward's activations on entry and dG on exit; ``cstore`` (rows, H) the
+    LSTM's cell states (None for the RNN); ``dy`` (rows, >= offset + H) the
+    gradient of the outputs.  ``toff`` None: the padded layout, step t at
+    rows [t*B, (t+1)*B), rows = T*B (dG of rows not running is zeroed);
+    else the packed-sequence layout of :func:`packed_forward_rows`.
+    ``c0`` and ``dh``/``dc`` are (B, H): the initial cell state, and the
+    gradients of the final states on entry, of the initial states on exit;
+    the column sums of dG are added to ``db``; ``wp`` is W_hh from
+    :func:`pack_backward`.
     """
     cdef fl_bseq s
-    cdef int64_t T = dg.shape[0], B = dg.shape[1], H = dh.shape[1], t
-    cdef float[:, :, ::1] csv
+    cdef int64_t T = nact.shape[0], B = dh.shape[0], H = dh.shape[1], t
+    cdef int64_t N = dg.shape[0]
+    cdef float[:, ::1] csv
     cdef float[:, ::1] c0v
     cdef float[:, ::1] dcv
+    cdef const int64_t[::1] tv
     if fl_packed_width() == 0:
         raise RuntimeError("this kernel variant has no packed kernels")
     if cell not in (CELL_LSTM, CELL_RNN):
         raise ValueError("unknown cell")
-    if (dg.shape[2] != _CELL_GATES[cell] * H or wp.shape[0] != fl_backward_size(cell, H)
-            or dh.shape[0] != B or db.shape[0] != dg.shape[2]):
+    if (dg.shape[1] != _CELL_GATES[cell] * H or wp.shape[0] != fl_backward_size(cell, H)
+            or db.shape[0] != dg.shape[1]):
         raise ValueError("packed_backward: dg, wp, dh and db do not align")
-    if (dy.shape[0] != T or dy.shape[1] != B or dy_offset < 0
-            or dy_offset + H > dy.shape[2] or nact.shape[0] != T):
-        raise ValueError("packed_backward: dy must be (T, B, >= offset + H)")
+    if dy.shape[0] != N or dy_offset < 0 or dy_offset + H > dy.shape[1]:
+        raise ValueError("packed_backward: dy must be (rows, >= offset + H)")
     if not 0 <= r0 <= r1 <= B:
         raise ValueError("packed_backward: bad row range")
     for t in range(T):
         if nact[t] < 0 or nact[t] > r1 - r0 or (t > 0 and nact[t] > nact[t - 1]):
             raise ValueError("nact must count running rows, non-increasing in time")
+    s.toff = NULL
+    if toff is None:
+        if N != T * B:
+            raise ValueError("packed_backward: padded rows must be T*B")
+    else:
+        tv = toff
+        _check_toff(tv, nact, r0, N)
+        s.toff = &tv[0]
+    if N == 0:
+        return
     s.cell = cell
     s.reverse = reverse
     s.exact = exact
     s.T, s.B, s.H = T, B, H
-    s.dg = &dg[0, 0, 0]
+    s.dg = &dg[0, 0]
     s.cstore = NULL
     s.c0 = NULL
     s.dc = NULL
@@ -86,15 +102,14 @@ def packed_backward(int cell, float[:, :, ::1] dg, cstore, c0, const float[::1] 
         csv = cstore
         c0v = c0
         dcv = dc
-        if (csv.shape[0] != T or csv.shape[1] != B or csv.shape[2] != H
-                or c0v.shape[0] != B or c0v.shape[1] != H
+        if (csv.shape[0] != N or csv.shape[1] != H or c0v.shape[0] != B or c0v.shape[1] != H
                 or dcv.shape[0] != B or dcv.shape[1] != H):
-            raise ValueError("packed_backward: cstore (T, B, H), c0 and dc (B, H) expected")
-        s.cstore = &csv[0, 0, 0]
+            raise ValueError("packed_backward: cstore (rows, H), c0 and dc (B, H) expected")
+        s.cstore = &csv[0, 0]
         s.c0 = &c0v[0, 0]
         s.dc = &dcv[0, 0]
-    s.dy = &dy[0, 0, dy_offset]
-    s.ldy = dy.shape[2]
+    s.dy = &dy[0, dy_offset]
+    s.ldy = dy.shape[1]
     s.dh = &dh[0, 0]
     s.wp = &wp[0]
     s.nact = &nact[0]

@@ -27,6 +27,7 @@ cdef extern from "csrc/fl_packed.h":
         float* acts
         float* cstore
         const int32_t* nact
+        const int64_t* toff
     void fl_gang_init(fl_gang* g, long long chunk) noexcept nogil
     int64_t fl_packed_width() noexcept nogil
     int64_t fl_packed_tile_rows() noexcept nogil
@@ -195,6 +196,7 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
     s.acts = NULL
     s.cstore = NULL
     s.nact = &nact[0]
+    s.toff = NULL
     if cell == CELL_LSTM:
         cv = c
         if cv.shape[0] != B or cv.shape[1] < npan * fl_packed_width():
@@ -220,6 +222,92 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
         gp = gang.ptr
     with nogil:
         fl_seq_run(&s, r0, r1, p0, p1, gp)
+
+
+def _check_toff(const int64_t[::1] toff, const int32_t[::1] nact, int64_t r0, int64_t rows):
+    """toff[t] + r0 + nact[t] <= rows for every t, offsets non-decreasing."""
+    cdef int64_t t, T = nact.shape[0]
+    if toff.shape[0] != T:
+        raise ValueError("toff must have one offset per step")
+    for t in range(T):
+        if toff[t] < 0 or toff[t] + r0 + nact[t] > rows or (t > 0 and toff[t] < toff[t - 1]):
+            raise ValueError("toff does not fit the packed rows")
+
+
+def packed_forward_rows(int cell, const float[:, ::1] x, const float[::1] wp, const float[::1] bp,
+                        const float[:, ::1] h0, c, float[:, ::1] out, int64_t out_offset,
+                        acts, cstore, const int32_t[::1] nact, const int64_t[::1] toff,
+                        bint reverse, int64_t r0, int64_t r1, bint exact=True):
+    """:func:`packed_forward` on the packed-sequence layout (rows of the batch ``r0``..``r1``).
+
+    ``x`` (N, I), ``out`` (N, >= offset + H), ``acts`` (N, G*H) and
+    ``cstore`` (N, H) hold only running rows: step t's rows start at row
+    ``toff[t]`` (row r of the batch, sorted by decreasing length, at
+    ``toff[t] + r``), N = the sum of the lengths.  ``h0`` and ``c`` are
+    (B, ...) as for :func:`packed_forward`.
+    """
+    cdef fl_seq s
+    cdef int64_t T = nact.shape[0], B = h0.shape[0], N = x.shape[0]
+    cdef int64_t I = x.shape[1], H = h0.shape[1], t
+    cdef int64_t npan = fl_packed_panels(cell, H)
+    cdef float[:, ::1] cv
+    cdef float[:, ::1] av
+    cdef float[:, ::1] sv
+    if fl_packed_width() == 0:
+        raise RuntimeError("this kernel variant has no packed kernels")
+    if cell not in (CELL_LSTM, CELL_RNN):
+        raise ValueError("unknown cell")
+    if wp.shape[0] != fl_packed_size(cell, I, H) or bp.shape[0] != fl_packed_bias_size(cell, H):
+        raise ValueError("packed weights do not match x and h0")
+    if out.shape[0] != N or out_offset < 0 or out_offset + H > out.shape[1]:
+        raise ValueError("packed_forward_rows: out must be (N, >= offset + H)")
+    if not 0 <= r0 <= r1 <= B:
+        raise ValueError("packed_forward_rows: bad row range")
+    for t in range(T):
+        if nact[t] < 0 or nact[t] > r1 - r0 or (t > 0 and nact[t] > nact[t - 1]):
+            raise ValueError("nact must count running rows, non-increasing in time")
+    _check_toff(toff, nact, r0, N)
+    s.cell = cell
+    s.reverse = reverse
+    s.exact = exact
+    s.T, s.B, s.NI, s.H = T, B, I, H
+    s.x = &x[0, 0] if N else NULL
+    s.ldx = I
+    s.xts = 0
+    s.wp = &wp[0]
+    s.bp = &bp[0]
+    s.h0 = &h0[0, 0]
+    s.c = NULL
+    s.ldc = 0
+    s.out = &out[0, out_offset] if N else NULL
+    s.ldo = out.shape[1]
+    s.ots = 0
+    s.acts = NULL
+    s.cstore = NULL
+    s.nact = &nact[0]
+    s.toff = &toff[0]
+    if cell == CELL_LSTM:
+        cv = c
+        if cv.shape[0] != B or cv.shape[1] < npan * fl_packed_width():
+            raise ValueError("c must be (B, >= panels * width)")
+        s.c = &cv[0, 0]
+        s.ldc = cv.shape[1]
+    if acts is not None:
+        av = acts
+        if av.shape[0] != N or av.shape[1] != _CELL_GATES[cell] * H:
+            raise ValueError("acts must be (N, G*H)")
+        s.acts = &av[0, 0] if N else NULL
+    if cstore is not None:
+        if cell != CELL_LSTM:
+            raise ValueError("only the LSTM keeps cell states")
+        sv = cstore
+        if sv.shape[0] != N or sv.shape[1] != H:
+            raise ValueError("cstore must be (N, H)")
+        s.cstore = &sv[0, 0] if N else NULL
+    if N == 0:
+        return
+    with nogil:
+        fl_seq_run(&s, r0, r1, 0, npan, NULL)
 
 
 def packed_gemm(int cell, const float[:, ::1] x, const float[:, ::1] h, const float[::1] wp,
@@ -392,6 +480,7 @@ cdef class PackedStepper:
         s.acts = NULL
         s.cstore = NULL
         s.nact = self.nact
+        s.toff = NULL
         with nogil:
             if not _all_finite(xp, B * I):
                 status = 1

@@ -27,6 +27,8 @@ typedef struct {
     float* dc;                  /* LSTM: (B, H) likewise for c */
     const float* wp;            /* W_hh packed by fl_pack_backward */
     const int32_t* nact;        /* as fl_seq.nact */
+    const int64_t* toff;        /* as fl_seq.toff: NULL (padded, t*B rows a step) or the
+                                   packed-sequence layout of dg, cstore and dy */
 } fl_bseq;
 
 int64_t fl_backward_panels(int64_t H);

@@ -116,15 +116,17 @@ static void fl_bstep(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1, dou
     int64_t n = r0 + s->nact[t], hi = n < r1 ? n : r1, nprev;
     if (s->reverse) nprev = tp < T ? r0 + s->nact[tp] : r0;
     else nprev = t > 0 ? n : r0;
+    int64_t base = s->toff ? s->toff[t] : t * B;
+    int64_t pbase = tp < 0 || tp >= T ? 0 : s->toff ? s->toff[tp] : tp * B;
     const float* a[FL_MR];
     float* out[FL_MR];
     for (int64_t r = r0; r < hi; r += FL_MR) {
         int mr = (int)(hi - r < FL_MR ? hi - r : FL_MR);
         for (int i = 0; i < mr; i++) {
-            int64_t row = r + i, at = t * B + row;
+            int64_t row = r + i, at = base + row;
             float* g = s->dg + at * G;
             if (s->cell == FL_CELL_LSTM) {
-                const float* cp = row < nprev ? s->cstore + (tp * B + row) * H : s->c0 + row * H;
+                const float* cp = row < nprev ? s->cstore + (pbase + row) * H : s->c0 + row * H;
                 fl_lstm_dg_row(H, g, s->cstore + at * H, cp, s->dy + at * s->ldy,
                                s->dh + row * H, s->dc + row * H);
             } else {
@@ -138,9 +140,10 @@ static void fl_bstep(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1, dou
         /* dh_{t-1} = dG_t W_hh */
         fl_btile_rows(mr, !s->exact, a, G, H, s->wp, out);
     }
-    /* rows not running contribute nothing to the weight gradients */
-    for (int64_t row = hi > r0 ? hi : r0; row < r1; row++)
-        memset(s->dg + (t * B + row) * G, 0, (size_t)G * sizeof(float));
+    /* rows not running contribute nothing to the weight gradients (the
+       packed layout stores none) */
+    for (int64_t row = hi > r0 ? hi : r0; row < r1 && !s->toff; row++)
+        memset(s->dg + (base + row) * G, 0, (size_t)G * sizeof(float));
 }
 
 void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db) {

@@ -40,6 +40,9 @@ typedef struct {
     float* cstore;              /* training or NULL: LSTM (T, B, H) c_t */
     const int32_t* nact;        /* (T,): rows [r0, r0 + nact[t]) of the caller's range run at
                                    step t (rows sorted by decreasing length) */
+    const int64_t* toff;        /* NULL, or the packed-sequence layout: step t's rows start at
+                                   row toff[t] of x, out, acts and cstore (row strides ldx, ldo;
+                                   xts, ots unused) and only running rows are stored */
 } fl_seq;
 
 int64_t fl_packed_width(void);                       /* floats a vector, 0 if none */

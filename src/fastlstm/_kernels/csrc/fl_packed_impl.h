@@ -193,17 +193,29 @@ void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_
     }
 }
 
+/* Where step t's row `row` lives in the time-major buffers: padded (t*B
+   rows a step) or packed (toff[t] rows before step t). */
+static inline int64_t fl_trow(const fl_seq* s, int64_t t, int64_t row) {
+    return (s->toff ? s->toff[t] : t * s->B) + row;
+}
+static inline const float* fl_xrow(const fl_seq* s, int64_t t, int64_t row) {
+    return s->x + (s->toff ? (s->toff[t] + row) * s->ldx : t * s->xts + row * s->ldx);
+}
+static inline float* fl_orow(const fl_seq* s, int64_t t, int64_t row) {
+    return s->out + (s->toff ? (s->toff[t] + row) * s->ldo : t * s->ots + row * s->ldo);
+}
+
 /* The cell's epilogue on the tile, while it is in registers. */
 FL_INLINE void fl_tile_cell(const fl_seq* s, int mr, int64_t t, int64_t r, int64_t p,
                             V acc[FL_MR][FL_NV]) {
-    int64_t H = s->H, B = s->B;
+    int64_t H = s->H;
     int i, v;
     if (s->cell == FL_CELL_LSTM) {
         int64_t j0 = p * FL_VW, nv = H - j0 < FL_VW ? H - j0 : FL_VW;
 #pragma GCC unroll 8
         for (i = 0; i < FL_MR; i++) {
             if (i >= mr) break;
-            int64_t row = t * B + r + i;
+            int64_t row = fl_trow(s, t, r + i);
             /* i, f, o = sigmoid(G_i, G_f, G_o); g = tanh(G_g) */
             V ig = v_sigmoid(acc[i][0]), fg = v_sigmoid(acc[i][1]);
             V gg = v_tanh(acc[i][2]), og = v_sigmoid(acc[i][3]);
@@ -211,7 +223,7 @@ FL_INLINE void fl_tile_cell(const fl_seq* s, int mr, int64_t t, int64_t r, int64
             float* cp = s->c + (r + i) * s->ldc + j0;
             V cn = v_fmadd(fg, v_load(cp), v_mul(ig, gg));
             v_store(cp, cn);
-            v_store_n(s->out + t * s->ots + (r + i) * s->ldo + j0, v_mul(og, v_tanh(cn)), nv);
+            v_store_n(fl_orow(s, t, r + i) + j0, v_mul(og, v_tanh(cn)), nv);
             if (s->acts) {
                 float* a = s->acts + row * 4 * H + j0;
                 v_store_n(a, ig, nv);
@@ -225,14 +237,14 @@ FL_INLINE void fl_tile_cell(const fl_seq* s, int mr, int64_t t, int64_t r, int64
 #pragma GCC unroll 8
         for (i = 0; i < FL_MR; i++) {
             if (i >= mr) break;
-            int64_t row = t * B + r + i;
+            int64_t row = fl_trow(s, t, r + i);
             for (v = 0; v < FL_NV; v++) {
                 /* h_t = tanh(G) */
                 int64_t j0 = (p * FL_NV + v) * FL_VW;
                 if (j0 >= H) break;
                 int64_t nv = H - j0 < FL_VW ? H - j0 : FL_VW;
                 V h = v_tanh(acc[i][v]);
-                v_store_n(s->out + t * s->ots + (r + i) * s->ldo + j0, h, nv);
+                v_store_n(fl_orow(s, t, r + i) + j0, h, nv);
                 if (s->acts) v_store_n(s->acts + row * H + j0, h, nv);
             }
         }
@@ -289,16 +301,16 @@ static void fl_step(const fl_seq* s, int64_t step, int64_t r0, int64_t r1, int64
             int mr = (int)(hi - r < FL_MR ? hi - r : FL_MR);
             for (int i = 0; i < mr; i++) {
                 int64_t row = r + i;
-                xa[i] = s->x + t * s->xts + row * s->ldx;
+                xa[i] = fl_xrow(s, t, row);
                 /* h_{t-1}: the row's previous output, or h0 where it starts */
-                ha[i] = row < nprev ? s->out + tp * s->ots + row * s->ldo : s->h0 + row * H;
+                ha[i] = row < nprev ? fl_orow(s, tp, row) : s->h0 + row * H;
             }
             fl_tile_rows(s, mr, !s->exact, t, r, p, xa, ha);
         }
     }
-    /* rows past their end output zeros */
-    for (int64_t row = (n > r0 ? n : r0); row < r1; row++) {
-        memset(s->out + t * s->ots + row * s->ldo + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+    /* rows past their end output zeros (the packed layout stores none) */
+    for (int64_t row = (n > r0 ? n : r0); row < r1 && !s->toff; row++) {
+        memset(fl_orow(s, t, row) + c0, 0, (size_t)(c1 - c0) * sizeof(float));
     }
 }
 
