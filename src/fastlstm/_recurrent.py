@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm import _kernels, _packed
+from fastlstm import _kernels, _packed, _ragged
 from fastlstm._interop import LayerInterop
 from fastlstm._memory import check_forward_memory, check_parameter_memory, uniform_init
 from fastlstm._parallel import (
@@ -464,6 +464,11 @@ class RecurrentLayer(LayerInterop):
             x32 = _packed.checked_input(x)
             self._cache = None  # checks are done
             return _packed.forward_batch_first(self, x32, plan, init_all)
+        if plan.lengths is not None and plan.slice_threads == 1 and _packed.uses_packed(self):
+            # variable lengths: buffers of running rows only (hidden slices,
+            # for narrow batches, keep the padded layout)
+            ragged = _ragged.make_plan(lengths, steps, plan.n_threads, self.num_directions)
+            return _ragged.forward(self, x, ragged, init_all, training)
 
         # One copy at entry: cast, time-major, rows permuted.
         with np.errstate(over="ignore"):  # reported below, with the reason
@@ -571,6 +576,11 @@ class RecurrentLayer(LayerInterop):
         if cache is None:
             raise ValueError("backward() needs a forward(..., training=True) first; "
                              "each forward supports one backward")
+        if isinstance(cache, _ragged.RaggedCache):
+            d_finals = [None if v is None else self._check_state(f"d_{name}_n", v,
+                                                                 cache.plan.batch)
+                        for name, v in zip(self._states, d_finals, strict=True)]
+            return _ragged.backward(self, cache, d_out, d_finals)
         plan = cache.plan
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
         L = self.num_layers

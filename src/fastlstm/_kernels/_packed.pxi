@@ -225,12 +225,14 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
 
 
 def _check_toff(const int64_t[::1] toff, const int32_t[::1] nact, int64_t r0, int64_t rows):
-    """toff[t] + r0 + nact[t] <= rows for every t, offsets non-decreasing."""
+    """toff[t] + r0 + nact[t] <= rows at every step with running rows, offsets
+    non-decreasing."""
     cdef int64_t t, T = nact.shape[0]
     if toff.shape[0] != T:
         raise ValueError("toff must have one offset per step")
     for t in range(T):
-        if toff[t] < 0 or toff[t] + r0 + nact[t] > rows or (t > 0 and toff[t] < toff[t - 1]):
+        if (toff[t] < 0 or (nact[t] > 0 and toff[t] + r0 + nact[t] > rows)
+                or (t > 0 and toff[t] < toff[t - 1])):
             raise ValueError("toff does not fit the packed rows")
 
 
