@@ -92,7 +92,14 @@ def _split(X: Any, y: np.ndarray, seed: int, stratify: bool) -> Split:
 
 
 def digits_data(seed: int, n_samples: int | None = None) -> Split:
-    """The demo's split: 8x8 images read row by row (8 steps of 8 pixels), in [0, 1]."""
+    """The demo's split: 8x8 images read row by row (8 steps of 8 pixels), in [0, 1].
+
+    Examples
+    --------
+    >>> X_train, X_test, y_train, y_test = digits_data(0, n_samples=40)
+    >>> X_train.shape, X_test.shape, X_train.dtype.name
+    ((30, 8, 8), (10, 8, 8), 'float32')
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -219,6 +226,14 @@ def initial_net(task: FitTask, n_features: int, n_outputs: int, seed: int,
 
     As ``_BaseLSTM._fit_body``: ``check_random_state(random_state)`` draws the
     network's seed, then shuffles the mini-batches of every epoch.
+
+    Examples
+    --------
+    >>> net, rng = initial_net(TASKS["sine"], n_features=1, n_outputs=2, seed=0)
+    >>> h = net.config["hidden_size"]
+    >>> b = net.layer.state_dict()["bias_ih_l0"]
+    >>> float(b[h:2 * h].min()), float(b[h:2 * h].max())  # forget gates start open
+    (1.0, 1.0)
     """
     from sklearn.utils import check_random_state
 
@@ -439,7 +454,7 @@ def fit_tables(described: Sequence[dict], results: Sequence[dict]) -> str:
     return (table(["task", "data", "train/test", "model & schedule", "test metric"], tasks)
             + "\n\n"
             + table(["task", "thr", "fastlstm fit s", "torch fit s", "torch/fastlstm",
-                     "metric", "fastlstm", "torch", f"|diff| <= {SCORE_TOL:g}"], rows))
+                     "metric", "fastlstm", "torch", f"scores within {SCORE_TOL:g}"], rows))
 
 
 _HOW = ("Same data and split, same model (one LSTM layer, linear readout of the final "
@@ -462,7 +477,7 @@ def fit_section(thread_counts: Sequence[int], report: Report, quick: bool = Fals
         "### Whole fits: estimator vs the same model in a plain PyTorch loop"
         + (" (quick: fewer epochs, smaller sets)" if quick else "") + "\n\n"
         + f"Target (issue 9): torch/fastlstm >= {TARGET_RATIO:g}x on every task at equal "
-        f"test score (|diff| <= {SCORE_TOL:g}). " + _HOW + "\n\n"
+        f"test score (within {SCORE_TOL:g}). " + _HOW + "\n\n"
         + fit_tables(described, results))
 
 
@@ -479,7 +494,7 @@ def fit_markdown(names: Sequence[str], quick: bool, threads: int | Sequence[int]
              f"({', '.join(map(str, counts))} thread(s){', quick' if quick else ''})", "",
              fit_tables(described, results), "",
              f"torch/fastlstm > 1: fastlstm's fit is faster (target >= {TARGET_RATIO:g}x at "
-             f"|diff| <= {SCORE_TOL:g}). " + _HOW]
+             f"test scores within {SCORE_TOL:g}). " + _HOW]
     lines += [f"\nNote: {n}" for n in report.notes]
     if hasattr(os, "getloadavg"):
         lines.append(f"\nLoad average at end: {os.getloadavg()[0]:.2f} (> 0.5: other "

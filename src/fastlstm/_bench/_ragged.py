@@ -16,25 +16,27 @@ from fastlstm._bench._timing import Timer, log, thread_limit
 __all__ = ["RAGGED", "TARGET_PADDED", "TARGET_TORCH", "ragged_lengths", "ragged_section"]
 
 RAGGED = (64, 100, 64, 128)  # B, T_max, I, H
-# lengths evenly spread over [26, T_max] in a seeded random order: mean 0.63 T_max
-MIN_LENGTH = 26
+# lengths evenly spread over [0.26 T_max, T_max]: mean 0.63 T_max, the issue's operating point
+MIN_LENGTH_SHARE = 0.26
 TARGET_TORCH = 5.0  # issue 9: PackedSequence training time / fastlstm ragged >= this
 TARGET_PADDED = 0.70  # issue 9: fastlstm ragged / fastlstm padded <= this
 
 
-def ragged_lengths(b: int = RAGGED[0], t: int = RAGGED[1], low: int = MIN_LENGTH,
-                   seed: int = SEED) -> np.ndarray:
-    """``b`` lengths evenly spread over ``[low, t]`` (rounded), in a seeded random order.
+def ragged_lengths(b: int, t: int, seed: int = SEED) -> np.ndarray:
+    """``b`` lengths evenly spread over ``[0.26 t, t]`` (rounded), in a seeded random order.
 
-    Their mean is exactly ``(low + t) / 2``: 63 for the default 26..100, 0.63
-    of T_max, the issue's operating point.
+    Their mean is ``0.63 t`` up to rounding (exactly 63 for ``t = 100``),
+    the issue's operating point for the ragged target.
 
     Examples
     --------
-    >>> lengths = ragged_lengths()
+    >>> lengths = ragged_lengths(64, 100)
     >>> float(lengths.mean()), int(lengths.min()), int(lengths.max()), len(lengths)
     (63.0, 26, 100, 64)
+    >>> sorted(ragged_lengths(4, 10).tolist())
+    [3, 5, 8, 10]
     """
+    low = max(1, round(MIN_LENGTH_SHARE * t))
     even = np.round(np.linspace(low, t, b)).astype(np.int64)
     return np.random.default_rng(seed).permutation(even)
 

@@ -84,7 +84,7 @@ def check_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     add("whole fit: torch loop / fastlstm fit", f">= {TARGET_RATIO:g}x",
         [(r["ratio"], f"{r['task']} at {r['threads']} thr") for r in fits
          if r.get("ratio") is not None], True, TARGET_RATIO)
-    add("whole fit: |test score difference|", f"<= {SCORE_TOL:g}",
+    add("whole fit: test score difference (absolute)", f"<= {SCORE_TOL:g}",
         [(abs(r["score_diff"]), f"{r['task']} at {r['threads']} thr") for r in fits
          if r.get("score_diff") is not None], False, SCORE_TOL)
 
