@@ -273,3 +273,12 @@ def test_compare_runs_only_the_fit_section(capsys, monkeypatch):
     targets = {t["target"]: t for t in doc["targets"]}
     assert targets["whole fit: test score difference (absolute)"]["met"] is True
     assert targets["dense f+b, H <= 256: torch / fastlstm"]["met"] is None  # dense skipped
+
+
+def test_fit_torch_restores_the_thread_count():
+    torch = pytest.importorskip("torch")
+    task = tiny("digits")
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    _fit.fit_torch(task, task.make(0, task.n_samples), 1, wanted, 0)
+    assert torch.get_num_threads() == before

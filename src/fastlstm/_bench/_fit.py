@@ -316,15 +316,26 @@ def fit_torch(task: FitTask, split: Split, epochs: int, threads: int, seed: int,
 
     Timed: the epochs (``model.train()``, ``zero_grad(set_to_none=True)``,
     forward, loss, backward, ``clip_grad_norm_``, ``Adam.step``); the tensors
-    and the initial weights are prepared before the timer.
+    and the initial weights are prepared before the timer. PyTorch runs on
+    ``threads`` threads (its previous count is restored afterwards).
     """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _torch_loop(task, split, epochs, seed, dtype)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _torch_loop(task: FitTask, split: Split, epochs: int, seed: int, dtype: str) -> FitResult:
     import torch
 
     from fastlstm._data import length_batches
 
     X_train, X_test, y_train, y_test = split
     np_dtype = np.dtype(dtype)
-    torch.set_num_threads(threads)
     n_features, lengths = _sizes(X_train)
     target, classes, scaling = _targets(task, y_train, np_dtype)
     n_outputs = len(classes) if classes is not None else target.shape[1]
