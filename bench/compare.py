@@ -10,11 +10,14 @@ Prints a markdown report (or JSON with ``--json``): machine and library facts
 (CPU model, kernel variant, BLAS), the sgemm and FMA peaks of this run, the
 dense-shape table (forward and forward+backward times, GFLOP/s and % of the
 peaks, peer ratios > 1 meaning fastlstm is faster), ragged batches, streaming
-single steps and the memory of one training step.
+single steps, the memory of one training step, whole fits of the estimators
+against the same model in a plain PyTorch loop (time and test accuracy), and
+the project's targets checked on the run.
 
 The machinery lives in the package (``fastlstm._bench``) so that the installed
 ``fastlstm bench`` command runs the same code; this script only differs in
-keeping all six default cases under ``--quick``.
+keeping all six default cases, the memory section and (with fewer epochs on
+smaller sets) the whole fits under ``--quick``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from fastlstm._bench._report import Report, fmt, table
 from fastlstm._bench._shapes import SEED, Shape, fastlstm_error, inputs, make_layer
 from fastlstm._bench._timing import log
 
-__all__ = ["MEMORY_SHAPE", "memory_child", "memory_section"]
+__all__ = ["MEMORY_SHAPE", "memory_child", "memory_ratios", "memory_section"]
 
 MEMORY_SHAPE: Shape = (128, 100, 128, 256)
 
@@ -80,6 +80,27 @@ def memory_child(lib: str, threads: int) -> dict[str, Any]:
     return result
 
 
+def memory_ratios(records: list[dict[str, Any]]) -> dict[str, float | None]:
+    """fastlstm's RSS growth over torch's, for the cold and the warm step.
+
+    Examples
+    --------
+    >>> memory_ratios([{"library": "fastlstm", "cold_mib": 50.0, "warm_mib": 30.0},
+    ...                {"library": "torch", "cold_mib": 100.0, "warm_mib": 0.0}])
+    {'cold': 0.5, 'warm': None}
+    >>> memory_ratios([{"library": "fastlstm", "cold_mib": 50.0, "warm_mib": 30.0}])
+    {'cold': None, 'warm': None}
+    """
+    by_lib = {r["library"]: r for r in records}
+    over: dict[str, float | None] = {"cold": None, "warm": None}
+    if "fastlstm" in by_lib and "torch" in by_lib:
+        for phase in over:
+            ours, theirs = by_lib["fastlstm"][phase + "_mib"], by_lib["torch"][phase + "_mib"]
+            if ours is not None and theirs is not None and theirs > 0:
+                over[phase] = ours / theirs
+    return over
+
+
 def memory_section(threads: int, report: Report) -> None:
     """Run :func:`memory_child` for each library in a fresh subprocess."""
     b, t, i, h = MEMORY_SHAPE
@@ -110,12 +131,18 @@ def memory_section(threads: int, report: Report) -> None:
         mib = {p: None if res[p] is None else res[p] / 1024 for p in ("cold", "warm")}
         records.append({"library": lib, "cold_mib": mib["cold"], "warm_mib": mib["warm"]})
         rows.append([lib, fmt(mib["cold"], 1), fmt(mib["warm"], 1)])
+    over = memory_ratios(records)
+    if any(v is not None for v in over.values()):
+        rows.append(["fastlstm / torch", fmt(over["cold"]), fmt(over["warm"])])
     activ = 4 * t * b * (4 * h + 2 * h) / 2**20
     report.data["memory"] = {"case": dict(zip("BTIH", MEMORY_SHAPE, strict=True)),
-                             "threads": threads, "method": method, "results": records}
+                             "threads": threads, "method": method, "results": records,
+                             "fastlstm_over_torch": over}
     text = (f"### Peak memory of one training step (B,T,I,H={b},{t},{i},{h}, {threads} "
             f"thread(s); fresh process each; {method})\n\n"
-            f"RSS growth in MiB during forward+backward; cold = first step in the process, "
+            f"Target (issue 9): fastlstm / torch <= 1 (cold and warm). "
+            f"RSS growth in MiB during one forward+backward of the layer (training mode, "
+            f"input gradient included); cold = first step in the process, "
             f"warm = second step. For scale: gates + cell states + outputs in float32 "
             f"take {activ:.0f} MiB.\n\n"
             + table(["library", "cold step MiB", "warm step MiB"], rows))

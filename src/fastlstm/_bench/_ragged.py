@@ -13,16 +13,38 @@ from fastlstm._bench._report import Report, fmt, ratio, table
 from fastlstm._bench._shapes import PARITY_TOL, SEED, fl_train_step, inputs, weights
 from fastlstm._bench._timing import Timer, log, thread_limit
 
-__all__ = ["RAGGED", "ragged_section"]
+__all__ = ["RAGGED", "TARGET_PADDED", "TARGET_TORCH", "ragged_lengths", "ragged_section"]
 
-RAGGED = (64, 100, 64, 128)  # B, T_max, I, H; lengths uniform in [25, 100]
+RAGGED = (64, 100, 64, 128)  # B, T_max, I, H
+# lengths evenly spread over [0.26 T_max, T_max]: mean 0.63 T_max, the issue's operating point
+MIN_LENGTH_SHARE = 0.26
+TARGET_TORCH = 5.0  # issue 9: PackedSequence training time / fastlstm ragged >= this
+TARGET_PADDED = 0.70  # issue 9: fastlstm ragged / fastlstm padded <= this
+
+
+def ragged_lengths(b: int, t: int, seed: int = SEED) -> np.ndarray:
+    """``b`` lengths evenly spread over ``[0.26 t, t]`` (rounded), in a seeded random order.
+
+    Their mean is ``0.63 t`` up to rounding (exactly 63 for ``t = 100``),
+    the issue's operating point for the ragged target.
+
+    Examples
+    --------
+    >>> lengths = ragged_lengths(64, 100)
+    >>> float(lengths.mean()), int(lengths.min()), int(lengths.max()), len(lengths)
+    (63.0, 26, 100, 64)
+    >>> sorted(ragged_lengths(4, 10).tolist())
+    [3, 5, 8, 10]
+    """
+    low = max(1, round(MIN_LENGTH_SHARE * t))
+    even = np.round(np.linspace(low, t, b)).astype(np.int64)
+    return np.random.default_rng(seed).permutation(even)
 
 
 def ragged_section(thread_counts: Sequence[int], timer: Timer, report: Report) -> None:
     """Variable lengths: fastlstm with lengths vs padded vs torch PackedSequence."""
     b, t, i, h = RAGGED
-    rng = np.random.default_rng(SEED)
-    lengths = rng.integers(25, t + 1, size=b)  # uniform in [25, 100]
+    lengths = ragged_lengths(b, t)
     x, d_out = inputs(b, t, i, h)
     mask = (np.arange(t)[None, :] < lengths[:, None])[..., None]
     x = np.where(mask, x, 0).astype(np.float32)
@@ -34,20 +56,34 @@ def ragged_section(thread_counts: Sequence[int], timer: Timer, report: Report) -
             res = _ragged_one(n, x, d_out, lengths, timer, report,
                               check=(n == thread_counts[0]))
         rec: dict[str, Any] = {"threads": n}
-        for key, label in (("lengths", "fastlstm, lengths="), ("padded", "fastlstm, padded"),
-                           ("torch", "torch PackedSequence")):
+        for key in ("lengths", "padded", "torch"):
             sec = res[key]
             rec[key + "_ms"] = None if sec is None else 1e3 * sec
-            rows.append([label, str(n), fmt(rec[key + "_ms"]), ratio(sec, res["lengths"])])
+        rec["lengths_over_padded"] = _div(res["lengths"], res["padded"])
+        rec["torch_ratio"] = _div(res["torch"], res["lengths"])
         records.append(rec)
+        rows.append([str(n), fmt(rec["lengths_ms"]), fmt(rec["padded_ms"]), fmt(rec["torch_ms"]),
+                     fmt(rec["lengths_over_padded"]), ratio(res["torch"], res["lengths"])])
+    mean = float(lengths.mean())
     report.data["ragged"] = {"case": dict(zip("BTIH", RAGGED, strict=True)),
-                             "mean_length": float(lengths.mean()), "results": records}
-    text = (f"### Ragged batch (B={b}, T_max={t}, lengths uniform in [25, {t}] seed {SEED}, "
-            f"mean {lengths.mean():.1f}; I={i}, H={h}; forward+backward)\n\n"
-            "torch includes pack_padded_sequence (enforce_sorted=False) and "
-            "pad_packed_sequence; fastlstm padded runs all rows for T_max steps.\n\n"
-            + table(["variant", "thr", "f+b ms", "time / fastlstm lengths"], rows))
+                             "min_length": int(lengths.min()), "max_length": int(lengths.max()),
+                             "mean_length": mean, "mean_over_t_max": mean / t,
+                             "results": records}
+    text = (f"### Ragged batch (B={b}, T_max={t}, lengths evenly spread over "
+            f"[{lengths.min()}, {lengths.max()}] in random order (seed {SEED}), mean "
+            f"{mean:.1f} = {mean / t:.2f} T_max; I={i}, H={h}; forward+backward)\n\n"
+            f"Targets (issue 9): torch packed / fl lengths >= {TARGET_TORCH:g}x; fl lengths / "
+            f"fl padded <= {TARGET_PADDED:.2f} (at mean length 0.63 T_max). fl lengths: "
+            "fastlstm with `lengths=`; fl padded: the same batch padded to T_max without "
+            "lengths (every row runs T_max steps); torch packed includes "
+            "pack_padded_sequence (enforce_sorted=False) and pad_packed_sequence.\n\n"
+            + table(["thr", "fl lengths ms", "fl padded ms", "torch packed ms",
+                     "fl lengths / fl padded", "torch packed / fl lengths"], rows))
     report.sections.append(text)
+
+
+def _div(num: float | None, den: float | None) -> float | None:
+    return None if num is None or den is None or den <= 0 else num / den
 
 
 def _ragged_parity(layer: Any, tp: _peers.TorchLSTM, x: np.ndarray, lengths: np.ndarray,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastlstm._bench import _peers
 from fastlstm._bench._dense import ShapeResult, dense_section, peaks_section
+from fastlstm._bench._fit import DEFAULT_TASKS, TASKS
 from fastlstm._bench._machine import machine, machine_lines, usable_cores
 from fastlstm._bench._report import Report
 from fastlstm._bench._shapes import DEFAULT_CASES, QUICK_CASES, Shape, fastlstm_error, parse_case
@@ -17,7 +18,7 @@ from fastlstm._bench._timing import Timer
 
 __all__ = ["SECTIONS", "add_arguments", "main", "run"]
 
-SECTIONS = ("dense", "ragged", "streaming", "memory")
+SECTIONS = ("dense", "ragged", "streaming", "memory", "fit")
 PEER_NAMES = {"torch": "torch", "ort": "onnxruntime"}
 
 
@@ -47,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser, quick_cases: bool = False) ->
     """
     usable = usable_cores()
     quick_help = ("fewer repeats and a smaller sgemm"
-                  + (", three cases, no memory section" if quick_cases else "")
+                  + (", three cases, no memory and no whole-fit section" if quick_cases
+                     else ", whole fits with fewer epochs on smaller sets")
                   + "; for a first look")
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--cases", type=_case, nargs="+", default=None, metavar="B,T,I,H",
@@ -57,7 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser, quick_cases: bool = False) ->
                         help=f"thread counts, e.g. 1 2 (default: 1 and all usable cores = "
                              f"{usable})")
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS,
-                        help="sections to leave out")
+                        help="sections to leave out (fit: the whole fits against a PyTorch "
+                             "loop, the longest section)")
+    parser.add_argument("--fit-tasks", nargs="+", default=list(DEFAULT_TASKS),
+                        choices=list(TASKS), metavar="TASK",
+                        help="tasks of the whole-fit section, among " + ", ".join(TASKS)
+                             + " (default: " + " ".join(DEFAULT_TASKS) + ")")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON document instead of the markdown report")
     parser.add_argument("--markdown", metavar="FILE", help="also write the markdown to FILE")
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> Report:
         else sorted({1, usable_cores()})
     small = args.quick and args._quick_cases
     cases = args.cases or (QUICK_CASES if small else DEFAULT_CASES)
-    skip = set(args.skip) | ({"memory"} if small else set())
+    skip = set(args.skip) | ({"memory", "fit"} if small else set())
     timer = (Timer(budget=0.1, min_reps=3, max_reps=100) if args.quick
              else Timer(budget=0.5, min_reps=5, max_reps=500))
     report = Report()
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> Report:
         "settings": {"quick": bool(args.quick), "threads": thread_counts,
                      "cases": [dict(zip("BTIH", c, strict=True)) for c in cases],
                      "sections": [s for s in SECTIONS if s not in skip],
+                     "fit_tasks": [] if "fit" in skip else list(args.fit_tasks),
                      "timer": {"budget_s": timer.budget, "min_reps": timer.min_reps}},
     })
     report.header = machine_lines(m, thread_counts)
@@ -117,6 +125,14 @@ def run(args: argparse.Namespace) -> Report:
         from fastlstm._bench._memory import memory_section
 
         memory_section(thread_counts[-1], report)
+    if "fit" not in skip:
+        from fastlstm._bench._fit import fit_section
+
+        fit_section(thread_counts, report, quick=bool(args.quick),
+                    tasks=[TASKS[name] for name in args.fit_tasks])
+    from fastlstm._bench._targets import targets_section
+
+    targets_section(report)
     if args.plot:
         from fastlstm._bench._plot import plot
 
