@@ -251,7 +251,7 @@ def backward(layer: RecurrentLayer, cache: RaggedCache, d_out: Any,
 
 def _backward_layer(layer: RecurrentLayer, index: int, cache: RaggedCache, dy: np.ndarray,
                     d_finals: list[np.ndarray | None], grads: dict[str, np.ndarray]):
-    from fastlstm._recurrent import ROW_ALIGN, _gemm_threads, _split
+    from fastlstm._recurrent import ROW_ALIGN, _gemm_threads, _matmul, _split
 
     k = layer._kernels
     plan = cache.plan
@@ -299,12 +299,12 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: RaggedCache, dy: n
 
     def weight_grads(lo: int, hi: int) -> None:
         for d in range(D):
-            k.matmul(acts[d][:, lo:hi], xs, d_w_ih[d][lo:hi], trans_a=True)
-            k.matmul(acts[d][:, lo:hi], hprev[d], d_w_hh[d][lo:hi], trans_a=True)
+            _matmul(acts[d][:, lo:hi], xs, d_w_ih[d][lo:hi], trans_a=True)
+            _matmul(acts[d][:, lo:hi], hprev[d], d_w_hh[d][lo:hi], trans_a=True)
 
     def input_grads(lo: int, hi: int) -> None:
         for d in range(D):
-            k.matmul(acts[d][lo:hi], w_ih[d], d_x[lo:hi], beta=1.0 if d else 0.0)
+            _matmul(acts[d][lo:hi], w_ih[d], d_x[lo:hi], accumulate=d > 0)
 
     n_threads = _gemm_threads(2.0 * N * G * D * (2 * n_in + H), plan.n_threads)
     w_blocks = _split(G, n_threads, ROW_ALIGN)
