@@ -172,6 +172,7 @@ def test_bad_gradients_are_refused_and_keep_the_tape(variant, rng):
     assert all(np.isfinite(g).all() for g in grads.values()) and np.isfinite(dx).all()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_estimator_fits_ragged_lists_through_the_layout(variant, rng, monkeypatch):
     calls = []
     real = _ragged.forward
@@ -190,3 +191,45 @@ def test_estimator_fits_ragged_lists_through_the_layout(variant, rng, monkeypatc
     training_rows = [n for training, n in calls if training]
     assert len(training_rows) >= 3
     assert sum(len(x) for x in X) in training_rows
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("ragged", [False, True])
+def test_packed_gradients_match_directional_finite_differences(variant, rng, cls, ragged):
+    """<grad, v> against (L(p + eps v) - L(p - eps v)) / (2 eps) on the float32 kernels.
+
+    The loss is sum(out * w) + sum(h_n * u); the forward runs in float32
+    (packed kernels) and the difference quotient is taken in float64 with a
+    step large enough that float32 rounding stays below 1e-3 relative.
+    """
+    layer = cls(3, 12, num_layers=2, bidirectional=True, random_state=0)
+    x = rng.standard_normal((7, 6, 3)).astype(np.float32)
+    lengths = rng.integers(1, 7, size=7) if ragged else None
+    if ragged:
+        lengths[0] = 5
+    w = rng.standard_normal((7, 6, 24))
+    u = rng.standard_normal((4, 7, 12))
+
+    def loss(params, xv):
+        layer.load_state_dict({n: v.astype(np.float32) for n, v in params.items()})
+        out, fin = layer.forward(xv.astype(np.float32), lengths=lengths)
+        h_n = fin[0] if isinstance(fin, tuple) else fin
+        return float(np.sum(out.astype(np.float64) * w) + np.sum(h_n.astype(np.float64) * u))
+
+    base = {n: v.astype(np.float64) for n, v in layer.state_dict().items()}
+    layer.forward(x, lengths=lengths, training=True)
+    d_fin = [u.astype(np.float32)] + [None] * (len(layer._states) - 1)
+    grads, dx = layer.backward(w.astype(np.float32), *d_fin)
+    for _ in range(3):
+        # a random direction of unit norm over parameters and input together
+        vp = {n: rng.standard_normal(v.shape) for n, v in base.items()}
+        vx = rng.standard_normal(x.shape)
+        norm = np.sqrt(sum(np.sum(v * v) for v in vp.values()) + np.sum(vx * vx))
+        vp = {n: v / norm for n, v in vp.items()}
+        vx = vx / norm
+        eps = 1e-2
+        up = loss({n: base[n] + eps * vp[n] for n in base}, x + eps * vx)
+        down = loss({n: base[n] - eps * vp[n] for n in base}, x - eps * vx)
+        numeric = (up - down) / (2 * eps)
+        analytic = sum(float(np.sum(grads[n] * vp[n])) for n in base) + float(np.sum(dx * vx))
+        assert abs(numeric - analytic) <= 2e-3 * max(0.1, abs(analytic))
