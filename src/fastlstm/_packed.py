@@ -93,9 +93,16 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     f32 = np.float32
     panels = k.packed_panels(cell, H)
     x = np.ascontiguousarray(layer_in, dtype=f32)
-    out = np.empty((B, T, D * H) if batch_first else (T, B, D * H), dtype=f32)
-    acts = [np.empty((T, B, G), dtype=f32) if training else None for _ in range(D)]
-    stores = [layer._new_store(T, B) if training else None for _ in range(D)]
+    if training:
+        # training buffers live until backward, then serve the next pass
+        ws = layer._scratch()
+        out = ws.empty(("out", index), (T, B, D * H), f32)
+        acts = [ws.empty(("acts", index, d), (T, B, G), f32) for d in range(D)]
+        stores = [ws.empty(("cstore", index, d), (T, B, H), f32)
+                  if cell == k.CELL_LSTM else None for d in range(D)]
+    else:
+        out = np.empty((B, T, D * H) if batch_first else (T, B, D * H), dtype=f32)
+        acts = stores = [None] * D
     p = layer._params
     packed, h0s, cs = [], [], []
     for d in range(D):

@@ -170,10 +170,17 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
     N, B, H, D = plan.total, plan.batch, layer.hidden_size, layer.num_directions
     G = layer._gates * H
     f32 = np.float32
-    out = np.empty((N, D * H), dtype=f32)
-    acts = [np.empty((N, G), dtype=f32) if training else None for _ in range(D)]
     lstm = cell == k.CELL_LSTM
-    stores = [np.empty((N, H), dtype=f32) if training and lstm else None for _ in range(D)]
+    if training:
+        # training buffers live until backward, then serve the next pass
+        ws = layer._scratch()
+        out = ws.empty(("out", index), (N, D * H), f32)
+        acts = [ws.empty(("acts", index, d), (N, G), f32) for d in range(D)]
+        stores = [ws.empty(("cstore", index, d), (N, H), f32) if lstm else None
+                  for d in range(D)]
+    else:
+        out = np.empty((N, D * H), dtype=f32)
+        acts = stores = [None] * D
     width = k.packed_panels(cell, H) * k.packed_width()
     p = layer._params
     exact = B >= k.packed_tile_rows()
@@ -288,14 +295,15 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: RaggedCache, dy: n
     hprev = []
     for d in range(D):
         prev, start = plan.previous(reverse=d == 1)
-        hp = np.take(cache.outputs[index][:, d * H:(d + 1) * H], prev, axis=0)
+        hp = np.take(cache.outputs[index][:, d * H:(d + 1) * H], prev, axis=0,
+                     out=layer._scratch().empty(("hprev", d), (N, H), f32))
         h0 = cache.initial[index][d][0]
         hp[start] = 0 if h0 is None else h0[plan.row[start]]
         hprev.append(hp)
     w_ih = [p["weight_ih" + layer._suffix(index, d)] for d in range(D)]
     d_w_ih = [np.empty((G, n_in), f32) for _ in range(D)]
     d_w_hh = [np.empty((G, H), f32) for _ in range(D)]
-    d_x = np.empty((N, n_in), f32)
+    d_x = layer._scratch().empty(("dx", index), (N, n_in), f32)
 
     def weight_grads(lo: int, hi: int) -> None:
         for d in range(D):

@@ -33,6 +33,7 @@ from fastlstm._parallel import (
     run_parallel,
 )
 from fastlstm._tape import ThreadTape
+from fastlstm._workspace import Workspace, fresh
 
 # A shard narrower than this loses more to small-GEMM inefficiency than the
 # second thread gains (BLAS path; 32-row products ran at ~110 GFLOP/s, 64 rows ~160).
@@ -228,6 +229,8 @@ class RecurrentLayer(LayerInterop):
     _states: tuple[str, ...] = ("h",)  # carried states, h first
     # what a training forward keeps for backward: one per thread (fastlstm._tape)
     _cache = ThreadTape()
+    # scratch buffers reused by the next training pass: one per thread (fastlstm._workspace)
+    _workspace = ThreadTape()
 
     def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0,
@@ -266,6 +269,7 @@ class RecurrentLayer(LayerInterop):
         state = self.__dict__.copy()
         del state["_kernels"]
         type(self)._cache.drop(state)
+        type(self)._workspace.drop(state)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -283,6 +287,13 @@ class RecurrentLayer(LayerInterop):
         except (AttributeError, TypeError, ValueError) as exc:
             raise ValueError(f"cannot unpickle {type(self).__name__}: {exc}") from exc
         self._kernels = _kernels.load()
+
+    def _scratch(self) -> Workspace:
+        """This thread's workspace (taken only after a call's checks are done)."""
+        ws = self._workspace
+        if ws is None:
+            ws = self._workspace = Workspace()
+        return ws
 
     # ------------------------------------------------------ cell's recurrence
     def _recur_forward(self, d: int, r0: int, rows: int, nact: np.ndarray, gates: np.ndarray,
@@ -526,7 +537,7 @@ class RecurrentLayer(LayerInterop):
                     cache.initial.append(inits)
                 layer_in = out
         self._cache = cache
-        return np.ascontiguousarray(plan.to_user(layer_in, axis=1).transpose(1, 0, 2)), finals
+        return fresh(plan.to_user(layer_in, axis=1).transpose(1, 0, 2), layer_in), finals
 
     def _initial(self, states: np.ndarray | None, index: int, plan: _Plan) -> np.ndarray | None:
         """Rows of ``states[index]`` in internal order, always a fresh array."""
@@ -600,7 +611,8 @@ class RecurrentLayer(LayerInterop):
         plan = cache.plan
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
         L = self.num_layers
-        dy = np.zeros((T, B, D * H), dtype=self.dtype)
+        # not read by the pending tape: safe to fill before the checks below
+        dy = self._scratch().zeros("dy", (T, B, D * H), self.dtype)
         if d_out is not None:
             d_out = np.asarray(d_out)
             if d_out.dtype.kind not in "fiu":
@@ -632,7 +644,7 @@ class RecurrentLayer(LayerInterop):
                     dx_layer *= mask
                 dy = dx_layer
         grads = {name: grads[name] for name in self._params}
-        dx = np.ascontiguousarray(plan.to_user(dy, axis=1).transpose(1, 0, 2))
+        dx = fresh(plan.to_user(dy, axis=1).transpose(1, 0, 2), dy)
         return grads, dx, d_initial
 
     def _backward_layer(self, layer: int, cache: _Cache, dy: np.ndarray,
@@ -675,7 +687,7 @@ class RecurrentLayer(LayerInterop):
         hseq = cache.outputs[layer].reshape(T * B, D * H)
         d_w_ih = [np.empty((G, n_in), self.dtype) for _ in range(D)]
         d_w_hh = [np.zeros((G, H), self.dtype) for _ in range(D)]
-        d_x = np.empty((T * B, n_in), self.dtype)
+        d_x = self._scratch().empty(("dx", layer), (T * B, n_in), self.dtype)
         starts = None if plan.lengths is None else plan.lengths - 1
 
         def weight_grads(lo: int, hi: int) -> None:
