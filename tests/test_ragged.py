@@ -70,9 +70,9 @@ def test_training_buffers_hold_only_running_rows(variant, rng, cls):
     x = rng.standard_normal((17, 29, 3)).astype(np.float32)
     layer.forward(x, lengths=lengths, training=True)
     cache = layer._cache
-    assert isinstance(cache, _ragged.RaggedCache)
+    assert isinstance(cache.plan, _ragged.RaggedPlan)
     n = lengths.sum()
-    for arrays in (cache.inputs, cache.outputs, *cache.acts):
+    for arrays in (cache.inputs, cache.outputs, *cache.gates):
         for a in arrays:
             assert a.shape[0] == n
     layer.backward(rng.standard_normal((17, 29, 20)).astype(np.float32))

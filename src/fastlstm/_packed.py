@@ -76,6 +76,48 @@ def slice_threads(layer: RecurrentLayer, batch: int, steps: int, n_threads: int)
     return min(per_direction, panels)
 
 
+def direction_start(layer: RecurrentLayer, index: int, d: int,
+                    inits: list[np.ndarray | None], batch: int) -> tuple[Any, ...]:
+    """What a forward of one layer-direction starts from: ``(wp, bp, h0, c)``.
+
+    The packed weights, h0 (zeros if not given) and, for the LSTM, the cell
+    state buffer the kernel updates in place, padded to whole vectors (the
+    padding stays 0), c0 in (zeros if not given); None for the RNN.
+    """
+    k = layer._kernels
+    cell, H = layer._cell_code, layer.hidden_size
+    p, s = layer._params, layer._suffix(index, d)
+    wp, bp = k.pack(cell, p[f"weight_ih{s}"], p[f"weight_hh{s}"], p[f"bias_ih{s}"],
+                    p[f"bias_hh{s}"])
+    h0 = np.zeros((batch, H), np.float32) if inits[0] is None else inits[0]
+    c = None
+    if cell == k.CELL_LSTM:
+        c = k.aligned_empty((batch, k.packed_panels(cell, H) * k.packed_width()))
+        c[...] = 0
+        if inits[1] is not None:
+            c[:, :H] = inits[1]
+    return wp, bp, h0, c
+
+
+def backward_start(layer: RecurrentLayer, index: int, d: int,
+                   initial: list[np.ndarray | None], dcarry: list[np.ndarray],
+                   batch: int) -> tuple[Any, ...]:
+    """What a backward of one layer-direction starts from: ``(wp, c0, dc)``.
+
+    W_hh packed for the backward tile and, for the LSTM, c0 (zeros if the
+    forward had none) and the carried dc; None for the RNN.
+    """
+    k = layer._kernels
+    cell = layer._cell_code
+    wp = k.pack_backward(cell, layer._params["weight_hh" + layer._suffix(index, d)])
+    if cell != k.CELL_LSTM:
+        return wp, None, None
+    c0 = initial[1]
+    if c0 is None:
+        c0 = np.zeros((batch, layer.hidden_size), np.float32)
+    return wp, c0, dcarry[1]
+
+
 def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan: _Plan,
                   inits: list[list[np.ndarray | None]], training: bool,
                   batch_first: bool = False) -> tuple[Any, ...]:
@@ -103,23 +145,12 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     else:
         out = np.empty((B, T, D * H) if batch_first else (T, B, D * H), dtype=f32)
         acts = stores = [None] * D
-    p = layer._params
     packed, h0s, cs = [], [], []
     for d in range(D):
-        s = layer._suffix(index, d)
-        packed.append(k.pack(cell, p[f"weight_ih{s}"], p[f"weight_hh{s}"], p[f"bias_ih{s}"],
-                             p[f"bias_hh{s}"]))
-        h0 = inits[d][0]
-        h0s.append(np.zeros((B, H), f32) if h0 is None else h0)
-        if cell == k.CELL_LSTM:
-            # the kernel keeps c padded to whole vectors (the padding stays 0)
-            c = k.aligned_empty((B, panels * k.packed_width()))
-            c[...] = 0
-            if inits[d][1] is not None:
-                c[:, :H] = inits[d][1]
-            cs.append(c)
-        else:
-            cs.append(None)
+        wp, bp, h0, c = direction_start(layer, index, d, inits[d], B)
+        packed.append((wp, bp))
+        h0s.append(h0)
+        cs.append(c)
 
     # From a whole register tile of rows up, every row gets the same arithmetic
     # wherever it sits: results do not depend on the order of the sequences or
@@ -185,11 +216,7 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: _Plan, acts: li
         stores = [c.reshape(rows, -1) for c in stores]
     tasks = []
     for d in range(D):
-        wp = k.pack_backward(cell, layer._params["weight_hh" + layer._suffix(index, d)])
-        c0 = dc = None
-        if cell == k.CELL_LSTM:
-            c0 = initial[d][1] if initial[d][1] is not None else np.zeros((B, H), np.float32)
-            dc = dcarries[d][1]
+        wp, c0, dc = backward_start(layer, index, d, initial[d], dcarries[d], B)
         for shard, ((r0, n), nact) in enumerate(zip(plan.shards, plan.nact, strict=True)):
             tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, n=n,
                          nact=nact: k.packed_backward(

@@ -15,15 +15,16 @@ same arithmetic in any block, so the split changes speed, not results.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastlstm import _packed
 from fastlstm._parallel import blas_single_threaded, run_parallel
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fastlstm._recurrent import RecurrentLayer
+    from fastlstm._recurrent import RecurrentLayer, _Cache
 
 # A thread's block of rows has at least this many rows (as the padded layout's shards).
 MIN_ROWS_PER_BLOCK = 4
@@ -107,19 +108,6 @@ def make_plan(lengths: np.ndarray, steps: int, n_threads: int, directions: int) 
                       nact, n_threads)
 
 
-@dataclass
-class RaggedCache:
-    """What a training forward in the packed-sequence layout keeps for backward."""
-
-    plan: RaggedPlan
-    inputs: list[np.ndarray] = field(default_factory=list)   # per layer, (N, I_l)
-    masks: list[np.ndarray | None] = field(default_factory=list)  # dropout on inputs
-    outputs: list[np.ndarray] = field(default_factory=list)  # per layer, (N, D*H)
-    acts: list[list[np.ndarray]] = field(default_factory=list)    # [layer][dir], (N, G*H)
-    stores: list[list[Any]] = field(default_factory=list)   # [layer][dir], LSTM (N, H)
-    initial: list[list[list[np.ndarray | None]]] = field(default_factory=list)
-
-
 def forward(layer: RecurrentLayer, x: np.ndarray, plan: RaggedPlan,
             init_all: list[np.ndarray] | None, training: bool
             ) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -132,7 +120,9 @@ def forward(layer: RecurrentLayer, x: np.ndarray, plan: RaggedPlan,
     layer._cache = None
     k = layer._kernels
     H, D, L = layer.hidden_size, layer.num_directions, layer.num_layers
-    cache = RaggedCache(plan) if training else None
+    from fastlstm._recurrent import _Cache
+
+    cache = _Cache(plan) if training else None
     finals = [np.empty((D * L, plan.batch, H), dtype=np.float32) for _ in layer._states]
     inverse = plan.inverse()
     layer_in = xp
@@ -153,12 +143,7 @@ def forward(layer: RecurrentLayer, x: np.ndarray, plan: RaggedPlan,
             for j, carry in enumerate(carries[d]):
                 finals[j][index * D + d] = carry[inverse]
         if cache is not None:
-            cache.inputs.append(layer_in)
-            cache.masks.append(mask)
-            cache.outputs.append(out)
-            cache.acts.append(acts)
-            cache.stores.append(stores)
-            cache.initial.append(inits)
+            cache.keep(layer_in, mask, out, acts, stores, inits)
         layer_in = out
     layer._cache = cache
     return plan.scatter(layer_in, np.float32), finals
@@ -181,24 +166,11 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
     else:
         out = np.empty((N, D * H), dtype=f32)
         acts = stores = [None] * D
-    width = k.packed_panels(cell, H) * k.packed_width()
-    p = layer._params
     exact = B >= k.packed_tile_rows()
-    tasks, cs, h0s = [], [], []
+    tasks, cs = [], []
     for d in range(D):
-        s = layer._suffix(index, d)
-        wp, bp = k.pack(cell, p[f"weight_ih{s}"], p[f"weight_hh{s}"], p[f"bias_ih{s}"],
-                        p[f"bias_hh{s}"])
-        h0 = inits[d][0] if inits[d][0] is not None else np.zeros((B, H), f32)
-        c = None
-        if lstm:
-            # the kernel keeps c padded to whole vectors (the padding stays 0)
-            c = k.aligned_empty((B, width))
-            c[...] = 0
-            if inits[d][1] is not None:
-                c[:, :H] = inits[d][1]
+        wp, bp, h0, c = _packed.direction_start(layer, index, d, inits[d], B)
         cs.append(c)
-        h0s.append(h0)
         for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
             tasks.append(lambda d=d, wp=wp, bp=bp, h0=h0, c=c, r0=r0, rows=rows, nact=nact:
                          k.packed_forward_rows(cell, layer_in, wp, bp, h0, c, out, d * H,
@@ -217,7 +189,7 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
     return out, carries, acts, stores
 
 
-def backward(layer: RecurrentLayer, cache: RaggedCache, d_out: Any,
+def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
              d_finals: list[np.ndarray | None]) -> tuple[dict[str, np.ndarray], np.ndarray,
                                                          list[np.ndarray]]:
     """BPTT in the packed-sequence layout; returns (grads, dx, d_initial) as
@@ -228,12 +200,7 @@ def backward(layer: RecurrentLayer, cache: RaggedCache, d_out: Any,
     if d_out is None:
         dy = np.zeros((plan.total, D * H), dtype=np.float32)
     else:
-        d_out = np.asarray(d_out)
-        if d_out.dtype.kind not in "fiu":
-            raise TypeError(f"d_out must hold real numbers, got dtype {d_out.dtype}")
-        if d_out.shape != (B, T, D * H):
-            raise ValueError(f"d_out must have the shape of out, {(B, T, D * H)}, "
-                             f"got {d_out.shape}")
+        d_out = layer._check_d_out(d_out, B, T)
         with np.errstate(over="ignore"):  # reported just below, with the reason
             dy = np.ascontiguousarray(plan.gather(d_out), dtype=np.float32)
         if not np.isfinite(dy).all():
@@ -256,9 +223,9 @@ def backward(layer: RecurrentLayer, cache: RaggedCache, d_out: Any,
     return grads, plan.scatter(dy, np.float32), d_initial
 
 
-def _backward_layer(layer: RecurrentLayer, index: int, cache: RaggedCache, dy: np.ndarray,
+def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.ndarray,
                     d_finals: list[np.ndarray | None], grads: dict[str, np.ndarray]):
-    from fastlstm._recurrent import ROW_ALIGN, _gemm_threads, _matmul, _split
+    from fastlstm._recurrent import _matmul, gradient_products
 
     k = layer._kernels
     plan = cache.plan
@@ -267,10 +234,9 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: RaggedCache, dy: n
     G = layer._gates * H
     f32 = np.float32
     p = layer._params
-    lstm = cell == k.CELL_LSTM
     xs = cache.inputs[index]
     n_in = xs.shape[1]
-    acts = cache.acts[index]
+    acts = cache.gates[index]
     exact = B >= k.packed_tile_rows()
     dcarries = [[np.zeros((B, H), f32) if g is None
                  else np.ascontiguousarray(g[index * D + d][plan.perm], dtype=f32)
@@ -278,12 +244,8 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: RaggedCache, dy: n
     d_bias = np.zeros((D, len(plan.shards), G))
     tasks = []
     for d in range(D):
-        wp = k.pack_backward(cell, p["weight_hh" + layer._suffix(index, d)])
-        c0 = dc = None
-        if lstm:
-            c0 = cache.initial[index][d][1]
-            c0 = np.zeros((B, H), f32) if c0 is None else c0
-            dc = dcarries[d][1]
+        wp, c0, dc = _packed.backward_start(layer, index, d, cache.initial[index][d],
+                                            dcarries[d], B)
         for shard, ((r0, n), nact) in enumerate(zip(plan.shards, plan.nact, strict=True)):
             tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, n=n, nact=nact:
                          k.packed_backward(cell, acts[d], cache.stores[index][d], c0, wp, dy,
@@ -314,22 +276,6 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: RaggedCache, dy: n
         for d in range(D):
             _matmul(acts[d][lo:hi], w_ih[d], d_x[lo:hi], accumulate=d > 0)
 
-    n_threads = _gemm_threads(2.0 * N * G * D * (2 * n_in + H), plan.n_threads)
-    w_blocks = _split(G, n_threads, ROW_ALIGN)
-    x_blocks = _split(N, n_threads, ROW_ALIGN)
-
-    def work(i: int) -> None:
-        if i < len(w_blocks):
-            weight_grads(*w_blocks[i])
-        if i < len(x_blocks):
-            input_grads(*x_blocks[i])
-
-    run_parallel([lambda i=i: work(i) for i in range(max(len(w_blocks), len(x_blocks)))])
-    for d in range(D):
-        s = layer._suffix(index, d)
-        d_b = d_bias[d].sum(axis=0).astype(f32)
-        grads[f"weight_ih{s}"] = d_w_ih[d]
-        grads[f"weight_hh{s}"] = d_w_hh[d]
-        grads[f"bias_ih{s}"] = d_b
-        grads[f"bias_hh{s}"] = d_b.copy()
+    gradient_products(weight_grads, input_grads, G, N, D * (2 * n_in + H), plan.n_threads)
+    layer._store_grads(index, grads, d_w_ih, d_w_hh, d_bias)
     return d_x, dcarries

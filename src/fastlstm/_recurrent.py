@@ -164,6 +164,28 @@ def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, trans_a: bool = False
         np.matmul(a, b, out=out)
 
 
+def gradient_products(weight_grads: Any, input_grads: Any, gate_rows: int, rows: int,
+                      width: int, n_threads: int) -> None:
+    """Run a layer's whole-sequence gradient products on up to ``n_threads`` threads.
+
+    ``weight_grads(lo, hi)`` computes gate rows [lo, hi) of the weight
+    gradients, ``input_grads(lo, hi)`` sequence rows [lo, hi) of dX; thread i
+    takes block i of both splits.  ``width``: the summed inner sizes, for the
+    flop count (threads only when each gets enough work).
+    """
+    threads = _gemm_threads(2.0 * rows * gate_rows * width, n_threads)
+    w_blocks = _split(gate_rows, threads, ROW_ALIGN)
+    x_blocks = _split(rows, threads, ROW_ALIGN)
+
+    def work(i: int) -> None:
+        if i < len(w_blocks):
+            weight_grads(*w_blocks[i])
+        if i < len(x_blocks):
+            input_grads(*x_blocks[i])
+
+    run_parallel([lambda i=i: work(i) for i in range(max(len(w_blocks), len(x_blocks)))])
+
+
 def _gemm_threads(flops: float, n_threads: int) -> int:
     """Threads worth using for a GEMM of ``flops`` floating-point operations."""
     return max(1, min(n_threads, int(flops // MIN_FLOPS_PER_THREAD)))
@@ -210,15 +232,27 @@ class _Plan:
 
 @dataclass
 class _Cache:
-    """What a training forward keeps for backward."""
+    """What a training forward keeps for backward (buffers padded to T * B rows with
+    a ``_Plan``, packed sequences with a ``_ragged.RaggedPlan``)."""
 
-    plan: _Plan
+    plan: Any
     inputs: list[np.ndarray] = field(default_factory=list)   # per layer, (T, B, I_l)
     masks: list[np.ndarray | None] = field(default_factory=list)  # dropout on inputs
     outputs: list[np.ndarray] = field(default_factory=list)  # per layer, (T, B, D*H)
     gates: list[list[np.ndarray]] = field(default_factory=list)    # [layer][dir]
     stores: list[list[Any]] = field(default_factory=list)   # [layer][dir], cell-specific
     initial: list[list[list[np.ndarray | None]]] = field(default_factory=list)  # [layer][dir][k]
+
+    def keep(self, layer_in: np.ndarray, mask: np.ndarray | None, out: np.ndarray,
+             gates: list[np.ndarray], stores: list[Any],
+             initial: list[list[np.ndarray | None]]) -> None:
+        """Record one layer's tape, in layer order."""
+        self.inputs.append(layer_in)
+        self.masks.append(mask)
+        self.outputs.append(out)
+        self.gates.append(gates)
+        self.stores.append(stores)
+        self.initial.append(initial)
 
 
 class RecurrentLayer(LayerInterop):
@@ -529,12 +563,7 @@ class RecurrentLayer(LayerInterop):
                     for k, carry in enumerate(carries[d]):
                         finals[k][layer * D + d] = plan.to_user(carry, axis=0)
                 if cache is not None:
-                    cache.inputs.append(layer_in)
-                    cache.masks.append(mask)
-                    cache.outputs.append(out)
-                    cache.gates.append(gates)
-                    cache.stores.append(stores)
-                    cache.initial.append(inits)
+                    cache.keep(layer_in, mask, out, gates, stores, inits)
                 layer_in = out
         self._cache = cache
         return fresh(plan.to_user(layer_in, axis=1).transpose(1, 0, 2), layer_in), finals
@@ -603,7 +632,7 @@ class RecurrentLayer(LayerInterop):
         if cache is None:
             raise ValueError("backward() needs a forward(..., training=True) first; "
                              "each forward supports one backward")
-        if isinstance(cache, _ragged.RaggedCache):
+        if isinstance(cache.plan, _ragged.RaggedPlan):
             d_finals = [None if v is None else self._check_state(f"d_{name}_n", v,
                                                                  cache.plan.batch)
                         for name, v in zip(self._states, d_finals, strict=True)]
@@ -614,12 +643,7 @@ class RecurrentLayer(LayerInterop):
         # not read by the pending tape: safe to fill before the checks below
         dy = self._scratch().zeros("dy", (T, B, D * H), self.dtype)
         if d_out is not None:
-            d_out = np.asarray(d_out)
-            if d_out.dtype.kind not in "fiu":
-                raise TypeError(f"d_out must hold real numbers, got dtype {d_out.dtype}")
-            if d_out.shape != (B, T, D * H):
-                raise ValueError(f"d_out must have the shape of out, {(B, T, D * H)}, "
-                                 f"got {d_out.shape}")
+            d_out = self._check_d_out(d_out, B, T)
             with np.errstate(over="ignore"):  # reported just below, with the reason
                 dy[...] = plan.to_internal(d_out.transpose(1, 0, 2), axis=1)
             if plan.lengths is not None:  # entries past the ends are ignored
@@ -717,23 +741,28 @@ class RecurrentLayer(LayerInterop):
             for d in range(D):
                 _matmul(dgs[d][lo:hi], w_ih[d], d_x[lo:hi], accumulate=d > 0)
 
-        # thread i takes block i of both splits
-        n_threads = _gemm_threads(2.0 * T * B * G * D * (2 * n_in + H), plan.n_threads)
-        w_blocks = _split(G, n_threads, ROW_ALIGN)
-        x_blocks = _split(T * B, n_threads, ROW_ALIGN)
+        gradient_products(weight_grads, input_grads, G, T * B, D * (2 * n_in + H),
+                          plan.n_threads)
+        self._store_grads(layer, grads, d_w_ih, d_w_hh, d_bias)
+        return d_x.reshape(T, B, n_in), dcarries
 
-        def work(i: int) -> None:
-            if i < len(w_blocks):
-                weight_grads(*w_blocks[i])
-            if i < len(x_blocks):
-                input_grads(*x_blocks[i])
+    def _check_d_out(self, d_out: Any, batch: int, steps: int) -> np.ndarray:
+        """``d_out`` as an array of real numbers shaped as the output (values unchecked)."""
+        d_out = np.asarray(d_out)
+        if d_out.dtype.kind not in "fiu":
+            raise TypeError(f"d_out must hold real numbers, got dtype {d_out.dtype}")
+        shape = (batch, steps, self.num_directions * self.hidden_size)
+        if d_out.shape != shape:
+            raise ValueError(f"d_out must have the shape of out, {shape}, got {d_out.shape}")
+        return d_out
 
-        run_parallel([lambda i=i: work(i) for i in range(max(len(w_blocks), len(x_blocks)))])
-        for d in range(D):
+    def _store_grads(self, layer: int, grads: dict[str, np.ndarray], d_w_ih: list[np.ndarray],
+                     d_w_hh: list[np.ndarray], d_bias: np.ndarray) -> None:
+        """One layer's gradients into ``grads``; per-shard bias sums reduced in order."""
+        for d in range(self.num_directions):
             s = self._suffix(layer, d)
             d_b = d_bias[d].sum(axis=0).astype(self.dtype)
             grads[f"weight_ih{s}"] = d_w_ih[d]
             grads[f"weight_hh{s}"] = d_w_hh[d]
             grads[f"bias_ih{s}"] = d_b
             grads[f"bias_hh{s}"] = d_b.copy()
-        return d_x.reshape(T, B, n_in), dcarries
