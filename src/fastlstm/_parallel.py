@@ -121,7 +121,15 @@ def run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
 
 _blas_lock = threading.Lock()
 _blas_holders = 0
-_blas_limiter: Any = None
+_blas_saved: list[tuple[Any, int]] = []  # (library, its thread count before the first holder)
+
+
+def _blas_libraries() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries loaded in the process."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return [lib for lib in _controller.lib_controllers if lib.user_api == "blas"]
 
 
 @contextlib.contextmanager
@@ -132,7 +140,10 @@ def blas_single_threaded() -> Iterator[None]:
     the last one to leave restores exactly the limits found by the first, so
     concurrent or nested holders never restore each other's limits in the
     wrong order (which could leave the process's BLAS at one thread).
-    Entering while already held costs a lock and a counter.
+    Entering while already held costs a lock and a counter; a first entry
+    reads and sets each library's thread count directly (a few microseconds,
+    where threadpoolctl's ``limit`` takes tens: it queries every library's
+    full description).
 
     Examples
     --------
@@ -140,14 +151,15 @@ def blas_single_threaded() -> Iterator[None]:
     ...     with blas_single_threaded():  # nested: nothing more to do
     ...         pass
     """
-    global _controller, _blas_holders, _blas_limiter
+    global _blas_holders, _blas_saved
     with _blas_lock:
         if _blas_holders == 0:
-            if _controller is None:
-                _controller = ThreadpoolController()
             _claim_openblas_control(True)
             try:
-                _blas_limiter = _controller.limit(limits=1, user_api="blas")
+                _blas_saved = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
+                for lib, n in _blas_saved:
+                    if n != 1:
+                        lib.set_num_threads(1)
             finally:
                 _claim_openblas_control(False)
         _blas_holders += 1
@@ -157,10 +169,12 @@ def blas_single_threaded() -> Iterator[None]:
         with _blas_lock:
             _blas_holders -= 1
             if _blas_holders == 0:
-                limiter, _blas_limiter = _blas_limiter, None
+                saved, _blas_saved = _blas_saved, []
                 _claim_openblas_control(True)
                 try:
-                    limiter.restore_original_limits()
+                    for lib, n in saved:
+                        if n != 1 and n is not None:
+                            lib.set_num_threads(n)
                 finally:
                     _claim_openblas_control(False)
 

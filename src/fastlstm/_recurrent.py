@@ -689,8 +689,6 @@ class RecurrentLayer(LayerInterop):
         # per (direction, shard) bias-gradient sums, reduced in a fixed order below
         d_bias = np.zeros((D, len(plan.shards), G))
 
-        block = blas_small_matrix_rows(H, G)
-
         def recur(d: int, shard: int) -> None:
             r0, rows = plan.shards[shard]
             self._recur_backward(d, r0, rows, plan.nact[shard], gates[d], w_hh[d],
@@ -701,6 +699,7 @@ class RecurrentLayer(LayerInterop):
             _packed.backward_recurrence(self, layer, plan, gates, cache.stores[layer],
                                         cache.initial[layer], dy, dcarries, d_bias)
         else:
+            block = blas_small_matrix_rows(H, G)
             run_parallel([lambda d=d, s=s: recur(d, s)
                           for d in range(D) for s in range(len(plan.shards))])
 
