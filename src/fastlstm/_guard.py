@@ -37,7 +37,8 @@ def all_finite(arrays: Sequence[np.ndarray]) -> bool:
     >>> all_finite([np.ones(3)]), all_finite([np.ones(3), np.array([np.nan])])
     (True, False)
     """
-    return all(bool(np.isfinite(a).all()) for a in arrays)
+    # np.logical_and.reduce is what ndarray.all runs, without its Python wrapper
+    return all(bool(np.logical_and.reduce(np.isfinite(a), axis=None)) for a in arrays)
 
 
 class StepGuard:

@@ -94,10 +94,12 @@ def softmax_cross_entropy(
     """
     n = logits.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    w_sum = float(w.sum())
+    # the ufuncs' reduce rather than the methods: the same sums without a Python
+    # wrapper frame each (they run once per mini-batch)
+    w_sum = float(np.add.reduce(w))
     z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(z).sum(axis=1))
+    z = z - np.maximum.reduce(z, axis=1, keepdims=True)
+    log_norm = np.log(np.add.reduce(np.exp(z), axis=1))
     rows = np.arange(n)
     nll = log_norm - z[rows, y]
     if w_sum <= 0:
@@ -150,7 +152,7 @@ def squared_error(
     if w_sum <= 0:
         return 0.0, np.zeros_like(pred)
     wdiff = diff * w_b
-    loss = float(np.sum(wdiff * diff) / (w_sum * k))
+    loss = float(np.add.reduce(wdiff * diff, axis=None) / (w_sum * k))
     grad = wdiff * (2.0 / (w_sum * k))
     return loss, grad.astype(pred.dtype, copy=False)
 
@@ -357,9 +359,9 @@ class SequenceNet:
             d_weight, d_bias = out[-2:]
         with np.errstate(over="ignore", invalid="ignore"):  # reported below instead
             d_weight = np.matmul(d_y2.T, feats.reshape(-1, feats.shape[-1]), out=d_weight)
-            d_bias = np.sum(d_y2, axis=0, out=d_bias)
+            d_bias = np.add.reduce(d_y2, axis=0, out=d_bias)
             d_feats = d_y @ self.weight
-        if not np.isfinite(d_feats).all():
+        if not np.logical_and.reduce(np.isfinite(d_feats), axis=None):
             raise FloatingPointError("the gradient of the recurrent features is not finite")
         if self.sequence_output:
             grads, _ = self.layer.backward(d_feats)
