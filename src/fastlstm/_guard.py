@@ -37,7 +37,8 @@ def all_finite(arrays: Sequence[np.ndarray]) -> bool:
     >>> all_finite([np.ones(3)]), all_finite([np.ones(3), np.array([np.nan])])
     (True, False)
     """
-    return all(bool(np.isfinite(a).all()) for a in arrays)
+    # np.logical_and.reduce is what ndarray.all runs, without its Python wrapper
+    return all(bool(np.logical_and.reduce(np.isfinite(a), axis=None)) for a in arrays)
 
 
 class StepGuard:
@@ -73,19 +74,39 @@ class StepGuard:
         self.optimizer = optimizer
         self._saved = [np.empty_like(p) for p in self.params]
         self._saved_optimizer: dict | None = None
+        # an optimizer with ``state_arrays`` (fastlstm._optim) is saved by
+        # copying into buffers kept from step to step, not by get_state copies
+        self._arrays = getattr(optimizer, "state_arrays", None)
+        self._saved_state: list[np.ndarray] = []
+        self._saved_t = 0
 
     def save(self) -> None:
         """Remember the current parameters and optimizer state."""
         for saved, p in zip(self._saved, self.params, strict=True):
             np.copyto(saved, p)
-        self._saved_optimizer = self.optimizer.get_state()
+        if self._arrays is None:
+            self._saved_optimizer = self.optimizer.get_state()
+            return
+        arrays = self._arrays()
+        if [a.shape for a in arrays] != [s.shape for s in self._saved_state]:
+            self._saved_state = [np.empty_like(a) for a in arrays]
+        for saved, a in zip(self._saved_state, arrays, strict=True):
+            np.copyto(saved, a)
+        self._saved_t = self.optimizer.t
+        self._saved_optimizer = {}  # saved: restore() puts the arrays back
 
     def restore(self) -> None:
         """Put back what :meth:`save` remembered."""
         for saved, p in zip(self._saved, self.params, strict=True):
             np.copyto(p, saved)
-        if self._saved_optimizer is not None:
+        if self._saved_optimizer is None:
+            return
+        if self._arrays is None:
             self.optimizer.set_state(self._saved_optimizer)
+            return
+        for saved, a in zip(self._saved_state, self._arrays(), strict=True):
+            np.copyto(a, saved)
+        self.optimizer.t = self._saved_t
 
     @contextmanager
     def step(self) -> Iterator[None]:

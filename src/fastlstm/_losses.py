@@ -38,8 +38,8 @@ def step_weights(pred: np.ndarray, sample_weight: np.ndarray | None,
             step_w = np.repeat(w[:, None], steps, axis=1)
         else:
             step_w = (np.arange(steps)[None, :] < np.asarray(lengths)[:, None]) * w[:, None]
-        return step_w[:, :, None], float(step_w.sum())
-    return w[:, None], float(w.sum())
+        return step_w[:, :, None], float(np.add.reduce(step_w, axis=None))
+    return w[:, None], float(np.add.reduce(w))  # the sum, without the method's wrapper frame
 
 
 def elementwise_loss(
@@ -70,7 +70,7 @@ def elementwise_loss(
     if w_sum <= 0:
         return 0.0, np.zeros_like(pred)
     values, slopes = fn(diff)
-    loss = float(np.sum(values * w_b) / (w_sum * k))
+    loss = float(np.add.reduce(values * w_b, axis=None) / (w_sum * k))
     grad = slopes * (w_b / (w_sum * k))
     return loss, grad.astype(pred.dtype, copy=False)
 

@@ -33,10 +33,12 @@ __all__ = [
 ]
 
 # Parameter-sized buffers of one training step, in units of the parameters:
-# the weights, their gradients, the epoch-start copy, the step guard's copy,
-# and the best weights of early stopping; optimizer buffers are added per
-# optimizer (and once more for their step-guard copy).
-_TRAINING_PARAM_COPIES = 5
+# the weights, their gradients (the layer's and the flat buffer they are
+# copied to), the epoch-start copy, the step guard's copy, the best weights of
+# early stopping, the optimizer's two scratch buffers and the float64 squares
+# of the gradient norm (two units in float32; see fastlstm._flat); optimizer
+# buffers are added per optimizer (and once more for their step-guard copy).
+_TRAINING_PARAM_COPIES = 10
 _OPTIMIZER_BUFFERS = {"adam": 2, "adamw": 2, "sgd": 1}
 # Requests below this size are not checked: asking the operating system costs
 # more than such a forward (streaming calls of one step would pay it each time).

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from fastlstm._flat import FlatParameters
 
 __all__ = ["SGD", "Adam", "AdamW", "clip_grad_norm", "make_optimizer"]
 
@@ -42,8 +45,73 @@ class _BaseOptimizer:
         self.weight_decay = float(weight_decay)
         self.t = 0
 
+    # Set by bind(): the FlatParameters, the state buffers' flat arrays and two
+    # scratch buffers.  Not pickled (a pickle keeps the per-array buffers).
+    _flat: tuple[FlatParameters, list[np.ndarray], list[np.ndarray]] | None = None
+
     def _buffers(self) -> list[list[np.ndarray]]:
         return []
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_flat", None)
+        return state
+
+    def bind(self, flat: FlatParameters) -> bool:
+        """Keep the state buffers in flat buffers laid out as ``flat``'s parameters.
+
+        Afterwards :meth:`step` called with exactly ``flat.param_views`` and
+        ``flat.grad_views`` (the same list objects) updates the flat buffers
+        in a few whole-buffer operations, with the same result to the last
+        bit as the per-array update; any other call takes the per-array way.
+        The buffers keep their values (they become views of the flat ones).
+        Returns False, changing nothing, if the buffers do not have the
+        parameters' shapes and dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm._flat import FlatParameters
+        >>> from fastlstm._optim import Adam
+        >>> flat = FlatParameters([np.ones(3), np.ones((2, 2))])
+        >>> opt = Adam(flat.param_views, learning_rate=0.5)
+        >>> opt.bind(flat)
+        True
+        >>> flat.grads[:] = 1.0
+        >>> opt.step(flat.param_views, flat.grad_views)
+        >>> flat.param_views[0]
+        array([0.5, 0.5, 0.5])
+        """
+        if self._flat is not None and self._flat[0] is flat:
+            return True
+        groups = self._buffers()
+        layout = flat.layout
+        if not all(layout.matches(bufs) for bufs in groups if bufs):
+            return False
+        arrays = []
+        for bufs in groups:
+            if not bufs:
+                continue
+            data, views = layout.zeros()
+            for view, old in zip(views, bufs, strict=True):
+                view[...] = old
+            bufs[:] = views  # the same list objects: get_state/set_state see the views
+            arrays.append(data)
+        self._flat = (flat, arrays, [layout.zeros()[0], layout.zeros()[0]])
+        return True
+
+    def _bound(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]
+               ) -> tuple[FlatParameters, list[np.ndarray], list[np.ndarray]] | None:
+        bound = self._flat
+        if bound is not None and params is bound[0].param_views and grads is bound[0].grad_views:
+            return bound
+        return None
+
+    def state_arrays(self) -> list[np.ndarray]:
+        """The arrays :meth:`step` changes besides the parameters (and ``t``): for undo copies."""
+        if self._flat is not None:
+            return list(self._flat[1])
+        return [b for bufs in self._buffers() for b in bufs]
 
     def get_state(self) -> dict:
         """Return a copy of the optimizer state (step count and moment buffers)."""
@@ -119,6 +187,30 @@ class SGD(_BaseOptimizer):
         lr, mu, wd = self.learning_rate, self.momentum, self.weight_decay
         first = self.t == 0
         self.t += 1
+        bound = self._bound(params, grads)
+        if bound is not None:
+            # the per-array arithmetic below, on whole buffers, without temporaries
+            flat, state, (s1, s2) = bound
+            p, g = flat.params, flat.grads
+            if wd:
+                g = np.multiply(p, wd, out=s1)
+                g += flat.grads
+            if mu:
+                v = state[0]
+                if first:
+                    v[...] = g
+                else:
+                    v *= mu
+                    v += g
+                if self.nesterov:
+                    np.multiply(v, mu, out=s2)
+                    s2 += g
+                    g = s2
+                else:
+                    g = v
+            np.multiply(g, lr, out=s2)
+            p -= s2
+            return
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if wd:
                 g = g + wd * p
@@ -192,6 +284,30 @@ class Adam(_BaseOptimizer):
         # p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), as PyTorch does
         step_size = lr / (1.0 - b1**self.t)
         bc2_sqrt = math.sqrt(1.0 - b2**self.t)
+        bound = self._bound(params, grads)
+        if bound is not None:
+            # the per-array arithmetic below, on whole buffers, without temporaries
+            # (a + b is b + a exactly in IEEE arithmetic: the results are identical)
+            flat, (m, v), (s1, s2) = bound
+            p, g = flat.params, flat.grads
+            if wd and self._decoupled:
+                p *= 1.0 - lr * wd
+            elif wd:
+                g = np.multiply(p, wd, out=s1)
+                g += flat.grads
+            m *= b1
+            m += np.multiply(g, 1.0 - b1, out=s2)
+            v *= b2
+            s2 = np.multiply(g, g, out=s2)
+            s2 *= 1.0 - b2
+            v += s2
+            denom = np.sqrt(v, out=s2)
+            denom /= bc2_sqrt
+            denom += self.epsilon
+            np.divide(m, denom, out=denom)
+            denom *= step_size
+            p -= denom
+            return
         for p, g, m, v in zip(params, grads, self.ms, self.vs, strict=True):
             if wd and self._decoupled:
                 p *= 1.0 - lr * wd

@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm._data import length_batches
+from fastlstm._flat import flat_grad_norm
 from fastlstm._guard import StepGuard, TrainingInterrupted, all_finite
 from fastlstm._history import epoch_record
 from fastlstm._optim import clip_grad_norm
@@ -109,8 +110,19 @@ class Trainer:
             batch_size, shuffle, rng, clip_norm)
         self.validate = validate
         self.hooks = list(hooks)
-        self.params = net.parameters()
-        self.guard = StepGuard(self.params, optimizer)
+        # One flat buffer for the parameters, one for the gradients (fastlstm._flat):
+        # norm, clipping, the update, its undo copy and the finite check are then
+        # a few whole-buffer operations per step instead of loops over arrays.
+        bind = getattr(net, "bind_flat", None)
+        self.flat = bind() if bind is not None else None
+        if self.flat is not None and getattr(optimizer, "bind", None) is not None:
+            optimizer.bind(self.flat)
+        if self.flat is not None:
+            self.params = self.flat.param_views
+            self.guard = StepGuard([self.flat.params], optimizer)
+        else:
+            self.params = net.parameters()
+            self.guard = StepGuard(self.params, optimizer)
         self.reason: str | None = None  # why the loop stops (first request wins)
         self.total_epochs = total_epochs
         self.n_samples = 0  # training sequences per epoch
@@ -141,16 +153,23 @@ class Trainer:
         loss, d_out = self.loss_fn(out, target, weight, lengths)
         if not math.isfinite(loss):
             return loss, f"the loss is {loss}"
+        flat = self.flat
         try:
-            grads = self.net.backward(d_out)
+            if flat is None:
+                grads = self.net.backward(d_out)
+            else:
+                grads = self.net.backward(d_out, out=flat.grad_views)
         except FloatingPointError as exc:
             return loss, str(exc)
-        norm = clip_grad_norm(grads, self.clip_norm)
+        if flat is None:
+            norm = clip_grad_norm(grads, self.clip_norm)
+        else:
+            norm = flat_grad_norm(flat, self.clip_norm)
         if not math.isfinite(norm):
             return loss, f"the gradient norm is {norm}"
         with self.guard.step():  # undone if interrupted half-way
             self.optimizer.step(self.params, grads)
-        if not all_finite(self.params):
+        if not (all_finite(self.params) if flat is None else all_finite([flat.params])):
             self.guard.restore()
             return loss, "the update made the weights non-finite"
         return loss, None
@@ -162,6 +181,9 @@ class Trainer:
         self.done, self.running_loss = 0, math.nan
         self.notify("epoch_begin", epoch)
         batches = length_batches(lengths, self.batch_size, self.rng if self.shuffle else None)
+        # the per-batch event goes only to the hooks that listen to it
+        batch_end = [hook.batch_end for hook in self.hooks
+                     if getattr(type(hook), "batch_end", None) is not Hook.batch_end]
         loss_sum = 0.0
         for b, idx in enumerate(batches):
             loss, failure = self.train_step(idx)
@@ -172,7 +194,8 @@ class Trainer:
             loss_sum += loss * len(idx)
             self.done += len(idx)
             self.running_loss = loss_sum / self.done
-            self.notify("batch_end", b, loss)
+            for listener in batch_end:
+                listener(self, b, loss)
         val_score, val_loss = None, None
         if self.validate is not None:
             val_score = float(self.validate())

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from fastlstm._data import Sequences, length_batches
+from fastlstm._flat import FlatParameters
 from fastlstm._losses import step_weights
 from fastlstm._lstm import LSTM
 from fastlstm._progress import Progress
@@ -93,10 +94,12 @@ def softmax_cross_entropy(
     """
     n = logits.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    w_sum = float(w.sum())
+    # the ufuncs' reduce rather than the methods: the same sums without a Python
+    # wrapper frame each (they run once per mini-batch)
+    w_sum = float(np.add.reduce(w))
     z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(z).sum(axis=1))
+    z = z - np.maximum.reduce(z, axis=1, keepdims=True)
+    log_norm = np.log(np.add.reduce(np.exp(z), axis=1))
     rows = np.arange(n)
     nll = log_norm - z[rows, y]
     if w_sum <= 0:
@@ -149,7 +152,7 @@ def squared_error(
     if w_sum <= 0:
         return 0.0, np.zeros_like(pred)
     wdiff = diff * w_b
-    loss = float(np.sum(wdiff * diff) / (w_sum * k))
+    loss = float(np.add.reduce(wdiff * diff, axis=None) / (w_sum * k))
     grad = wdiff * (2.0 / (w_sum * k))
     return loss, grad.astype(pred.dtype, copy=False)
 
@@ -273,6 +276,41 @@ class SequenceNet:
         live = self.layer.named_parameters()
         return [live[n] for n in self._names] + [self.weight, self.bias]
 
+    def bind_flat(self) -> FlatParameters:
+        """Make the live parameters views of one flat buffer (once); return it.
+
+        The layer's arrays and the readout's are replaced by views of a
+        :class:`~fastlstm._flat.FlatParameters` holding the same values, so
+        that the training step can treat all parameters as one array.  Later
+        calls return the same object while the parameters are still its
+        views (a network rebuilt by unpickling is bound anew).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm._training import SequenceNet
+        >>> net = SequenceNet(3, 2, hidden_size=4, random_state=0)
+        >>> flat = net.bind_flat()
+        >>> flat.params[:] = 0.0                      # the buffer is the model
+        >>> float(np.abs(net.layer.named_parameters()["weight_hh_l0"]).max())
+        0.0
+        >>> net.bind_flat() is flat
+        True
+        """
+        flat = self.__dict__.get("_flat")
+        live = self.parameters()
+        if flat is not None and flat.is_live(live):
+            return flat
+        flat = FlatParameters(live)
+        layer_params = self.layer._params
+        for name, view in zip(self._names, flat.param_views, strict=False):
+            layer_params[name] = view
+        self.weight, self.bias = flat.param_views[-2:]
+        # caches of packed weights (LSTM.step) must not outlive the old arrays
+        self.layer._version = getattr(self.layer, "_version", 0) + 1
+        self._flat = flat
+        return flat
+
     def get_weights(self) -> list[np.ndarray]:
         """Copies of :meth:`parameters`."""
         return [p.copy() for p in self.parameters()]
@@ -301,10 +339,13 @@ class SequenceNet:
         self._cache = (feats, h_n.shape) if training else None
         return y
 
-    def backward(self, d_y: np.ndarray) -> list[np.ndarray]:
+    def backward(self, d_y: np.ndarray, out: list[np.ndarray] | None = None
+                 ) -> list[np.ndarray]:
         """Gradients of all :meth:`parameters` from the gradient of the last outputs.
 
-        Needs a preceding ``forward(..., training=True)``.
+        Needs a preceding ``forward(..., training=True)``.  With ``out`` (arrays
+        shaped as :meth:`parameters`, e.g. ``bind_flat().grad_views``) the
+        gradients are written there and ``out`` is returned.
         """
         if self._cache is None:
             raise RuntimeError("backward needs a preceding forward(..., training=True)")
@@ -313,11 +354,14 @@ class SequenceNet:
         d_y = np.asarray(d_y, dtype=self.dtype)
         k = d_y.shape[-1]
         d_y2 = d_y.reshape(-1, k)
+        d_weight = d_bias = None
+        if out is not None:
+            d_weight, d_bias = out[-2:]
         with np.errstate(over="ignore", invalid="ignore"):  # reported below instead
-            d_weight = d_y2.T @ feats.reshape(-1, feats.shape[-1])
-            d_bias = d_y2.sum(axis=0)
+            d_weight = np.matmul(d_y2.T, feats.reshape(-1, feats.shape[-1]), out=d_weight)
+            d_bias = np.add.reduce(d_y2, axis=0, out=d_bias)
             d_feats = d_y @ self.weight
-        if not np.isfinite(d_feats).all():
+        if not np.logical_and.reduce(np.isfinite(d_feats), axis=None):
             raise FloatingPointError("the gradient of the recurrent features is not finite")
         if self.sequence_output:
             grads, _ = self.layer.backward(d_feats)
@@ -327,7 +371,11 @@ class SequenceNet:
             for j in range(self.num_directions):
                 d_h_n[h_shape[0] - self.num_directions + j] = d_feats[:, j * h:(j + 1) * h]
             grads, _ = self.layer.backward(None, d_h_n=d_h_n)
-        return [grads[n] for n in self._names] + [d_weight, d_bias]
+        if out is None:
+            return [grads[n] for n in self._names] + [d_weight, d_bias]
+        for name, g in zip(self._names, out, strict=False):
+            np.copyto(g, grads[name])
+        return out
 
     # Pickle the configuration and the weights, not the layer's thread pool,
     # kernels or training cache; the layer is rebuilt on load.
