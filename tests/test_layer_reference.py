@@ -583,3 +583,23 @@ def test_step_sees_parameter_updates(rng, h):
     h_t, _ = layer.step(problem.x[:, 1], state)
     want, _, _ = reference.forward(newer, problem.x[:, 1:2], initial_state=state)
     np.testing.assert_allclose(h_t, want[:, 0], **h.F64_TOL)
+
+
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_backward_without_input_gradient(rng, cls, dtype, ragged):
+    """input_grad=False: dx is None and every parameter gradient is unchanged, bit for bit."""
+    x = rng.standard_normal((7, 5, 3)).astype(dtype)
+    lengths = np.array([5, 2, 4, 1, 3, 5, 4]) if ragged else None
+    d_out = rng.standard_normal((7, 5, 16)).astype(dtype)
+    results = []
+    for input_grad in (True, False):
+        layer = cls(3, 8, num_layers=2, bidirectional=True, dropout=0.3, dtype=dtype,
+                    random_state=0)
+        layer.forward(x, lengths=lengths, training=True)
+        results.append(layer.backward(d_out, input_grad=input_grad))
+    (grads, dx), (grads2, dx2) = results
+    assert dx is not None and dx.shape == x.shape and dx2 is None
+    for name, value in grads.items():
+        np.testing.assert_array_equal(grads2[name], value, err_msg=name)

@@ -61,6 +61,20 @@ def test_failed_refit_leaves_the_regressor_as_it_was():
     np.testing.assert_array_equal(reg.predict(X), pred)
 
 
+def test_targets_whose_spread_overflows_are_refused_and_change_nothing():
+    X, y = _task()
+    reg = _small().fit(X, y)
+    before, pred = _fitted_state(reg), reg.predict(X)
+    huge = np.full(len(y), -0.056)
+    huge[0] = -1e300  # finite, but its squared deviation overflows float64
+    with pytest.raises(ValueError, match="too large to standardize"):
+        reg.fit(X, huge)
+    _assert_same(_fitted_state(reg), before)
+    np.testing.assert_array_equal(reg.predict(X), pred)
+    with pytest.raises(ValueError, match="too large to standardize"):
+        _small().fit(X, huge)
+
+
 def test_failed_refit_on_new_labels_keeps_the_classes():
     X, y = _task()
     clf = _small(LSTMClassifier).fit(X, (y > 0).astype(int))

@@ -1075,9 +1075,14 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         return (y2 - self._y_mean) / self._y_scale
 
     def _set_scaling(self, y2: np.ndarray) -> None:
-        self._y_mean = y2.mean(axis=0)
-        scale = y2.std(axis=0)
-        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(self._y_mean))] = 1.0
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            mean = y2.mean(axis=0)
+            scale = y2.std(axis=0)
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+            raise ValueError("y is too large to standardize in float64 (its mean or spread "
+                             f"overflows; largest |y| {np.abs(y2).max():.3g}): rescale y")
+        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
+        self._y_mean = mean
         self._y_scale = scale
 
     def _n_outputs(self) -> int:

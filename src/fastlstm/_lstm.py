@@ -215,7 +215,7 @@ class LSTM(RecurrentLayer):
         return self._stepper
 
     def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
-                 return_state_grads: bool = False):
+                 return_state_grads: bool = False, input_grad: bool = True):
         """Backpropagate through time from gradients of the last forward's outputs.
 
         Needs a preceding ``forward(..., training=True)``, whose stored
@@ -230,13 +230,18 @@ class LSTM(RecurrentLayer):
             Gradients with respect to the final states ``h_n`` and ``c_n``.
         return_state_grads : bool, default=False
             Also return the gradients with respect to the initial state.
+        input_grad : bool, default=True
+            Compute ``dx``; False skips the first layer's input-gradient
+            product and returns None for ``dx`` (for a caller that trains the
+            layer on fixed inputs, as the estimators do).
 
         Returns
         -------
         grads : dict of str to ndarray
             Parameter gradients, with the keys and shapes of :meth:`state_dict`.
-        dx : ndarray
-            Gradient with respect to ``x``, shaped like ``x`` (zero past the ends).
+        dx : ndarray or None
+            Gradient with respect to ``x``, shaped like ``x`` (zero past the ends);
+            None with ``input_grad=False``.
         (dh0, dc0) : tuple of ndarray
             Only if ``return_state_grads``: gradients of the initial state.
 
@@ -250,7 +255,7 @@ class LSTM(RecurrentLayer):
         >>> grads["weight_hh_l0"].shape, dx.shape
         ((12, 3), (4, 6, 2))
         """
-        grads, dx, (dh0, dc0) = self._backward(d_out, [d_h_n, d_c_n])
+        grads, dx, (dh0, dc0) = self._backward(d_out, [d_h_n, d_c_n], input_grad)
         if return_state_grads:
             return grads, dx, (dh0, dc0)
         return grads, dx

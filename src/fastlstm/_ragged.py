@@ -190,8 +190,8 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
 
 
 def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
-             d_finals: list[np.ndarray | None]) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                         list[np.ndarray]]:
+             d_finals: list[np.ndarray | None], input_grad: bool = True
+             ) -> tuple[dict[str, np.ndarray], np.ndarray | None, list[np.ndarray]]:
     """BPTT in the packed-sequence layout; returns (grads, dx, d_initial) as
     ``RecurrentLayer._backward`` does.  ``d_finals`` are checked (user order)."""
     plan = cache.plan
@@ -212,19 +212,21 @@ def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
     inverse = plan.inverse()
     with blas_single_threaded():
         for index in reversed(range(L)):
-            dx, dcarries = _backward_layer(layer, index, cache, dy, d_finals, grads)
+            dx, dcarries = _backward_layer(layer, index, cache, dy, d_finals, grads,
+                                           input_grad or index > 0)
             for d in range(D):
                 for j, dcarry in enumerate(dcarries[d]):
                     d_initial[j][index * D + d] = dcarry[inverse]
-            if cache.masks[index] is not None:
+            if cache.masks[index] is not None and dx is not None:
                 dx *= cache.masks[index]
             dy = dx
     grads = {name: grads[name] for name in layer._params}
-    return grads, plan.scatter(dy, np.float32), d_initial
+    return grads, None if dy is None else plan.scatter(dy, np.float32), d_initial
 
 
 def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.ndarray,
-                    d_finals: list[np.ndarray | None], grads: dict[str, np.ndarray]):
+                    d_finals: list[np.ndarray | None], grads: dict[str, np.ndarray],
+                    input_grad: bool = True):
     from fastlstm._recurrent import _matmul, gradient_products
 
     k = layer._kernels
@@ -276,6 +278,7 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
         for d in range(D):
             _matmul(acts[d][lo:hi], w_ih[d], d_x[lo:hi], accumulate=d > 0)
 
-    gradient_products(weight_grads, input_grads, G, N, D * (2 * n_in + H), plan.n_threads)
+    gradient_products(weight_grads, input_grads if input_grad else None, G, N,
+                      D * ((2 if input_grad else 1) * n_in + H), plan.n_threads)
     layer._store_grads(index, grads, d_w_ih, d_w_hh, d_bias)
-    return d_x, dcarries
+    return (d_x if input_grad else None), dcarries

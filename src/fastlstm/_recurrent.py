@@ -169,13 +169,13 @@ def gradient_products(weight_grads: Any, input_grads: Any, gate_rows: int, rows:
     """Run a layer's whole-sequence gradient products on up to ``n_threads`` threads.
 
     ``weight_grads(lo, hi)`` computes gate rows [lo, hi) of the weight
-    gradients, ``input_grads(lo, hi)`` sequence rows [lo, hi) of dX; thread i
-    takes block i of both splits.  ``width``: the summed inner sizes, for the
+    gradients, ``input_grads(lo, hi)`` sequence rows [lo, hi) of dX (None: no
+    dX); thread i takes block i of both splits.  ``width``: the summed inner sizes, for the
     flop count (threads only when each gets enough work).
     """
     threads = _gemm_threads(2.0 * rows * gate_rows * width, n_threads)
     w_blocks = _split(gate_rows, threads, ROW_ALIGN)
-    x_blocks = _split(rows, threads, ROW_ALIGN)
+    x_blocks = _split(rows, threads, ROW_ALIGN) if input_grads is not None else []
 
     def work(i: int) -> None:
         if i < len(w_blocks):
@@ -623,7 +623,7 @@ class RecurrentLayer(LayerInterop):
         return out, carries, gates, stores, inits
 
     # --------------------------------------------------------------- backward
-    def _backward(self, d_out: Any, d_finals: list[Any]):
+    def _backward(self, d_out: Any, d_finals: list[Any], input_grad: bool = True):
         """Checked BPTT; ``d_finals`` lists one gradient (or None) per carried state.
 
         Returns the parameter gradients, dx, and the initial-state gradients.
@@ -636,7 +636,7 @@ class RecurrentLayer(LayerInterop):
             d_finals = [None if v is None else self._check_state(f"d_{name}_n", v,
                                                                  cache.plan.batch)
                         for name, v in zip(self._states, d_finals, strict=True)]
-            return _ragged.backward(self, cache, d_out, d_finals)
+            return _ragged.backward(self, cache, d_out, d_finals, input_grad)
         plan = cache.plan
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
         L = self.num_layers
@@ -659,20 +659,22 @@ class RecurrentLayer(LayerInterop):
         d_initial = [np.zeros((D * L, B, H), dtype=self.dtype) for _ in self._states]
         with blas_single_threaded():
             for layer in reversed(range(L)):
-                dx_layer, dcarries = self._backward_layer(layer, cache, dy, d_finals, grads)
+                dx_layer, dcarries = self._backward_layer(layer, cache, dy, d_finals, grads,
+                                                          input_grad or layer > 0)
                 for d in range(D):
                     for k, dcarry in enumerate(dcarries[d]):
                         d_initial[k][layer * D + d] = plan.to_user(dcarry, axis=0)
                 mask = cache.masks[layer]
-                if mask is not None:
+                if mask is not None and dx_layer is not None:
                     dx_layer *= mask
                 dy = dx_layer
         grads = {name: grads[name] for name in self._params}
-        dx = fresh(plan.to_user(dy, axis=1).transpose(1, 0, 2), dy)
+        dx = None if dy is None else fresh(plan.to_user(dy, axis=1).transpose(1, 0, 2), dy)
         return grads, dx, d_initial
 
     def _backward_layer(self, layer: int, cache: _Cache, dy: np.ndarray,
-                        d_finals: list[np.ndarray | None], grads: dict[str, np.ndarray]):
+                        d_finals: list[np.ndarray | None], grads: dict[str, np.ndarray],
+                        input_grad: bool = True):
         plan = cache.plan
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
         G = self._gates * H
@@ -740,10 +742,10 @@ class RecurrentLayer(LayerInterop):
             for d in range(D):
                 _matmul(dgs[d][lo:hi], w_ih[d], d_x[lo:hi], accumulate=d > 0)
 
-        gradient_products(weight_grads, input_grads, G, T * B, D * (2 * n_in + H),
-                          plan.n_threads)
+        gradient_products(weight_grads, input_grads if input_grad else None, G, T * B,
+                          D * ((2 if input_grad else 1) * n_in + H), plan.n_threads)
         self._store_grads(layer, grads, d_w_ih, d_w_hh, d_bias)
-        return d_x.reshape(T, B, n_in), dcarries
+        return (d_x.reshape(T, B, n_in) if input_grad else None), dcarries
 
     def _check_d_out(self, d_out: Any, batch: int, steps: int) -> np.ndarray:
         """``d_out`` as an array of real numbers shaped as the output (values unchecked)."""

@@ -78,7 +78,8 @@ class RNN(RecurrentLayer):
         out, (h_n,) = self._forward(x, lengths, initial, training)
         return out, h_n
 
-    def backward(self, d_out: Any, d_h_n: Any = None, *, return_state_grads: bool = False):
+    def backward(self, d_out: Any, d_h_n: Any = None, *, return_state_grads: bool = False,
+                 input_grad: bool = True):
         """Backpropagate through time; see :meth:`fastlstm.LSTM.backward`.
 
         Parameters
@@ -89,13 +90,17 @@ class RNN(RecurrentLayer):
             Gradient with respect to the final state ``h_n``.
         return_state_grads : bool, default=False
             Also return the gradient with respect to h0.
+        input_grad : bool, default=True
+            Compute ``dx``; False skips the first layer's input-gradient
+            product and returns None for ``dx`` (for a caller that trains the
+            layer on fixed inputs).
 
         Returns
         -------
         grads : dict of str to ndarray
             Parameter gradients, keyed as :meth:`state_dict`.
-        dx : ndarray
-            Gradient with respect to ``x``.
+        dx : ndarray or None
+            Gradient with respect to ``x`` (None with ``input_grad=False``).
         dh0 : ndarray
             Only if ``return_state_grads``.
 
@@ -108,7 +113,7 @@ class RNN(RecurrentLayer):
         >>> grads["weight_hh_l0"].shape, dx.shape
         ((3, 3), (4, 6, 2))
         """
-        grads, dx, (dh0,) = self._backward(d_out, [d_h_n])
+        grads, dx, (dh0,) = self._backward(d_out, [d_h_n], input_grad)
         if return_state_grads:
             return grads, dx, dh0
         return grads, dx

@@ -364,13 +364,13 @@ class SequenceNet:
         if not np.logical_and.reduce(np.isfinite(d_feats), axis=None):
             raise FloatingPointError("the gradient of the recurrent features is not finite")
         if self.sequence_output:
-            grads, _ = self.layer.backward(d_feats)
+            grads, _ = self.layer.backward(d_feats, input_grad=False)
         else:
             d_h_n = np.zeros(h_shape, dtype=self.dtype)
             h = self.config["hidden_size"]
             for j in range(self.num_directions):
                 d_h_n[h_shape[0] - self.num_directions + j] = d_feats[:, j * h:(j + 1) * h]
-            grads, _ = self.layer.backward(None, d_h_n=d_h_n)
+            grads, _ = self.layer.backward(None, d_h_n=d_h_n, input_grad=False)
         if out is None:
             return [grads[n] for n in self._names] + [d_weight, d_bias]
         for name, g in zip(self._names, out, strict=False):
