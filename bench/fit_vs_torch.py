@@ -8,7 +8,8 @@ loss, optimizer (Adam, learning rate, gradient norm clipped at 5), the same
 mini-batches in the same order, epochs and threads:
 
 - ``digits``: scikit-learn's digits, 8 steps of 8 pixels, 10 classes;
-- ``sine``: noisy sines, T=128 steps of 1 feature, 2 classes;
+- ``drift``: T=128 steps of 1 noisy feature, 2 classes by the sign of its mean;
+- ``sine`` (on request): noisy sines, T=128 steps of 1 feature, 2 classes;
 - ``ragged``: 4-channel oscillations of 3 classes, lengths uniform in
   [20, 60]; PyTorch gets a ``PackedSequence`` per mini-batch;
 - ``adding`` (``--tasks adding``): the adding problem, T=100, regression (R^2).
