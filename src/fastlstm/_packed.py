@@ -131,17 +131,11 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     k = layer._kernels
     cell = layer._cell_code
     T, B, H, D = plan.steps, plan.batch, layer.hidden_size, layer.num_directions
-    G = layer._gates * H
     f32 = np.float32
     panels = k.packed_panels(cell, H)
     x = np.ascontiguousarray(layer_in, dtype=f32)
     if training:
-        # training buffers live until backward, then serve the next pass
-        ws = layer._scratch()
-        out = ws.empty(("out", index), (T, B, D * H), f32)
-        acts = [ws.empty(("acts", index, d), (T, B, G), f32) for d in range(D)]
-        stores = [ws.empty(("cstore", index, d), (T, B, H), f32)
-                  if cell == k.CELL_LSTM else None for d in range(D)]
+        out, acts, stores = training_buffers(layer, index, (T, B))
     else:
         out = np.empty((B, T, D * H) if batch_first else (T, B, D * H), dtype=f32)
         acts = stores = [None] * D
@@ -192,28 +186,50 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
     return out, carries, acts, stores
 
 
-def backward_recurrence(layer: RecurrentLayer, index: int, plan: _Plan, acts: list[np.ndarray],
+def training_buffers(layer: RecurrentLayer, index: int, rows: tuple[int, ...]
+                     ) -> tuple[np.ndarray, list[np.ndarray], list[Any]]:
+    """``(out, acts, stores)`` of a training forward of one layer, from the workspace.
+
+    ``rows`` is the time-major row shape: ``(T, B)`` padded, ``(N,)`` packed
+    sequences.  The buffers live until backward, then serve the next pass.
+    """
+    H, D, f32 = layer.hidden_size, layer.num_directions, np.float32
+    ws = layer._scratch()
+    out = ws.empty(("out", index), (*rows, D * H), f32)
+    acts = [ws.empty(("acts", index, d), (*rows, layer._gates * H), f32) for d in range(D)]
+    lstm = layer._cell_code == layer._kernels.CELL_LSTM
+    stores = [ws.empty(("cstore", index, d), (*rows, H), f32) if lstm else None
+              for d in range(D)]
+    return out, acts, stores
+
+
+def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list[np.ndarray],
                         stores: list[Any], initial: list[list[np.ndarray | None]],
                         dy: np.ndarray, dcarries: list[list[np.ndarray]],
                         d_bias: np.ndarray) -> None:
     """Backpropagate one layer's recurrences through time on packed W_hh.
 
-    ``acts`` (per direction, (T, B, G*H)) hold the forward's activations and
-    receive dG; ``dcarries`` (per direction, [dh, dc]) the gradients of the
-    final states, updated in place to those of the initial states;
-    ``d_bias[d, shard]`` receives the shard's column sums of dG.  One task
-    per (direction, shard), as the forward's batch shards: rows are
-    independent in backward, so no thread waits for another.
+    ``acts`` (per direction, time-major rows: (T, B, G*H) padded, (N, G*H) in
+    the packed-sequence layout of a ``_ragged.RaggedPlan``) hold the
+    forward's activations and receive dG; ``dcarries`` (per direction,
+    [dh, dc]) the gradients of the final states, updated in place to those
+    of the initial states; ``d_bias[d, shard]`` receives the shard's column
+    sums of dG.  One task per (direction, shard), as the forward's batch
+    shards: rows are independent in backward, so no thread waits for another.
     """
     k = layer._kernels
     cell = layer._cell_code
     B, H, D = plan.batch, layer.hidden_size, layer.num_directions
     exact = B >= k.packed_tile_rows()
-    rows = dy.shape[0] * dy.shape[1]
-    dy = dy.reshape(rows, -1)
-    acts = [a.reshape(rows, -1) for a in acts]
+    toff = getattr(plan, "toff", None)  # the packed-sequence layout's step offsets
+
+    def as_rows(a: np.ndarray) -> np.ndarray:
+        return a.reshape(-1, a.shape[-1])
+
+    dy = as_rows(dy)
+    acts = [as_rows(a) for a in acts]
     if cell == k.CELL_LSTM:
-        stores = [c.reshape(rows, -1) for c in stores]
+        stores = [as_rows(c) for c in stores]
     tasks = []
     for d in range(D):
         wp, c0, dc = backward_start(layer, index, d, initial[d], dcarries[d], B)
@@ -221,7 +237,7 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: _Plan, acts: li
             tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, n=n,
                          nact=nact: k.packed_backward(
                 cell, acts[d], stores[d], c0, wp, dy, d * H, dcarries[d][0], dc,
-                d_bias[d, shard], nact, None, d == 1, r0, r0 + n, exact))
+                d_bias[d, shard], nact, toff, d == 1, r0, r0 + n, exact))
     run_parallel(tasks)
 
 

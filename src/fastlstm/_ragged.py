@@ -153,16 +153,10 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
                    plan: RaggedPlan, inits: list[list[np.ndarray | None]], training: bool):
     cell = layer._cell_code
     N, B, H, D = plan.total, plan.batch, layer.hidden_size, layer.num_directions
-    G = layer._gates * H
     f32 = np.float32
     lstm = cell == k.CELL_LSTM
     if training:
-        # training buffers live until backward, then serve the next pass
-        ws = layer._scratch()
-        out = ws.empty(("out", index), (N, D * H), f32)
-        acts = [ws.empty(("acts", index, d), (N, G), f32) for d in range(D)]
-        stores = [ws.empty(("cstore", index, d), (N, H), f32) if lstm else None
-                  for d in range(D)]
+        out, acts, stores = _packed.training_buffers(layer, index, (N,))
     else:
         out = np.empty((N, D * H), dtype=f32)
         acts = stores = [None] * D
@@ -229,9 +223,7 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
                     input_grad: bool = True):
     from fastlstm._recurrent import _matmul, gradient_products
 
-    k = layer._kernels
     plan = cache.plan
-    cell = layer._cell_code
     N, B, H, D = plan.total, plan.batch, layer.hidden_size, layer.num_directions
     G = layer._gates * H
     f32 = np.float32
@@ -239,21 +231,12 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
     xs = cache.inputs[index]
     n_in = xs.shape[1]
     acts = cache.gates[index]
-    exact = B >= k.packed_tile_rows()
     dcarries = [[np.zeros((B, H), f32) if g is None
                  else np.ascontiguousarray(g[index * D + d][plan.perm], dtype=f32)
                  for g in d_finals] for d in range(D)]
     d_bias = np.zeros((D, len(plan.shards), G))
-    tasks = []
-    for d in range(D):
-        wp, c0, dc = _packed.backward_start(layer, index, d, cache.initial[index][d],
-                                            dcarries[d], B)
-        for shard, ((r0, n), nact) in enumerate(zip(plan.shards, plan.nact, strict=True)):
-            tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, n=n, nact=nact:
-                         k.packed_backward(cell, acts[d], cache.stores[index][d], c0, wp, dy,
-                                           d * H, dcarries[d][0], dc, d_bias[d, shard], nact,
-                                           plan.toff, d == 1, r0, r0 + n, exact))
-    run_parallel(tasks)
+    _packed.backward_recurrence(layer, index, plan, acts, cache.stores[index],
+                                cache.initial[index], dy, dcarries, d_bias)
 
     # h_{t-1} of every packed row (h0 where a row starts): dW_hh = dG^T H_prev
     hprev = []
