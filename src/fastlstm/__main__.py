@@ -46,13 +46,24 @@ def _digits_demo(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         # a demo run stops at its epoch limit on purpose
         warnings.simplefilter("ignore", category=ConvergenceWarning)
-        clf.fit(X_train, y_train)
+        try:
+            clf.fit(X_train, y_train)
+        except KeyboardInterrupt:
+            # a Ctrl-C in the training loop (the model is then published, with
+            # its loss curve) was reported by the progress output: one line
+            if args.quiet or not hasattr(clf, "loss_curve_"):
+                _say_interrupted()
+            return 130
     fit_time = time.perf_counter() - start
     accuracy = clf.score(X_test, y_test)
     print(f"test accuracy: {accuracy:.4f}")
     print(f"fit time: {fit_time:.2f} s ({clf.n_iter_} epochs)")
     print(f"training throughput: {clf.t_ / fit_time:,.0f} sequences/s")
     return 0
+
+
+def _say_interrupted() -> None:
+    print("fastlstm: interrupted", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _digits_demo(args)
         except KeyboardInterrupt:
-            print("fastlstm: interrupted", file=sys.stderr)
+            _say_interrupted()
             return 130  # the shell's status for SIGINT
     if args.command == "bench":
         from fastlstm._bench._run import execute

@@ -406,7 +406,10 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
 
         Ctrl-C is the exception: the model keeps the weights of the last
         complete step (and curves and counters that match them), and the
-        interrupt propagates.
+        interrupt propagates as a plain ``KeyboardInterrupt``, raised here
+        with no chain and none of the training loop's frames, so that an
+        uncaught one ends a script as any Ctrl-C does (a short traceback,
+        exit by SIGINT: status 130).
         """
         continuing = hasattr(self, "network_") and (incremental or self.warm_start is True)
         snapshot = FitSnapshot(self, continuing)
@@ -414,11 +417,14 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
             with blas_single_threaded():  # once per fit, not per batch
                 return self._fit_body(X, y, sample_weight, incremental=incremental,
                                       classes=classes, X_val=X_val, y_val=y_val)
-        except TrainingInterrupted:
-            raise
+        except TrainingInterrupted as exc:
+            interrupt_args = exc.args  # the model is published, usable
         except BaseException:
             snapshot.restore(self)
             raise
+        # outside the handler: no "during handling" context to show.  Exactly
+        # KeyboardInterrupt, as the interpreter exits by SIGINT for no subclass
+        raise KeyboardInterrupt(*interrupt_args)
 
     def _fit_body(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool,
                   classes: Any = None, X_val: Any = None, y_val: Any = None) -> _BaseLSTM:

@@ -22,8 +22,20 @@ __all__ = ["StepGuard", "TrainingInterrupted", "all_finite"]
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training, raised after the model was left usable.
 
-    A :class:`KeyboardInterrupt`, so that whatever runs the fit (a script, a
-    grid search) stops as it would on any Ctrl-C.
+    A :class:`KeyboardInterrupt`, so that whatever runs the training loop
+    stops as it would on any Ctrl-C.  It tells the estimators that the model
+    holds the weights of its last complete step; they hand the caller a plain
+    :class:`KeyboardInterrupt` in its place, because the interpreter exits a
+    script by SIGINT (status 130) only for that exact type.
+
+    Examples
+    --------
+    >>> from fastlstm._guard import TrainingInterrupted
+    >>> try:
+    ...     raise TrainingInterrupted
+    ... except KeyboardInterrupt as exc:
+    ...     type(exc).__name__
+    'TrainingInterrupted'
     """
 
 

@@ -224,9 +224,10 @@ class Trainer:
                     break
         except KeyboardInterrupt as exc:
             # the weights are those of the last complete step (a step cut short
-            # was undone by the guard); the interrupt goes on to the caller
+            # was undone by the guard); the interrupt goes on to the caller as
+            # one exception, without the frames or the chain of where it landed
             self.notify("interrupted")
-            raise TrainingInterrupted(*exc.args) from exc
+            raise TrainingInterrupted(*exc.args) from None
         finally:
             self.net._cache = None
             self.notify("closed")
