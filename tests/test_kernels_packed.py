@@ -162,6 +162,11 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     bit, and batch shards, hidden slices and one thread agree bit for bit.
     """
     batch = 4 * k.packed_tile_rows() + 3
+    code = CELLS["lstm" if cls is fastlstm.LSTM else "rnn"][0]
+    # three panels and a ragged last one on this variant's vector width, so
+    # both axes (batch shards and hidden slices) run on every CPU
+    hidden = 2 * k.packed_units(code) + 3
+    assert k.packed_panels(code, hidden) == 3
     x = rng.standard_normal((batch, 9, 5)).astype(np.float32)
     lengths = rng.integers(1, 10, size=batch)
     results = []
@@ -171,14 +176,16 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
             mp.setattr(_packed, "SHARD_MIN_ROWS", shard_min)
             mp.setattr(_packed, "SLICE_MIN_STEP_FLOPS", 0)
             mp.setattr(_packed, "SLICE_MIN_FLOPS", 0)
-            layer = cls(5, 40, num_layers=2, n_jobs=n_jobs, random_state=0)
+            # the axis is chosen for any core count (a one-core runner too)
+            mp.setattr(_packed, "usable_cores", lambda: 4)
+            layer = cls(5, hidden, num_layers=2, n_jobs=n_jobs, random_state=0)
             plan = layer._plan(batch, 9, lengths.astype(np.int64))
             results.append((plan.slice_threads, layer.forward(x, lengths=lengths)))
     assert {s for s, _ in results} >= {1, 2}  # both axes were exercised
     for _, (out, _state) in results[1:]:
         assert np.array_equal(out, results[0][1][0])
     perm = rng.permutation(batch)
-    out_p = cls(5, 40, num_layers=2, n_jobs=1, random_state=0).forward(
+    out_p = cls(5, hidden, num_layers=2, n_jobs=1, random_state=0).forward(
         x[perm], lengths=lengths[perm])[0]
     assert np.array_equal(out_p, results[0][1][0][perm])
 
@@ -482,3 +489,78 @@ def test_gradients_do_not_depend_on_order_or_threads(k, rng, cls):
             assert np.array_equal(a, b[:, perm])
         for name, value in grads.items():
             np.testing.assert_allclose(g2[name], value, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def _hidden_sizes_for_step(k):
+    """Hidden sizes on both sides of this variant's vector width, and the reported ones."""
+    vw = k.packed_width()
+    return sorted({20, 32, 40, vw + 4, 2 * vw, 2 * vw + 1})
+
+
+def _run_in_threads(work, n_threads=2):
+    barrier = threading.Barrier(n_threads)
+    results = [None] * n_threads
+    errors = []
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and errors == []
+    return results
+
+
+def test_step_from_two_threads_matches_sequential(k, rng):
+    """Two threads stepping one layer on states of their own get the sequential numbers.
+
+    The stepper holds no scratch that a step writes: the padded cell state
+    a hidden size off the vector width needs is each call's own.
+    """
+    steps, batch = 200, 16
+    for hidden in _hidden_sizes_for_step(k):
+        layer = fastlstm.LSTM(6, hidden, num_layers=2, random_state=1)
+        xs = [rng.standard_normal((batch, steps, 6)).astype(np.float32) for _ in range(2)]
+
+        def stream(i, layer=layer, xs=xs):
+            state, outs = None, []
+            for t in range(steps):
+                h, state = layer.step(xs[i][:, t], state)
+                outs.append(h)
+            return np.stack(outs, axis=1), state
+
+        expected = [stream(i) for i in range(2)]
+        for _ in range(3):
+            got = _run_in_threads(stream)
+            for (out, (h, c)), (out_e, (h_e, c_e)) in zip(got, expected, strict=True):
+                assert np.array_equal(out, out_e), hidden
+                assert np.array_equal(h, h_e) and np.array_equal(c, c_e), hidden
+
+
+def test_predict_step_from_two_threads_matches_sequential(k, rng):
+    """An estimator's streaming predictions from two threads equal the sequential ones."""
+    vw = k.packed_width()
+    x = rng.standard_normal((24, 10, 3)).astype(np.float32)
+    y = (x[:, :, 0].sum(axis=1) > 0).astype(int)
+    clf = fastlstm.LSTMClassifier(hidden_size=vw + 4, max_epochs=1, random_state=0).fit(x, y)
+    streams = [rng.standard_normal((64, 60, 3)).astype(np.float32) for _ in range(2)]
+
+    def stream(i):
+        state, probs = None, []
+        for t in range(streams[i].shape[1]):
+            p, state = clf.predict_step(streams[i][:, t], state)
+            probs.append(p)
+        return np.stack(probs)
+
+    expected = [stream(i) for i in range(2)]
+    for _ in range(3):
+        got = _run_in_threads(stream)
+        for a, b in zip(got, expected, strict=True):
+            assert np.array_equal(a, b)

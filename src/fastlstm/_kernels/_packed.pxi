@@ -382,21 +382,28 @@ cdef inline bint _state_ok(object a, int64_t L, int64_t B, int64_t H, bint writa
     return arr.shape[0] == L and arr.shape[1] == B and arr.shape[2] == H
 
 
+# floats of padded cell state a step keeps on the stack (16 KiB); larger
+# batches allocate per call
+cdef enum:
+    STEP_STACK_FLOATS = 4096
+
+
 cdef class PackedStepper:
     """Streaming steps of a unidirectional LSTM stack on packed weights.
 
     Holds the packed weights of every layer (packed once, by the caller, for
-    one version of the parameters) and a scratch cell-state buffer that grows
-    with the batch and is reused, so a step allocates nothing in C.
+    one version of the parameters) and nothing that a step writes: any
+    number of threads may step one stepper at once on states of their own.
+    When ``hidden_size`` is not a whole number of vectors the cell state goes
+    through a padded scratch buffer that each call allocates for itself (on
+    the stack for small batches).
     """
 
     cdef list _packed
-    cdef object _cbuf
     cdef const float** _wp
     cdef const float** _bp
     cdef readonly int64_t num_layers, input_size, hidden_size
     cdef int64_t ldc, npan
-    cdef int32_t nact[1]
 
     def __cinit__(self, list packed, int64_t input_size, int64_t hidden_size):
         cdef int64_t layer
@@ -407,8 +414,6 @@ cdef class PackedStepper:
         self.hidden_size = hidden_size
         self.npan = fl_packed_panels(CELL_LSTM, hidden_size)
         self.ldc = self.npan * fl_packed_width()
-        self._cbuf = aligned_empty((1, self.ldc))
-        self._cbuf[...] = 0
         self._packed = []
         for layer in range(self.num_layers):
             wp = packed[layer][0]
@@ -460,13 +465,19 @@ cdef class PackedStepper:
         cdef float* ho = <float*> cnp.PyArray_DATA(<cnp.ndarray> h_out)
         cdef float* co = <float*> cnp.PyArray_DATA(<cnp.ndarray> c_out)
         # H a whole number of vectors: the kernel updates c_out in place;
-        # otherwise c goes through a padded scratch buffer, kept across calls
+        # otherwise c goes through a padded buffer of this call's own (a
+        # stepper is shared by every thread that steps the layer)
         cdef bint in_place = ldc == H
-        if not in_place and (<cnp.ndarray> self._cbuf).shape[0] < B:
-            self._cbuf = aligned_empty((B, ldc))
-            self._cbuf[...] = 0
-        cdef float* cb = <float*> cnp.PyArray_DATA(<cnp.ndarray> self._cbuf)
-        self.nact[0] = <int32_t> B
+        cdef float stack_buf[STEP_STACK_FLOATS]
+        cdef void* heap = NULL
+        cdef float* cb = stack_buf
+        cdef int32_t nact[1]
+        if not in_place and B * ldc > STEP_STACK_FLOATS:
+            heap = malloc(<size_t> (B * ldc) * sizeof(float) + 64)
+            if heap == NULL:
+                raise MemoryError(f"step: cannot allocate the cell state of {B} rows")
+            cb = <float*> ((<size_t> heap + 63) & ~(<size_t> 63))
+        nact[0] = <int32_t> B
         s.cell = CELL_LSTM
         s.reverse = 0
         # a batch of a whole tile or more: every row the same arithmetic, as in forward
@@ -481,7 +492,7 @@ cdef class PackedStepper:
         s.xts = 0
         s.acts = NULL
         s.cstore = NULL
-        s.nact = self.nact
+        s.nact = nact
         s.toff = NULL
         with nogil:
             if not _all_finite(xp, B * I):
@@ -489,6 +500,9 @@ cdef class PackedStepper:
             elif not (_all_finite(hi, L * B * H) and _all_finite(ci, L * B * H)):
                 status = 2
             else:
+                if not in_place:
+                    # the padding lanes hold zeros, never stale values
+                    memset(cb, 0, <size_t> (B * ldc) * sizeof(float))
                 for l in range(L):
                     s.NI = I if l == 0 else H
                     s.x = xp if l == 0 else ho + (l - 1) * B * H
@@ -507,4 +521,5 @@ cdef class PackedStepper:
                     fl_seq_run(&s, 0, B, 0, npan, NULL)
                     for r in range(B):
                         memcpy(co + (l * B + r) * H, cb + r * ldc, H * sizeof(float))
+            free(heap)
         return status
