@@ -10,9 +10,9 @@ Prints a markdown report (or JSON with ``--json``): machine and library facts
 (CPU model, kernel variant, BLAS), the sgemm and FMA peaks of this run, the
 dense-shape table (forward and forward+backward times, GFLOP/s and % of the
 peaks, peer ratios > 1 meaning fastlstm is faster), ragged batches, streaming
-single steps, the memory of one training step, whole fits of the estimators
-against the same model in a plain PyTorch loop (time and test accuracy), and
-the project's targets checked on the run.
+single steps, the memory of one training step, and whole fits of the
+estimators against the same model in a plain PyTorch loop (time and test
+accuracy). The figures to expect are in docs/performance.md.
 
 The machinery lives in the package (``fastlstm._bench``) so that the installed
 ``fastlstm bench`` command runs the same code; this script only differs in

@@ -129,3 +129,23 @@ def test_compare_script_is_the_same_command():
     assert proc.returncode == 0, proc.stderr
     for option in ("--quick", "--json", "--cases", "--threads", "--markdown", "--plot"):
         assert option in proc.stdout
+
+
+# words about the product only: no targets, verdicts or references to work items
+_NOT_FOR_USERS = ("issue", "Target", "target", "| NO |", "#9", "item ")
+
+
+def test_the_report_is_measurements_without_targets(capsys):
+    """The markdown and JSON reports hold measurements, not targets or work items."""
+    argv = ["bench", "--quick", "--cases", "2,3,2,8", "--threads", "1", "--skip",
+            "streaming", "memory", "fit"]  # dense and ragged sections, tiny and quick
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "### Dense batches" in out and "### Ragged batch" in out
+    for text in (out, err):
+        for word in _NOT_FOR_USERS:
+            assert word not in text, word
+    assert main([*argv, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "targets" not in doc and doc["dense"] and doc["ragged"]["results"]
+    assert not any(word in json.dumps(doc) for word in _NOT_FOR_USERS)

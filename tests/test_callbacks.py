@@ -1,4 +1,4 @@
-"""Callbacks (issue 12, item 3): hooks, stopping, schedules, checkpoints, clone."""
+"""Callbacks: hooks, stopping, schedules, checkpoints, clone."""
 
 import warnings
 

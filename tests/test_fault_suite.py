@@ -1,4 +1,4 @@
-"""Fault suite (issue 10): hostile estimator inputs, drawn by Hypothesis.
+"""Fault suite: hostile estimator inputs, drawn by Hypothesis.
 
 Every drawn call must end in one of two ways: a clear ``ValueError`` or
 ``TypeError`` with the fitted estimator exactly as it was, or a correct

@@ -1,4 +1,4 @@
-"""history_ (issue 12, item 2): one record per epoch, across warm starts, and its plot."""
+"""history_: one record per epoch, across warm starts, and its plot."""
 
 import math
 import pickle

@@ -116,7 +116,7 @@ ESTIMATORS = {
     "reg-ragged-sequence": (fastlstm.LSTMRegressor, dict(sequence_output=True),
                             "ragged-per-step"),
     "reg-table": (fastlstm.LSTMRegressor, dict(), "table"),
-    # the parameters of issue 12: validation control, layout, losses
+    # validation control, layout and loss parameters
     "clf-last-split-loss-scoring": (fastlstm.LSTMClassifier,
                                     dict(early_stopping=True, validation_split="last",
                                          scoring="loss"), "labels"),

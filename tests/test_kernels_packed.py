@@ -388,7 +388,8 @@ def _available_bytes():
 @pytest.mark.skipif(_available_bytes() < 12 * 2**30,
                     reason="needs about 7 GiB of free memory for 2^26-row states")
 def test_step_past_32_bit_sizes():
-    """B * 4H = 2^31 gate values: sizes that overflow 32-bit arithmetic (issue: segfault).
+    """B * 4H = 2^31 gate values: sizes that overflow 32-bit arithmetic
+    (such sizes once crashed the process).
 
     The smallest hidden size keeps the work small (about 40 GFLOP); the
     states themselves need 2^26 x 8 floats each.

@@ -1,4 +1,4 @@
-"""Input layouts (issue 12, item 5): channels-first input, layout warnings, feature names."""
+"""Input layouts: channels-first input, layout warnings, feature names."""
 
 import warnings
 

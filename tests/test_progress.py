@@ -1,4 +1,4 @@
-"""Progress (issue 12, items 3 and 4): verbose=1 and the ProgressBar callback,
+"""Progress: verbose=1 and the ProgressBar callback,
 with tqdm present, absent, on a terminal and on a plain stream."""
 
 import io

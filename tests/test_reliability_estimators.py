@@ -1,5 +1,5 @@
-"""Regression tests of issue 10 at the estimator level: transactional fits, divergence,
-Ctrl-C, the memory budget, and input forms."""
+"""Reliability at the estimator level: transactional fits, divergence, Ctrl-C,
+the memory budget, and input forms."""
 
 import pickle
 import time

@@ -1,4 +1,4 @@
-"""Regression tests of issue 10 at the layer level: tapes per thread, BLAS limits,
+"""Reliability at the layer level: tapes per thread, BLAS limits,
 finite checks after the cast, validated unpickling, memory budget, thread pool,
 environment overrides and the dropout warning."""
 

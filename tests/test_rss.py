@@ -1,4 +1,4 @@
-"""Memory does not grow over many fit/predict cycles (issue 10's fault suite).
+"""Memory does not grow over many fit/predict cycles (part of the fault suite).
 
 Marked ``slow`` (a few seconds); it runs in the default ``pytest`` run, and
 ``pytest -m "not slow"`` leaves it out.

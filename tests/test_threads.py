@@ -1,4 +1,4 @@
-"""Concurrency (issue 10): predict, forward and fit from several threads at once."""
+"""Concurrency: predict, forward and fit from several threads at once."""
 
 import pickle
 import sys

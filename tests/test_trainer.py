@@ -1,5 +1,5 @@
-"""The Trainer (issue 12, item 8): train step, epoch and events, with the
-estimators' behaviour built from hooks rather than branches of the loop."""
+"""The Trainer: train step, epoch and events, with the estimators' behaviour
+built from hooks rather than branches of the loop."""
 
 import math
 import warnings
@@ -133,3 +133,27 @@ def test_plateau_stops_the_standard_loop_and_reports_once():
     # epoch 1 sets the best loss; epochs 2 and 3 do not beat it by tol: 2 > n_iter_no_change
     assert trainer.state.n_iter == 3 and len(trainer.state.loss_curve) == 3
     assert len(out) == 1 and "did not improve more than tol=10" in out[0]
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_a_validation_stops_the_loop_only_with_early_stopping(early_stopping):
+    scores = iter([0.5, 0.9, 0.1, 0.1, 0.1, 0.1])  # best at epoch 2, then no better
+    hooks = standard_hooks(Progress(0, None), tol=0.0, n_iter_no_change=1,
+                           stop_on_plateau=True, early_stopping=early_stopping)
+    trainer, lengths = _trainer(hooks, validate=lambda: next(scores))
+    weights = []
+    trainer.hooks.append(type("Keep", (Hook,), {"epoch_end": lambda self, t, e, logs:
+                                                weights.append(t.net.get_weights())})())
+    reason = trainer.fit_loop(lengths, 6)
+    state = trainer.state
+    assert state.validation_scores == [0.5, 0.9, 0.1, 0.1, 0.1, 0.1][:state.n_iter]
+    assert state.best_validation_score == 0.9
+    final = trainer.net.get_weights()
+    if early_stopping:  # two epochs without improvement > n_iter_no_change: stop, best back
+        assert (reason, state.n_iter) == ("converged", 4)
+        expected = weights[1]
+    else:  # the training loss decides (it improves here), and the last weights stay
+        assert (reason, state.n_iter) == ("max_epochs", 6)
+        assert state.best_weights is None
+        expected = weights[-1]
+    assert all(np.array_equal(a, b) for a, b in zip(final, expected, strict=True))

@@ -183,12 +183,13 @@ _DOC_ATTRS = """
     best_loss_ : float
         Smallest value in ``loss_curve_``.
     validation_scores_ : list of float
-        Validation score of each epoch (only with ``early_stopping=True``).
+        Validation score of each epoch (only with ``early_stopping=True`` or
+        validation data ``X_val``, ``y_val`` given to :meth:`fit`).
     best_validation_score_ : float
-        Best value in ``validation_scores_`` (only with ``early_stopping=True``).
+        Best value in ``validation_scores_`` (likewise).
     validation_losses_ : list of float
-        Validation loss of each epoch, on the scale of ``loss_curve_`` (only
-        with ``early_stopping=True``).
+        Validation loss of each epoch, on the scale of ``loss_curve_``
+        (likewise).
     n_iter_ : int
         Epochs run.
     t_ : int
@@ -430,10 +431,9 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                   classes: Any = None, X_val: Any = None, y_val: Any = None) -> _BaseLSTM:
         self._check_params()
         if (X_val is None) != (y_val is None):
-            raise ValueError("X_val and y_val must be given together.")
-        if X_val is not None and not self.early_stopping:
-            raise ValueError("X_val and y_val are validation data for early stopping; "
-                             "set early_stopping=True to use them.")
+            given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+            raise ValueError(f"{given} was given without {missing}: X_val and y_val must be "
+                             "given together (the validation sequences and their targets).")
         check_estimator_memory(self, X, fitting=True)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -481,9 +481,9 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
 
         validate = None
         X_train, t_train, w_train = Xs, target, weight
-        if self.early_stopping and X_val is not None:
-            Xs_val = self._validate_X(X_val, reset=False)
-            t_val = self._prepare_targets(y_val, Xs_val, reset=False, classes=None)
+        if X_val is not None:  # scored every epoch; decides the stop with early_stopping
+            Xs_val = self._validation_X(X_val)
+            t_val = self._validation_targets(y_val, Xs_val)
             validate = ValidationMonitor(self, Xs_val, t_val, np.ones(Xs_val.n_samples),
                                          self.scoring)
         elif self.early_stopping:
@@ -495,6 +495,7 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                                          self._take_targets(target, idx_val),
                                          weight[idx_val], self.scoring)
 
+        self._validating = validate is not None
         state = self._state
         if not incremental:
             state.reset_stopping()
@@ -520,6 +521,7 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                 progress=make_progress(self.verbose, total), total_epochs=total,
                 events=None if not self.callbacks else _Events(
                     self.callbacks, TrainingContext(self, net, self._optimizer, state.history)),
+                early_stopping=bool(self.early_stopping),
             )
         except TrainingInterrupted:
             self._publish_state()  # the last complete step's model, usable
@@ -533,6 +535,26 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                 stacklevel=4,
             )
         return self
+
+    def _validation_X(self, X_val: Any) -> Sequences:
+        """``X_val`` checked as ``X`` is, against the model (at least 2 sequences)."""
+        try:
+            check_estimator_memory(self, X_val, fitting=False,
+                                   n_outputs=self.network_.config["n_outputs"])
+            Xs_val = self._validate_X(X_val, reset=False)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"Invalid validation data X_val: {exc}") from None
+        if Xs_val.n_samples < 2:
+            raise ValueError("X_val needs at least 2 sequences to validate on; got "
+                             f"{Xs_val.n_samples}.")
+        return Xs_val
+
+    def _validation_targets(self, y_val: Any, Xs_val: Sequences) -> Any:
+        """``y_val`` checked and prepared as ``y`` is (labels among ``classes_``)."""
+        try:
+            return self._prepare_targets(y_val, Xs_val, reset=False, classes=None)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"Invalid validation targets y_val (for X_val): {exc}") from None
 
     def _split(self, n: int, target: Any) -> tuple[np.ndarray, np.ndarray]:
         idx = np.arange(n)
@@ -569,7 +591,7 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         self.best_loss_ = float(s.best_loss) if s.loss_curve else float("nan")
         self.n_iter_ = s.n_iter
         self.t_ = s.t
-        if self.early_stopping:
+        if getattr(self, "_validating", self.early_stopping):
             self.validation_scores_ = list(s.validation_scores)
             self.best_validation_score_ = s.best_validation_score
             self.validation_losses_ = list(s.validation_losses)
@@ -593,8 +615,13 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sequence in the loss.
         X_val, y_val : array-like, default=None
-            Validation data for early stopping (``early_stopping=True``), in
-            place of a share of ``X``: all of ``X`` is then trained on.
+            Validation data, given together and checked as ``X`` and ``y``
+            are: the model is scored on them after every epoch
+            (``validation_scores_``, ``validation_losses_``, ``history_``).
+            With ``early_stopping=True`` they take the place of the held-out
+            share of ``X`` (all of ``X`` is then trained on) and decide when
+            to stop; without, they are only recorded and training stops as
+            it would without them.
 
         Returns
         -------
@@ -612,6 +639,11 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         >>> reg.set_params(early_stopping=True).fit(X[:48], X[:48, -1, 0], X_val=X[48:],
         ...                                          y_val=X[48:, -1, 0]).validation_losses_
         [...]
+        >>> reg.set_params(early_stopping=False).fit(X[:48], X[:48, -1, 0], X_val=X[48:],
+        ...                                           y_val=X[48:, -1, 0]).n_iter_
+        2
+        >>> len(reg.validation_scores_)  # scored every epoch, without stopping early
+        2
         """
         return self._fit(X, y, sample_weight, incremental=False, X_val=X_val, y_val=y_val)
 

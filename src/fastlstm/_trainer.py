@@ -288,38 +288,48 @@ class PlateauStopping(Hook):
     """The estimators' own plateau criterion (as scikit-learn's MLP).
 
     :meth:`epoch_end` (before the curves are recorded) counts epochs without
-    an improvement of more than ``tol`` of the validation score (keeping the
-    best weights, put back at the end) or else of the training loss;
+    an improvement of more than ``tol`` of the validation score (early
+    stopping: a validation and ``on_validation``; the best weights are kept
+    and put back at the end) or else of the training loss;
     :class:`PlateauCheck` (placed after the user's callbacks) stops the loop
     when the count exceeds ``n_iter_no_change``.  At the end the best
     validation weights are put back (before the user's ``on_train_end``).
+    With ``on_validation=False`` a validation is only recorded (its best
+    score too): the training loss decides, and the last weights stay.
     """
 
     def __init__(self, tol: float, n_iter_no_change: int, stop_on_plateau: bool,
-                 report: Callable[[str], None]) -> None:
+                 report: Callable[[str], None], on_validation: bool = True) -> None:
         self.tol, self.n_iter_no_change = tol, n_iter_no_change
         self.stop_on_plateau, self.report = stop_on_plateau, report
+        self.on_validation = on_validation
+
+    def watches_validation(self, trainer: Trainer) -> bool:
+        """Whether the validation score (not the training loss) decides."""
+        return self.on_validation and trainer.validate is not None
 
     def epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:  # noqa: D102
         state, tol = trainer.state, self.tol
         val_score = logs["val_score"]
-        if val_score is not None:
+        early_stopping = val_score is not None and self.on_validation
+        if early_stopping:
             if val_score < state.best_validation_score + tol:
                 state.no_improvement_count += 1
             else:
                 state.no_improvement_count = 0
-            if val_score > state.best_validation_score:
-                state.best_validation_score = val_score
-                state.best_weights = trainer.net.get_weights()
         elif logs["loss"] > state.best_loss - tol:
             state.no_improvement_count += 1
         else:
             state.no_improvement_count = 0
+        if val_score is not None and val_score > state.best_validation_score:
+            state.best_validation_score = val_score
+            if early_stopping:
+                state.best_weights = trainer.net.get_weights()
         state.best_loss = min(state.best_loss, logs["loss"])
 
     def train_end(self, trainer: Trainer) -> None:  # noqa: D102
         state = trainer.state
-        if trainer.validate is not None and state.best_weights is not None:
+        if self.watches_validation(trainer) and state.best_weights is not None:
             trainer.net.set_weights(state.best_weights)
 
 
@@ -333,7 +343,7 @@ class PlateauCheck(Hook):
         p = self.plateau
         if p.stop_on_plateau and trainer.state.no_improvement_count > p.n_iter_no_change:
             if trainer.stop("converged"):
-                what = "Validation score" if trainer.validate is not None else "Training loss"
+                what = "Validation score" if p.watches_validation(trainer) else "Training loss"
                 p.report(f"{what} did not improve more than tol={p.tol:g} for "
                          f"{p.n_iter_no_change} consecutive epochs. Stopping.")
 
@@ -378,15 +388,18 @@ class UserCallbacks(Hook):
 
 
 def standard_hooks(progress: Any, *, tol: float, n_iter_no_change: int, stop_on_plateau: bool,
-                   events: Any = None) -> list[Hook]:
+                   events: Any = None, early_stopping: bool = True) -> list[Hook]:
     """The estimators' hooks, in their order.
 
     epoch end: plateau count, curves and history, progress, the user's
     callbacks, the plateau stop; a failed epoch: the progress line is
     ended, then the rollback warns; train end: the best validation weights
-    are back before the user's ``on_train_end``.
+    are back before the user's ``on_train_end``.  ``early_stopping=False``:
+    a validation is recorded but does not stop the training (the training
+    loss's plateau does).
     """
-    plateau = PlateauStopping(tol, n_iter_no_change, stop_on_plateau, progress.message)
+    plateau = PlateauStopping(tol, n_iter_no_change, stop_on_plateau, progress.message,
+                              on_validation=early_stopping)
     hooks: list[Hook] = [plateau, HistoryRecorder(), ProgressReporter(progress),
                          NonFiniteRollback()]
     if events is not None:

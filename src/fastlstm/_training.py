@@ -489,6 +489,7 @@ def train_epochs(
     progress: Progress | None = None,
     total_epochs: int | None = None,
     events: Any = None,
+    early_stopping: bool = True,
 ) -> str:
     """Run up to ``n_epochs`` epochs of mini-batch training, updating ``state``.
 
@@ -498,9 +499,9 @@ def train_epochs(
     Each epoch shuffles (when ``shuffle``) and batches the samples by length,
     and for each batch runs forward, the loss, backward, global-norm clipping
     and an optimizer step.  After each epoch the plateau counter is updated
-    from the validation score (``validate`` given: higher is better, and the
-    best weights are kept to be restored at the end) or else from the
-    training loss, as scikit-learn's MLP does.
+    from the validation score (``validate`` given with ``early_stopping``:
+    higher is better, and the best weights are kept to be restored at the
+    end) or else from the training loss, as scikit-learn's MLP does.
 
     Parameters
     ----------
@@ -529,7 +530,8 @@ def train_epochs(
     tol, n_iter_no_change : float, int
         Plateau criterion.
     validate : callable, default=None
-        Validation score of the current weights (higher is better).
+        Validation score of the current weights (higher is better), run and
+        recorded after every epoch.
     stop_on_plateau : bool, default=True
         Stop when the plateau criterion is met (False for ``partial_fit``).
     progress : Progress, default=None
@@ -540,6 +542,10 @@ def train_epochs(
         The callbacks (``fastlstm.callbacks._Events``): told when training,
         each epoch and each batch begin or end; a callback may stop the
         training at the end of an epoch.
+    early_stopping : bool, default=True
+        Whether the plateau of the validation score (when ``validate`` is
+        given) stops the training and brings back the best weights; False
+        records the validation only, and the training loss's plateau stops.
 
     Returns
     -------
@@ -558,7 +564,8 @@ def train_epochs(
     """
     progress = progress or Progress(0, total_epochs)
     hooks = standard_hooks(progress, tol=tol, n_iter_no_change=n_iter_no_change,
-                           stop_on_plateau=stop_on_plateau, events=events)
+                           stop_on_plateau=stop_on_plateau, events=events,
+                           early_stopping=early_stopping)
     trainer = Trainer(net, optimizer, state, get_batch=get_batch, loss_fn=loss_fn,
                       batch_size=batch_size, shuffle=shuffle, rng=rng, clip_norm=clip_norm,
                       validate=validate, hooks=hooks, total_epochs=total_epochs)

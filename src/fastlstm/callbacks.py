@@ -165,7 +165,8 @@ def _value(logs: dict, monitor: str) -> float:
     value = logs[monitor]
     if math.isnan(value):
         raise ValueError(f"the callback monitors {monitor!r}, which this fit does not "
-                         "record: validation values need early_stopping=True (or X_val)")
+                         "record: validation values need early_stopping=True or "
+                         "validation data (fit's X_val and y_val)")
     return value
 
 

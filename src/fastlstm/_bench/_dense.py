@@ -210,9 +210,7 @@ def dense_section(cases: Sequence[Shape], thread_counts: Sequence[int], timer: T
             "kernel), forward+backward 3x that; % of the peaks above at the same thread "
             "count. fastlstm forward is `training=False`; torch forward under "
             "`inference_mode`, torch f+b includes dx; ORT gets time-major input (its "
-            "native layout). n/a: peer absent or failed (see notes). Target (issue 9): "
-            "torch/fl f+b >= 2x for H <= 256, >= 1.5x at H = 512, at every thread count "
-            "(checked in the targets table at the end).\n\n"
+            "native layout). n/a: peer absent or failed (see notes).\n\n"
             + table(head, rows))
     report.sections.append(text)
 

@@ -140,7 +140,6 @@ def memory_section(threads: int, report: Report) -> None:
                              "fastlstm_over_torch": over}
     text = (f"### Peak memory of one training step (B,T,I,H={b},{t},{i},{h}, {threads} "
             f"thread(s); fresh process each; {method})\n\n"
-            f"Target (issue 9): fastlstm / torch <= 1 (cold and warm). "
             f"RSS growth in MiB during one forward+backward of the layer (training mode, "
             f"input gradient included); cold = first step in the process, "
             f"warm = second step. For scale: gates + cell states + outputs in float32 "

@@ -13,20 +13,19 @@ from fastlstm._bench._report import Report, fmt, ratio, table
 from fastlstm._bench._shapes import PARITY_TOL, SEED, fl_train_step, inputs, weights
 from fastlstm._bench._timing import Timer, log, thread_limit
 
-__all__ = ["RAGGED", "TARGET_PADDED", "TARGET_TORCH", "ragged_lengths", "ragged_section"]
+__all__ = ["RAGGED", "ragged_lengths", "ragged_section"]
 
 RAGGED = (64, 100, 64, 128)  # B, T_max, I, H
-# lengths evenly spread over [0.26 T_max, T_max]: mean 0.63 T_max, the issue's operating point
+# lengths evenly spread over [0.26 T_max, T_max]: mean 0.63 T_max, so padding to
+# T_max would run 37% of the steps for nothing
 MIN_LENGTH_SHARE = 0.26
-TARGET_TORCH = 5.0  # issue 9: PackedSequence training time / fastlstm ragged >= this
-TARGET_PADDED = 0.70  # issue 9: fastlstm ragged / fastlstm padded <= this
 
 
 def ragged_lengths(b: int, t: int, seed: int = SEED) -> np.ndarray:
     """``b`` lengths evenly spread over ``[0.26 t, t]`` (rounded), in a seeded random order.
 
-    Their mean is ``0.63 t`` up to rounding (exactly 63 for ``t = 100``),
-    the issue's operating point for the ragged target.
+    Their mean is ``0.63 t`` up to rounding (exactly 63 for ``t = 100``):
+    a batch padded to ``t`` would spend 37% of its steps on padding.
 
     Examples
     --------
@@ -72,10 +71,8 @@ def ragged_section(thread_counts: Sequence[int], timer: Timer, report: Report) -
     text = (f"### Ragged batch (B={b}, T_max={t}, lengths evenly spread over "
             f"[{lengths.min()}, {lengths.max()}] in random order (seed {SEED}), mean "
             f"{mean:.1f} = {mean / t:.2f} T_max; I={i}, H={h}; forward+backward)\n\n"
-            f"Targets (issue 9): torch packed / fl lengths >= {TARGET_TORCH:g}x; fl lengths / "
-            f"fl padded <= {TARGET_PADDED:.2f} (at mean length 0.63 T_max). fl lengths: "
-            "fastlstm with `lengths=`; fl padded: the same batch padded to T_max without "
-            "lengths (every row runs T_max steps); torch packed includes "
+            "fl lengths: fastlstm with `lengths=`; fl padded: the same batch padded to T_max "
+            "without lengths (every row runs T_max steps); torch packed includes "
             "pack_padded_sequence (enforce_sorted=False) and pad_packed_sequence.\n\n"
             + table(["thr", "fl lengths ms", "fl padded ms", "torch packed ms",
                      "fl lengths / fl padded", "torch packed / fl lengths"], rows))

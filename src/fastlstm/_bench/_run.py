@@ -130,9 +130,6 @@ def run(args: argparse.Namespace) -> Report:
 
         fit_section(thread_counts, report, quick=bool(args.quick),
                     tasks=[TASKS[name] for name in args.fit_tasks])
-    from fastlstm._bench._targets import targets_section
-
-    targets_section(report)
     if args.plot:
         from fastlstm._bench._plot import plot
 
