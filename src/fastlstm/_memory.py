@@ -15,9 +15,7 @@ refused.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,8 @@ __all__ = [
     "check_parameter_memory",
     "forward_bytes",
     "format_bytes",
+    "layer_param_bytes",
+    "layer_param_count",
     "uniform_init",
 ]
 
@@ -40,6 +40,10 @@ __all__ = [
 # buffers are added per optimizer (and once more for their step-guard copy).
 _TRAINING_PARAM_COPIES = 10
 _OPTIMIZER_BUFFERS = {"adam": 2, "adamw": 2, "sgd": 1}
+# Bytes of bookkeeping per parameter array, besides its values: the array
+# object, its dict entry and name, and the shape list of construction (about
+# 360 bytes each measured at peak for the small arrays of a deep, narrow stack).
+_ARRAY_OVERHEAD = 400
 # Requests below this size are not checked: asking the operating system costs
 # more than such a forward (streaming calls of one step would pay it each time).
 ALWAYS_FITS = 64 << 20
@@ -137,14 +141,108 @@ def check_memory(needed: float, what: str) -> None:
         )
 
 
-def _param_count(shapes: Iterable[tuple[str, tuple[int, ...]]]) -> int:
-    return sum(math.prod(shape) for _, shape in shapes)
+def layer_param_count(input_size: int, hidden_size: int, num_layers: int, directions: int,
+                      gates: int) -> int:
+    """Parameters of a recurrent stack, from its sizes alone (no loop over the layers).
+
+    The first layer reads ``input_size`` features, every later one the
+    ``directions * hidden_size`` outputs of the layer below; each direction of
+    each layer has ``weight_ih``, ``weight_hh``, ``bias_ih`` and ``bias_hh``
+    with ``gates * hidden_size`` rows.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers : int
+        The layer's sizes.
+    directions : int
+        1, or 2 when bidirectional.
+    gates : int
+        Gate blocks of ``hidden_size`` rows (4 for the LSTM, 1 for the RNN).
+
+    Returns
+    -------
+    int
+        The number of parameters; exact for any ``num_layers``, at the cost
+        of a few multiplications.
+
+    Examples
+    --------
+    >>> from fastlstm._memory import layer_param_count
+    >>> layer_param_count(2, 3, 1, 1, 4)  # 4*3*(2+3+2)
+    84
+    >>> layer_param_count(1, 1, 10**12, 1, 4)  # 16 per layer after the first
+    16000000000000
+    """
+    G = directions * gates * hidden_size
+    first = G * (input_size + hidden_size + 2)
+    later = G * (directions * hidden_size + hidden_size + 2)
+    return first + (num_layers - 1) * later
 
 
-def check_parameter_memory(shapes: Iterable[tuple[str, tuple[int, ...]]], dtype: Any) -> None:
-    """Refuse a layer whose parameters alone do not fit, before allocating them."""
-    n = _param_count(shapes)
-    check_memory(float(n) * np.dtype(dtype).itemsize, f"a layer with {n:,} parameters")
+def layer_param_bytes(input_size: int, hidden_size: int, num_layers: int, directions: int,
+                      gates: int, dtype: Any) -> float:
+    """Estimated bytes of a recurrent layer's parameters, their arrays' bookkeeping included.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers, directions, gates
+        As :func:`layer_param_count`.
+    dtype : dtype
+        Precision of the parameters.
+
+    Returns
+    -------
+    float
+        Bytes; linear in ``num_layers`` and computed in constant time.
+
+    Examples
+    --------
+    >>> from fastlstm._memory import layer_param_bytes
+    >>> layer_param_bytes(2, 3, 1, 1, 4, "float32")  # 84 values, 4 arrays
+    1936.0
+    """
+    values = float(layer_param_count(input_size, hidden_size, num_layers, directions, gates))
+    arrays = 4.0 * directions * num_layers
+    return values * np.dtype(dtype).itemsize + arrays * _ARRAY_OVERHEAD
+
+
+def check_parameter_memory(layer: Any) -> None:
+    """Refuse a layer whose parameters alone do not fit, before allocating them.
+
+    Parameters
+    ----------
+    layer : RecurrentLayer
+        A layer whose sizes, dtype and cell are set but whose parameters are
+        not yet drawn.  The estimate is arithmetic, so that an absurd
+        ``hidden_size`` or ``num_layers`` is refused in microseconds.
+
+    Raises
+    ------
+    MemoryError
+        When the parameters need more than the available memory.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> import numpy as np
+    >>> from fastlstm._memory import check_parameter_memory
+    >>> sizes = dict(input_size=1, hidden_size=1, num_directions=1, _gates=4,
+    ...              dtype=np.dtype("float32"))
+    >>> check_parameter_memory(SimpleNamespace(num_layers=2, **sizes))
+    >>> try:
+    ...     check_parameter_memory(SimpleNamespace(num_layers=10**15, **sizes))
+    ... except MemoryError as exc:
+    ...     print(str(exc).split(" needs")[0])
+    a layer with 16,000,000,000,000,000 parameters in 1,000,000,000,000,000 layers
+    """
+    args = (layer.input_size, layer.hidden_size, layer.num_layers, layer.num_directions,
+            layer._gates)
+    needed = layer_param_bytes(*args, layer.dtype)
+    n = layer_param_count(*args)
+    what = f"a layer with {n:,} parameters"
+    if layer.num_layers > 1:
+        what += f" in {layer.num_layers:,} layers"
+    check_memory(needed, what)
 
 
 def uniform_init(rng: np.random.Generator, bound: float, shape: tuple[int, ...],
@@ -201,21 +299,22 @@ def forward_bytes(layer: Any, batch: int, steps: int, training: bool,
     G = layer._gates * H
     stored = H if len(layer._states) > 1 else 0   # the LSTM's cell states
     total = input_copies * rows * layer.input_size * s
-    per_layer = []
-    for k in range(L):
-        n_in = layer.input_size if k == 0 else D * H
-        # output, gates per direction, the cell's stored states
-        size = rows * (D * H + D * G + D * stored) * s
-        if k > 0 and training and layer.dropout > 0:
-            size += rows * D * H * (2 * s + 1)          # mask, masked input, boolean draw
-        per_layer.append((size, rows * n_in * s))
+    # Per layer: its output, gates per direction and the cell's stored states;
+    # the layers after the first also have dropout's buffers and read D*H
+    # inputs.  In closed form, so that the estimate costs the same for any L.
+    first = rows * (D * H + D * G + D * stored) * s
+    first_in = rows * layer.input_size * s
+    later = first
+    if training and layer.dropout > 0:
+        later += rows * D * H * (2 * s + 1)                # mask, masked input, boolean draw
+    later_in = rows * D * H * s
     if training:
-        total += sum(size for size, _ in per_layer)
+        total += first + (L - 1) * later
         # backward: output gradient, input gradient of a layer, and their user copies
-        widest_in = max(n_in for _, n_in in per_layer)
+        widest_in = max(first_in, later_in) if L > 1 else first_in
         total += 2 * (rows * D * H * s + widest_in)
     else:
-        total += max(size + n_in for size, n_in in per_layer)
+        total += max(first + first_in, later + later_in) if L > 1 else first + first_in
     total += 2 * rows * D * H * s                          # the output, in user order
     return total
 
@@ -240,11 +339,8 @@ def lstm_param_count(n_features: int, hidden_size: int, num_layers: int, directi
     >>> lstm_param_count(2, 3, 1, 1, 4, 1)  # 4*3*(2+3+2) + 1*3 + 1
     88
     """
-    total = 0
-    for k in range(num_layers):
-        n_in = n_features if k == 0 else directions * hidden_size
-        total += directions * gates * hidden_size * (n_in + hidden_size + 2)
-    return total + n_outputs * directions * hidden_size + n_outputs
+    stack = layer_param_count(n_features, hidden_size, num_layers, directions, gates)
+    return stack + n_outputs * directions * hidden_size + n_outputs
 
 
 def data_shape(X: Any) -> tuple[int, int, int, int] | None:
@@ -330,7 +426,9 @@ def check_estimator_memory(estimator: Any, X: Any, *, fitting: bool, n_outputs: 
 
     _Shape.dtype = dtype
     batch_bytes = forward_bytes(_Shape, batch, longest, training=fitting)
-    needed = data + float(params) * s * copies + batch_bytes
+    arrays = 4.0 * directions * layers * _ARRAY_OVERHEAD  # the layer's arrays, once
+    needed = data + float(params) * s * copies + arrays + batch_bytes
     action = "fit" if fitting else "predict"
+    model = f"hidden_size={hidden}" + (f", num_layers={layers}" if layers > 1 else "")
     check_memory(needed, f"{type(estimator).__name__}.{action} on {n_samples:,} sequences of up "
-                         f"to {longest:,} steps with hidden_size={hidden}")
+                         f"to {longest:,} steps with {model}")

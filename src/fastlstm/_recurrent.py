@@ -282,6 +282,9 @@ class RecurrentLayer(LayerInterop):
         self.dtype = _check_dtype(dtype)
         effective_n_jobs(n_jobs)  # validate now, resolve per call
         self.n_jobs = n_jobs
+        # from the sizes alone, before anything of the layer's size is built
+        # (the shape list too grows with num_layers)
+        check_parameter_memory(self)
         self._rng = _make_rng(random_state)
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(f"dropout={self.dropout} has no effect with num_layers=1: dropout "
@@ -289,7 +292,6 @@ class RecurrentLayer(LayerInterop):
                           UserWarning, stacklevel=3)
         self._kernels = _kernels.load()
         self._params: dict[str, np.ndarray] = {}
-        check_parameter_memory(self._param_shapes(), self.dtype)
         bound = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in self._param_shapes():
             self._params[name] = uniform_init(self._rng, bound, shape, self.dtype)
