@@ -187,3 +187,11 @@ def test_sequence_target_errors_ragged():
         check_sequence_targets([np.zeros(2)], X)
     with pytest.raises(ValueError, match="list of arrays"):
         check_sequence_targets(np.zeros(7), X)
+
+
+def test_channel_major_arrays_read_batch_first_get_a_hint():
+    X = [np.ones((6, 40)), np.ones((6, 55))]  # (n_channels, n_timepoints_i)
+    with pytest.raises(ValueError, match=r"X\[0\] has 40 and X\[1\] has 55.*channels_first=True"):
+        check_sequences(X)
+    with pytest.raises(ValueError, match=r"X\[0\] has 3 and X\[1\] has 2\.$"):  # no hint
+        check_sequences([np.ones((2, 3)), np.ones((4, 2))])

@@ -1,7 +1,11 @@
 """SequenceScaler: per-feature standardization of 3D, 2D and ragged sequences."""
 
+import pickle
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -9,7 +13,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from fastlstm import LSTMRegressor, SequenceScaler
 
 
-@parametrize_with_checks([SequenceScaler(), SequenceScaler(with_mean=False)])
+@parametrize_with_checks([SequenceScaler(), SequenceScaler(with_mean=False),
+                          SequenceScaler(channels_first=True)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -97,3 +102,125 @@ def test_in_a_pipeline_and_a_grid_search(rng):
     raw.fit(X, y)
     scaled = pipe.fit(X, y)
     assert scaled.score(X, y) > 0.95 > 0.8 > raw.score(X, y)  # 0.99 vs 0.66 when written
+
+
+# ---------------------------------------------------------------- channels first
+
+
+def _basic_motions_like(rng, n=40, channels=6, steps=100, dtype=np.float64):
+    """(n_cases, n_channels, n_timepoints), each channel with its own offset and spread."""
+    X = rng.normal(size=(n, channels, steps))
+    X = X * np.arange(1, channels + 1)[None, :, None] * 3 + np.arange(channels)[None, :, None]
+    return X.astype(dtype)
+
+
+def test_channels_first_standardizes_each_channel_of_a_3d_array(rng):
+    X = _basic_motions_like(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the right layout: nothing to warn about
+        scaler = SequenceScaler(channels_first=True).fit(X)
+    assert scaler.mean_.shape == scaler.scale_.shape == (6,) and scaler.n_features_in_ == 6
+    np.testing.assert_allclose(scaler.mean_, X.mean(axis=(0, 2)))
+    np.testing.assert_allclose(scaler.scale_, X.std(axis=(0, 2)))
+    Z = scaler.transform(X)
+    assert Z.shape == X.shape and Z.flags.c_contiguous  # channels first out
+    np.testing.assert_allclose(Z.mean(axis=(0, 2)), 0, atol=1e-10)
+    np.testing.assert_allclose(Z.std(axis=(0, 2)), 1, atol=1e-10)
+    # the same numbers as the batch-first scaler on the transposed array
+    batch_first = SequenceScaler().fit(X.transpose(0, 2, 1))
+    np.testing.assert_allclose(Z, batch_first.transform(X.transpose(0, 2, 1)).transpose(0, 2, 1))
+    np.testing.assert_allclose(scaler.inverse_transform(Z), X)
+
+
+def test_channels_first_takes_a_ragged_list_of_channel_major_arrays(rng):
+    X = [rng.normal(2, 5, size=(6, n)) * np.arange(1, 7)[:, None] for n in (40, 100, 75, 60)]
+    scaler = SequenceScaler(channels_first=True).fit(X)
+    steps = np.concatenate(X, axis=1)  # (channels, all time points)
+    np.testing.assert_allclose(scaler.mean_, steps.mean(axis=1))
+    assert scaler.n_steps_seen_ == steps.shape[1]
+    Z = scaler.transform(X)
+    assert isinstance(Z, list) and [z.shape for z in Z] == [x.shape for x in X]
+    scaled = np.concatenate(Z, axis=1)
+    np.testing.assert_allclose(scaled.mean(axis=1), 0, atol=1e-10)
+    np.testing.assert_allclose(scaled.std(axis=1), 1, atol=1e-10)
+    for back, x in zip(scaler.inverse_transform(Z), X, strict=True):
+        np.testing.assert_allclose(back, x)
+    # read batch-first, these arrays have different feature counts: the error says why
+    with pytest.warns(UserWarning, match="channels_first=True"):
+        with pytest.raises(ValueError, match="channels_first=True"):
+            SequenceScaler().fit(X)
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+@pytest.mark.parametrize("form", ["list", "ragged", "3d"])
+def test_float32_input_stays_float32(rng, form, channels_first):
+    if form == "3d":
+        X = rng.normal(size=(5, 3, 8) if channels_first else (5, 8, 3)).astype(np.float32)
+    else:
+        lengths = (8, 8, 8) if form == "list" else (8, 5, 9)
+        X = [rng.normal(size=(3, n) if channels_first else (n, 3)).astype(np.float32)
+             for n in lengths]
+    scaler = SequenceScaler(channels_first=channels_first).fit(X)
+    for out in (scaler.transform(X), scaler.inverse_transform(scaler.transform(X))):
+        items = [out] if form == "3d" else out
+        assert all(z.dtype == np.float32 for z in items)
+        assert [z.shape for z in items] == [x.shape for x in ([X] if form == "3d" else X)]
+    # float64 (or mixed) input still gives float64
+    mixed = [np.asarray(x, dtype=np.float64 if i == 0 else np.float32) for i, x in enumerate(X)]
+    if form != "3d":
+        assert all(z.dtype == np.float64 for z in scaler.transform(mixed))
+
+
+def test_channels_first_is_a_parameter_and_the_layout_is_fixed_by_fit(rng):
+    scaler = SequenceScaler(channels_first=True)
+    assert scaler.get_params()["channels_first"] is True
+    assert clone(scaler).channels_first is True
+    assert scaler.set_params(channels_first=False).channels_first is False
+    X = _basic_motions_like(rng, n=5, steps=20)
+    fitted = SequenceScaler(channels_first=True).fit(X)
+    expected = fitted.transform(X)
+    fitted.set_params(channels_first=False)  # takes effect at the next fit only
+    np.testing.assert_array_equal(fitted.transform(X), expected)
+    assert fitted.get_feature_names_out().tolist() == [f"x{i}" for i in range(6)]  # channels
+
+
+def test_scalers_pickled_before_channels_first_still_load(rng):
+    X = rng.normal(size=(4, 7, 2))
+    scaler = SequenceScaler().fit(X)
+    expected = scaler.transform(X)
+    old = SequenceScaler.__new__(SequenceScaler)  # a fitted scaler as older versions kept it
+    old.__dict__.update({k: v for k, v in scaler.__dict__.items()
+                         if k not in ("channels_first", "_channels_first")})
+    assert not hasattr(old, "channels_first")
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.get_params() == {"channels_first": False, "with_mean": True, "with_std": True}
+    np.testing.assert_array_equal(loaded.transform(X), expected)
+    assert clone(loaded).channels_first is False
+    unfitted = SequenceScaler.__new__(SequenceScaler)
+    unfitted.__dict__.update(with_mean=True, with_std=False)
+    assert pickle.loads(pickle.dumps(unfitted)).get_params()["channels_first"] is False
+
+
+def test_a_dataframe_is_never_modified_nor_needs_to_be_writable():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"t0": [1.0, 2.0, 4.0], "t1": [3.0, 5.0, 9.0]})
+    original = df.copy()
+    scaler = SequenceScaler().fit(df)
+    Z = scaler.transform(df)
+    pd.testing.assert_frame_equal(df, original)
+    assert Z.shape == (3, 2) and abs(Z.mean()) < 1e-12
+    one = df[["t0"]]  # one column: its memory may be handed out read-only
+    np.testing.assert_allclose(SequenceScaler().fit(one).transform(one)[:, 0],
+                               (one["t0"] - one["t0"].mean()) / one["t0"].std(ddof=0))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_channels_first_pipeline_equals_the_batch_first_one(rng):
+    X = _basic_motions_like(rng, n=24, steps=30)
+    y = X[:, 2, :].mean(axis=1)
+    params = dict(hidden_size=5, max_epochs=3, random_state=0, n_jobs=1)
+    cf = make_pipeline(SequenceScaler(channels_first=True),
+                       LSTMRegressor(channels_first=True, **params)).fit(X, y)
+    Xt = X.transpose(0, 2, 1)
+    bf = make_pipeline(SequenceScaler(), LSTMRegressor(**params)).fit(Xt, y)
+    np.testing.assert_allclose(cf.predict(X), bf.predict(Xt), rtol=1e-6)

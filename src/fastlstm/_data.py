@@ -7,7 +7,11 @@ Accepted forms of ``X`` (public arrays are batch-first):
 - a list of 2D arrays ``(n_timesteps_i, n_features)`` (or 1D arrays
   ``(n_timesteps_i,)``, univariate) of different lengths: a ragged batch.
   A list of arrays is a list of sequences even when their lengths are equal
-  (nested Python lists are read as an array).
+  (nested Python lists are read as an array);
+- a ``pandas.DataFrame`` with a two-level ``(instance, time)`` row
+  MultiIndex (sktime's panel layout): one sequence per instance, in the order
+  the instances first appear, its rows (in their order) the time steps and the
+  columns the features; a ragged batch when the instances' lengths differ.
 
 A ragged batch is stored packed (all steps of all sequences in one 2D array
 plus offsets) and padded only per mini-batch.  Mini-batches group sequences of
@@ -26,15 +30,17 @@ from sklearn.utils import check_array
 __all__ = [
     "Sequences",
     "check_label_types",
+    "check_panel_targets",
     "check_sequences",
     "check_sequence_targets",
+    "is_panel",
     "length_batches",
 ]
 
 _SHAPE_HELP = (
     "Expected a 3D array (n_samples, n_timesteps, n_features), a 2D array "
-    "(n_samples, n_timesteps) of univariate series, or a list of 2D arrays "
-    "(n_timesteps_i, n_features)"
+    "(n_samples, n_timesteps) of univariate series, a list of 2D arrays "
+    "(n_timesteps_i, n_features), or a DataFrame with an (instance, time) MultiIndex"
 )
 
 
@@ -57,6 +63,10 @@ class Sequences:
     from_2d : bool
         Whether the input was a 2D array of univariate series (a table whose
         columns are time steps).
+    rows : ndarray of shape (total_steps,) or None
+        For a panel (a DataFrame with an ``(instance, time)`` MultiIndex), the
+        row of the DataFrame each stored time step came from (steps in storage
+        order); None for other input.
 
     Attributes
     ----------
@@ -73,12 +83,14 @@ class Sequences:
         offsets: np.ndarray | None = None,
         as_list: bool = False,
         from_2d: bool = False,
+        rows: np.ndarray | None = None,
     ) -> None:
         self.dense = dense
         self.values = values
         self.offsets = offsets
         self.as_list = as_list
         self.from_2d = from_2d
+        self.rows = rows
         if dense is not None:
             self.lengths = np.full(dense.shape[0], dense.shape[1], dtype=np.intp)
             self.n_features = dense.shape[2]
@@ -95,6 +107,11 @@ class Sequences:
     def is_ragged(self) -> bool:
         """True when the sequences are stored packed (lengths may differ)."""
         return self.dense is None
+
+    @property
+    def from_panel(self) -> bool:
+        """True when the input was a DataFrame with an ``(instance, time)`` MultiIndex."""
+        return self.rows is not None
 
     @property
     def dtype(self) -> np.dtype:
@@ -206,6 +223,123 @@ def _is_list_of_arrays(X: Any) -> bool:
     return all(getattr(x, "ndim", None) in (1, 2) and not hasattr(x, "toarray") for x in X)
 
 
+def is_panel(X: Any) -> bool:
+    """True for a pandas DataFrame or Series whose row index has several levels.
+
+    Such an object is a panel of series (sktime's ``pd-multiindex`` layout):
+    it is never read as a table of rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fastlstm._data import is_panel
+    >>> index = pd.MultiIndex.from_product([[0, 1], [0, 1, 2]], names=["instance", "time"])
+    >>> is_panel(pd.DataFrame({"a": range(6)}, index=index)), is_panel(pd.DataFrame({"a": [1]}))
+    (True, False)
+    """
+    nlevels = getattr(getattr(X, "index", None), "nlevels", 1)
+    return (isinstance(nlevels, int) and nlevels > 1 and getattr(X, "ndim", None) in (1, 2)
+            and hasattr(X, "to_numpy"))
+
+
+def _check_panel(X: Any, dtype: np.dtype, estimator: Any, input_name: str) -> Sequences:
+    """Sequences of a DataFrame with an ``(instance, time)`` MultiIndex: one per instance."""
+    name = _estimator_name(estimator)
+    index = X.index
+    if index.nlevels != 2:
+        raise ValueError(
+            f"{input_name} is a DataFrame whose row index has {index.nlevels} levels; "
+            f"{name} reads a panel with two, (instance, time): one sequence per instance, "
+            "its rows the time steps and its columns the features. Combine the levels that "
+            "identify a series into one, or pass a list of (n_timesteps_i, n_features) "
+            f"arrays, e.g. [g.to_numpy() for _, g in {input_name}.groupby(level="
+            f"{list(range(index.nlevels - 1))}, sort=False)]."
+        )
+    frame = X.to_frame() if getattr(X, "ndim", 2) == 1 else X  # a Series: one feature
+    codes = np.asarray(index.codes[0], dtype=np.intp)
+    if len(codes) and codes.min() < 0:
+        raise ValueError(f"{input_name} has rows whose instance (first index level) is missing.")
+    values = check_array(frame, dtype=dtype, ensure_2d=True, ensure_min_samples=1,
+                         ensure_min_features=1, estimator=estimator, input_name=input_name)
+    # instances in order of first appearance, each one's rows in their order
+    present, first = np.unique(codes, return_index=True)
+    rank = np.empty(int(present[-1]) + 1, dtype=np.intp)
+    rank[present[np.argsort(first)]] = np.arange(len(present))
+    instance = rank[codes]
+    rows = np.argsort(instance, kind="stable")
+    lengths = np.bincount(instance, minlength=len(present)).astype(np.intp)
+    steps = values[rows]  # a copy in storage order, never the DataFrame's memory
+    if np.all(lengths == lengths[0]):
+        return Sequences(dense=steps.reshape(len(lengths), lengths[0], steps.shape[1]),
+                         as_list=True, rows=rows)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
+    np.cumsum(lengths, out=offsets[1:])
+    return Sequences(values=steps, offsets=offsets, as_list=True, rows=rows)
+
+
+def check_panel_targets(y: Any, X: Sequences, *, per_step: bool = False,
+                        input_name: str = "y", x_name: str = "X") -> None:
+    """Refuse targets of a panel ``X`` given per row rather than per instance.
+
+    A panel with ``n`` instances and ``N`` rows holds ``n`` sequences, so a
+    ``y`` of ``N`` entries (one per row, e.g. a column of the same DataFrame)
+    is not one target per sequence.  Other ``X`` are not checked.
+
+    Parameters
+    ----------
+    y : array-like
+        The targets given with ``X``.
+    X : Sequences
+        The validated inputs.
+    per_step : bool, default=False
+        Whether ``y`` holds one target per time step (``sequence_output=True``).
+    input_name, x_name : str, default="y", "X"
+        Named in error messages.
+
+    Raises
+    ------
+    ValueError
+        For a ``y`` with one entry per row of a panel ``X`` (with ``per_step``:
+        a ``y`` that is a panel itself or one array of all rows, rather than a
+        list of one array per instance).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from fastlstm._data import check_panel_targets, check_sequences
+    >>> index = pd.MultiIndex.from_product([[0, 1], [0, 1, 2]], names=["instance", "time"])
+    >>> X = check_sequences(pd.DataFrame({"a": np.arange(6.0)}, index=index))
+    >>> check_panel_targets([0, 1], X)           # one target per instance
+    >>> check_panel_targets(np.arange(6), X)     # one per row
+    Traceback (most recent call last):
+    ...
+    ValueError: y has 6 entries, one per row of the panel X, but X holds 2 sequences ...
+    """
+    if not X.from_panel or (per_step and isinstance(y, (list, tuple))):
+        return
+    try:
+        n = len(y)
+    except TypeError:
+        return  # the estimator's own checks explain what is wrong
+    if n != len(X.rows) or n == X.n_samples:
+        return
+    if per_step:
+        raise ValueError(
+            f"{input_name} has one entry per row of the panel {x_name}; per-step targets are "
+            "a list of arrays (n_timesteps_i,) or (n_timesteps_i, n_outputs), one per "
+            f"instance in the order the instances first appear in {x_name}'s index, e.g. "
+            f"[g.to_numpy() for _, g in {input_name}.groupby(level=0, sort=False)]."
+        )
+    raise ValueError(
+        f"{input_name} has {n} entries, one per row of the panel {x_name}, but {x_name} "
+        f"holds {X.n_samples} sequences (one per instance, the first level of its index). "
+        f"Pass one target per instance, in the order the instances first appear in "
+        f"{x_name}'s index (for a {input_name} indexed like {x_name}: "
+        f"{input_name}.groupby(level=0, sort=False).first())."
+    )
+
+
 def _estimator_name(estimator: Any) -> str:
     if estimator is None:
         return "the estimator"
@@ -223,10 +357,12 @@ def check_sequences(
 
     Parameters
     ----------
-    X : array-like or list of array-like
+    X : array-like, list of array-like or DataFrame
         A 3D array ``(n_samples, n_timesteps, n_features)``, a 2D array
-        ``(n_samples, n_timesteps)`` of univariate series, or a list of 2D
-        arrays ``(n_timesteps_i, n_features)`` (1D arrays: univariate).
+        ``(n_samples, n_timesteps)`` of univariate series, a list of 2D
+        arrays ``(n_timesteps_i, n_features)`` (1D arrays: univariate), or
+        a panel: a DataFrame with an ``(instance, time)`` row MultiIndex, one
+        sequence per instance in order of first appearance.
     dtype : dtype, default=np.float32
         The element type of the result (one copy at most).
     estimator : estimator instance or str, default=None
@@ -242,7 +378,8 @@ def check_sequences(
     ------
     ValueError
         For a 1D or >3D array, no samples, no time steps or no features,
-        NaN or infinite values, sequences with different feature counts.
+        NaN or infinite values, sequences with different feature counts, a
+        DataFrame whose row index has more than two levels.
 
     Examples
     --------
@@ -257,9 +394,16 @@ def check_sequences(
     >>> x, lengths = s.padded([0, 1])
     >>> x.shape, lengths.tolist()
     ((2, 5, 2), [3, 5])
+    >>> import pandas as pd
+    >>> index = pd.MultiIndex.from_tuples([("a", 0), ("a", 1), ("b", 0)])
+    >>> s = check_sequences(pd.DataFrame({"f0": [1, 2, 3], "f1": [4, 5, 6]}, index=index))
+    >>> s.lengths.tolist(), s.n_features                   # a panel: one per instance
+    ([2, 1], 2)
     """
     name = _estimator_name(estimator)
     dtype = np.dtype(dtype)
+    if is_panel(X):
+        return _check_panel(X, dtype, estimator, input_name)
     if _is_list_of_arrays(X) or _is_ragged_list(X):
         return _check_ragged(X, dtype, name, input_name)
 
@@ -335,9 +479,18 @@ def _check_ragged(X: Sequence[Any], dtype: np.dtype, name: str, input_name: str)
             if n_features == 0:
                 raise ValueError(f"{input_name}[0] has 0 features per time step.")
         elif a.shape[1] != n_features:
+            hint = ""
+            if all(np.ndim(x) == 2 for x in X) and len({np.shape(x)[0] for x in X}) == 1:
+                hint = (
+                    " The arrays have equal numbers of rows and different numbers of "
+                    "columns: arrays (n_channels, n_timepoints_i), as aeon and sktime lay "
+                    "out series of different lengths, are read with channels_first=True "
+                    "(and arrays (n_timesteps_i, n_features) with channels_first=False)."
+                )
             raise ValueError(
                 f"All sequences in {input_name} must have the same number of features; "
-                f"{input_name}[0] has {n_features} and {input_name}[{i}] has {a.shape[1]}."
+                f"{input_name}[0] has {n_features} and {input_name}[{i}] has "
+                f"{a.shape[1]}.{hint}"
             )
         seqs.append(a)
     lengths = np.array([len(a) for a in seqs], dtype=np.intp)

@@ -19,6 +19,7 @@ from sklearn.utils.validation import _check_feature_names, check_is_fitted
 from fastlstm._data import (
     Sequences,
     check_label_types,
+    check_panel_targets,
     check_sequence_targets,
     check_sequences,
 )
@@ -451,6 +452,7 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
+        check_panel_targets(y, Xs, per_step=self._sequence_output())
         target = self._prepare_targets(y, Xs, reset=not continuing, classes=classes)
         weight = self._sample_weight(sample_weight, Xs.n_samples, target)
 
@@ -483,6 +485,8 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         X_train, t_train, w_train = Xs, target, weight
         if X_val is not None:  # scored every epoch; decides the stop with early_stopping
             Xs_val = self._validation_X(X_val)
+            check_panel_targets(y_val, Xs_val, per_step=self._sequence_output(),
+                                input_name="y_val", x_name="X_val")
             t_val = self._validation_targets(y_val, Xs_val)
             validate = ValidationMonitor(self, Xs_val, t_val, np.ones(Xs_val.n_samples),
                                          self.scoring)
