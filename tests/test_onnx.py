@@ -154,3 +154,107 @@ def test_unfitted_estimator_and_missing_onnx(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install 'fastlstm\[onnx\]'"):
         fastlstm.LSTM(2, 3).to_onnx()
+
+
+# ------------------------------------------- lengths: as the model was fitted
+def _ragged(seed, n, features=2, longest=8):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1, 1, (int(k), features)) for k in rng.integers(2, longest + 1, n)]
+
+
+def _pad(ragged):
+    lengths = np.array([len(r) for r in ragged], dtype=np.int64)
+    padded = np.zeros((len(ragged), lengths.max(), ragged[0].shape[1]), dtype=np.float32)
+    for i, r in enumerate(ragged):
+        padded[i, :len(r)] = r
+    return padded, lengths
+
+
+def _input_names(model):
+    return [i.name for i in model.graph.input]
+
+
+RAGGED_FITS = {
+    "clf": (fastlstm.LSTMClassifier, dict(), lambda X: [int(x[-1, 0] > 0) for x in X]),
+    "clf-bi-rnn": (fastlstm.LSTMClassifier, dict(cell="rnn", bidirectional=True),
+                   lambda X: ["up" if x[:, 1].sum() > 0 else "down" for x in X]),
+    "reg": (fastlstm.LSTMRegressor, dict(num_layers=2), lambda X: [x[:, 0].sum() for x in X]),
+    # bidirectional: the backward direction starts at the last valid step
+    "reg-sequence-bi": (fastlstm.LSTMRegressor, dict(sequence_output=True, bidirectional=True),
+                        lambda X: [np.cumsum(x[:, 0]) for x in X]),
+}
+
+
+@pytest.mark.parametrize("name", list(RAGGED_FITS))
+def test_a_model_fitted_on_ragged_sequences_exports_lengths_by_default(name):
+    cls, kwargs, target = RAGGED_FITS[name]
+    X = _ragged(0, 48)
+    est = cls(hidden_size=6, max_epochs=3, batch_size=8, random_state=0, **kwargs)
+    est.fit(X, target(X))
+    model = est.to_onnx()
+    assert _input_names(model) == ["x", "lengths"]
+    test = _ragged(1, 13)
+    padded, lengths = _pad(test)
+    assert len(set(lengths.tolist())) > 1
+    _check_estimator(est, _run(model, x=padded, lengths=lengths), test)
+
+    # the argument still overrides the default, and then padding is read as steps
+    plain = est.to_onnx(lengths=False)
+    assert _input_names(plain) == ["x"]
+    got = _run(plain, x=padded)
+    with pytest.raises(AssertionError):
+        _check_estimator(est, got, test)
+
+
+def test_a_model_fitted_on_equal_lengths_exports_no_lengths_by_default():
+    X = _x(0, 40, 6, 2)
+    reg = fastlstm.LSTMRegressor(hidden_size=5, max_epochs=2, random_state=0)
+    reg.fit(X, X[:, :, 0].sum(axis=1))
+    model = reg.to_onnx()
+    assert _input_names(model) == ["x"]
+    np.testing.assert_allclose(_run(model, x=X[:7])["y"], reg.predict(X[:7]), **TOL)
+    assert _input_names(reg.to_onnx(lengths=True)) == ["x", "lengths"]
+    # an equal-length list of sequences has no padding either
+    reg.fit(list(X), X[:, :, 0].sum(axis=1))
+    assert _input_names(reg.to_onnx()) == ["x"]
+
+
+def test_the_default_follows_partial_fit_warm_start_and_refits():
+    X_equal, X_ragged = _x(0, 24, 5, 2), _ragged(2, 24)
+    y_equal, y_ragged = [0, 1] * 12, [1, 0] * 12
+    clf = fastlstm.LSTMClassifier(hidden_size=4, max_epochs=1, random_state=0)
+    clf.partial_fit(X_equal, y_equal, classes=[0, 1])
+    assert _input_names(clf.to_onnx()) == ["x"]
+    clf.partial_fit(X_ragged, y_ragged)           # has now seen different lengths
+    assert _input_names(clf.to_onnx()) == ["x", "lengths"]
+    clf.partial_fit(X_equal, y_equal)             # and that stays true
+    assert _input_names(clf.to_onnx()) == ["x", "lengths"]
+    clf.fit(X_equal, y_equal)                     # a new fit starts over
+    assert _input_names(clf.to_onnx()) == ["x"]
+    clf.set_params(warm_start=True).fit(X_ragged, y_ragged)
+    clf.fit(X_equal, y_equal)
+    assert _input_names(clf.to_onnx()) == ["x", "lengths"]
+
+
+def test_the_default_survives_pickling_and_is_no_input_when_unknown():
+    import pickle
+
+    X = _ragged(3, 24)
+    reg = fastlstm.LSTMRegressor(hidden_size=4, max_epochs=1, random_state=0)
+    reg.fit(X, [x.sum() for x in X])
+    again = pickle.loads(pickle.dumps(reg))
+    assert _input_names(again.to_onnx()) == ["x", "lengths"]
+    del again._fit_variable_lengths       # a model from before fit recorded it
+    assert _input_names(again.to_onnx()) == ["x"]
+    padded, lengths = _pad(X[:5])
+    got = _run(again.to_onnx(lengths=True), x=padded, lengths=lengths)
+    np.testing.assert_allclose(got["y"], reg.predict(X[:5]), **TOL)
+
+
+def test_a_failed_fit_keeps_the_recorded_lengths():
+    X = _ragged(4, 24)
+    clf = fastlstm.LSTMClassifier(hidden_size=4, max_epochs=1, random_state=0)
+    clf.fit(X, [0, 1] * 12)
+    with pytest.raises(ValueError):
+        clf.fit(_x(0, 24, 5, 2), [0] * 23 + [np.nan])  # refused targets: nothing changes
+    assert _input_names(clf.to_onnx()) == ["x", "lengths"]

@@ -448,6 +448,7 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                     "fit a new model (warm_start=False)."
                 )
         Xs = self._validate_X(X, reset=not continuing)
+        self._note_fit_lengths(Xs, continuing)  # to_onnx's default
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."

@@ -125,7 +125,27 @@ class LayerInterop:
 class EstimatorInterop:
     """``to_onnx``, ``to_torch`` and ``predict_step`` of the fitted estimators."""
 
-    def to_onnx(self, path: str | os.PathLike | None = None, *, lengths: bool = False) -> Any:
+    def _note_fit_lengths(self, Xs: Any, continuing: bool) -> None:
+        """Remember whether fit saw sequences of different lengths.
+
+        Sets ``_fit_variable_lengths``, which :meth:`to_onnx` reads for its
+        default: True once any fit of this model (``partial_fit`` and
+        ``warm_start`` included) has seen sequences of different lengths.
+
+        Parameters
+        ----------
+        Xs : fastlstm._data.Sequences
+            The validated training sequences.
+        continuing : bool
+            Whether this fit continues the previous one (else it starts over).
+        """
+        lengths = Xs.lengths
+        varied = bool(len(lengths)) and int(lengths.min()) != int(lengths.max())
+        earlier = continuing and bool(getattr(self, "_fit_variable_lengths", False))
+        self._fit_variable_lengths = varied or earlier
+
+    def to_onnx(self, path: str | os.PathLike | None = None, *,
+                lengths: bool | None = None) -> Any:
         """Export the fitted model's predictions as an ONNX model.
 
         Needs the optional ``onnx`` package (``pip install 'fastlstm[onnx]'``).
@@ -145,9 +165,17 @@ class EstimatorInterop:
         ----------
         path : str or path-like, optional
             Also write the model there.
-        lengths : bool, default=False
-            Add an int64 input ``lengths`` of shape ``(batch,)``: valid steps
-            of each right-padded sequence, as for ragged ``X`` in ``predict``.
+        lengths : bool or None, default=None
+            Whether the graph has a second input, ``lengths``: int64 of shape
+            ``(batch,)``, the valid steps of each right-padded sequence, as
+            for a ragged ``X`` in :meth:`predict`.  None (the default) follows
+            what the model was fitted on: with the input when ``fit`` (or
+            ``partial_fit``) saw sequences of different lengths (such as a
+            ragged list), without it when every training sequence had the
+            same length.  True or False overrides that.
+            Without the input, every step of ``x`` is read, padding included.
+            A pickled model keeps what it was fitted on; a model whose file
+            (:func:`fastlstm.save`) does not record it defaults to no input.
 
         Returns
         -------
@@ -168,6 +196,16 @@ class EstimatorInterop:
         True
         >>> bool(np.allclose(proba, clf.predict_proba(X[:5]), atol=1e-6))
         True
+
+        A model fitted on sequences of different lengths takes ``lengths``
+        by default, so that padded batches predict as the ragged list does:
+
+        >>> ragged = [X[i, : 1 + i % 4] for i in range(60)]
+        >>> clf = LSTMClassifier(hidden_size=8, max_epochs=3, random_state=0).fit(ragged, y)
+        >>> [i.name for i in clf.to_onnx().graph.input]
+        ['x', 'lengths']
+        >>> [i.name for i in clf.to_onnx(lengths=False).graph.input]
+        ['x']
         """
         from fastlstm._onnx import estimator_to_onnx
 

@@ -164,12 +164,19 @@ def layer_to_onnx(layer: Any, path: str | os.PathLike | None = None, *,
 
 
 def estimator_to_onnx(est: Any, path: str | os.PathLike | None = None, *,
-                      lengths: bool = False) -> Any:
-    """The ONNX graph of a fitted estimator's ``predict`` / ``predict_proba``."""
+                      lengths: bool | None = None) -> Any:
+    """The ONNX graph of a fitted estimator's ``predict`` / ``predict_proba``.
+
+    ``lengths=None`` adds the ``lengths`` input when the estimator was fitted
+    on sequences of different lengths (``_fit_variable_lengths``; absent, as
+    in models from before it was recorded: no input).
+    """
     onnx = require_onnx()
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(est, "network_")
+    if lengths is None:
+        lengths = bool(getattr(est, "_fit_variable_lengths", False))
     net = est.network_
     cfg = net.config
     g = _Graph(onnx)
