@@ -20,9 +20,14 @@ header and the declared arrays, nothing else), the format version, the class
 (from an allow-list, nothing else is ever constructed), every parameter, and
 every array's dtype and shape against both the header and the shapes the
 model's parameters imply, before any model is built; arrays are read with
-``allow_pickle=False`` semantics (object dtypes are refused).  Each entry's
-CRC-32 is checked, so a corrupted or truncated file is refused; the file is
-not signed, so check where a file comes from before trusting its weights.
+``allow_pickle=False`` semantics (object dtypes are refused).  The counts and
+sizes the header declares (layers, input and hidden sizes, outputs) are
+bounded by the arrays the file holds before anything is built, so a small
+hostile file is refused at once, and damaged bytes of any kind (a zip record,
+an ``.npy`` header, a generator's state) are reported as ``ValueError``.
+Each entry's CRC-32 is checked, so a corrupted or truncated file is refused;
+the file is not signed, so check where a file comes from before trusting its
+weights.
 
 Version 2 added the estimators' ``channels_first``, ``history_``,
 ``validation_losses_`` and ``feature_names_in_``; layer files did not change,
@@ -31,14 +36,19 @@ so layer files of version 1 still load, estimator files of version 1 do not.
 
 from __future__ import annotations
 
+import heapq
 import io
 import json
 import math
 import os
 import re
+import reprlib
+import struct
 import warnings
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -71,6 +81,20 @@ _HISTORY_KEYS = ("epoch", "loss", "validation_loss", "validation_score", "learni
                  "seconds")
 _NET_CONFIG = ("cell", "n_features", "n_outputs", "hidden_size", "num_layers", "bidirectional",
                "dropout", "dtype", "n_jobs", "sequence_output", "random_state")
+# every count and counter of a real model fits in 64 bits (NumPy and C code take them)
+_INT_MAX = (1 << 63) - 1
+# dtypes as save writes them (``ndarray.dtype.str``): numbers and strings only
+_DTYPE_TEXT = re.compile(r"[<>|=]?[biufUS][0-9]{1,10}")
+# what malformed bytes make zipfile, zlib, struct, json and NumPy's .npy reader
+# raise; turned into ValueError where the file's bytes are read (see _reading)
+_MALFORMED: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile, NotImplementedError, EOFError, OSError, OverflowError, struct.error,
+    zlib.error, UnicodeDecodeError, ValueError, MemoryError, RecursionError)
+# how much of a value, a list of names or an exception message an error message shows
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlong = 40
+_MAX_NAMES = 6
 
 
 class _Invalid(ValueError):
@@ -295,23 +319,68 @@ def _check(cond: Any, message: str) -> None:
         raise _Invalid(message)
 
 
+def _short(value: Any) -> str:
+    """``repr(value)``, shortened: a hostile header's values can be megabytes long."""
+    return _SHORT.repr(value)
+
+
+def _names(names: Iterable[str]) -> str:
+    """The first few of ``names`` in sorted order, and how many more there are."""
+    names = list(names)
+    first = heapq.nsmallest(_MAX_NAMES, names)
+    shown = "[" + ", ".join(_short(n) for n in first) + "]"
+    more = len(names) - len(first)
+    return shown if not more else f"{shown[:-1]}, ... ({more} more)]"
+
+
+def _detail(exc: BaseException) -> str:
+    """The message of ``exc``, shortened (it may quote a hostile value)."""
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """Turn what malformed bytes raise while ``what`` is read into a load error.
+
+    zipfile, struct, zlib and NumPy's ``.npy`` reader report damaged data with
+    many exception classes (``BadZipFile``, ``NotImplementedError`` for an
+    unknown zip version, ``OverflowError`` for absurd offsets, ...); this is
+    the one place they become the documented ``ValueError``.  Only the reading
+    of the file's bytes is wrapped, never the building of the model.
+    """
+    try:
+        yield
+    except _Invalid:
+        raise
+    except _MALFORMED as exc:
+        raise _Invalid(f"{what}: the file is corrupted or truncated "
+                       f"({type(exc).__name__}: {_detail(exc)})") from None
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_int(v: Any, what: str, low: int = 0) -> int:
-    _check(_is_int(v) and v >= low, f"{what} must be an int >= {low}, got {v!r}")
+def _check_int(v: Any, what: str, low: int = 0, high: int = _INT_MAX) -> int:
+    if not (_is_int(v) and low <= v <= high):
+        bits = (high + 1).bit_length() - 1
+        top = f"2**{bits} - 1" if high > 1 << 20 and high + 1 == 1 << bits else str(high)
+        raise _Invalid(f"{what} must be an int in [{low}, {top}], got {_short(v)}")
     return v
 
 
 def _check_float(v: Any, what: str) -> float:
     _check(isinstance(v, (int, float)) and not isinstance(v, bool),
-           f"{what} must be a number, got {v!r}")
-    return float(v)
+           f"{what} must be a number, got {_short(v)}")
+    try:
+        return float(v)
+    except OverflowError:  # an int beyond the float range
+        raise _Invalid(f"{what} is out of range, got {_short(v)}") from None
 
 
 def _check_bool(v: Any, what: str) -> bool:
-    _check(isinstance(v, bool), f"{what} must be true or false, got {v!r}")
+    _check(isinstance(v, bool), f"{what} must be true or false, got {_short(v)}")
     return v
 
 
@@ -321,7 +390,8 @@ def _check_keys(d: Any, required: tuple[str, ...] | set[str], what: str,
     missing = [k for k in required if k not in d]
     extra = [k for k in d if k not in required and k not in optional]
     _check(not missing and not extra,
-           f"{what} does not match the format: missing {missing}, unexpected {extra}")
+           f"{what} does not match the format: missing {_names(missing)}, "
+           f"unexpected {_names(extra)}")
     return d
 
 
@@ -332,35 +402,69 @@ def _decode_param(name: str, value: Any, arrays: dict) -> Any:
             _check(all(isinstance(i, list) and len(i) == 2 and all(
                 v is None or isinstance(v, (bool, int, float, str)) for v in i) for i in items),
                    f"parameter {name!r} is not a list of [key, value] pairs of scalars")
+            for pair in items:
+                for v in pair:
+                    _check_magnitude(v, f"parameter {name!r}")
             return dict(items)
         if list(value) == ["__random_state__"]:
             rs = np.random.RandomState()
             _set_random_state(rs, value["__random_state__"], arrays.get(f"params.{name}"),
                               f"parameter {name!r}")
             return rs
-        raise _Invalid(f"parameter {name!r} holds an unknown object {sorted(value)}")
+        raise _Invalid(f"parameter {name!r} holds an unknown object {_names(value)}")
     _check(value is None or isinstance(value, (bool, int, float, str)),
            f"parameter {name!r} must be a JSON scalar, got {type(value).__name__}")
+    _check_magnitude(value, f"parameter {name!r}")
     return value
+
+
+def _check_magnitude(value: Any, what: str) -> None:
+    # no parameter of a real model is an int beyond 64 bits; NumPy and float()
+    # would overflow on one long after loading
+    _check(not _is_int(value) or -_INT_MAX <= value <= _INT_MAX,
+           f"{what} is out of range, got {_short(value)}")
+
+
+# MT19937 keeps 624 words; its position is an index into them, which NumPy
+# does not bound-check (a position past them would read outside its state)
+_MT_WORDS = 624
 
 
 def _set_random_state(rs: np.random.RandomState, spec: Any, keys: Any, what: str) -> None:
     _check(isinstance(spec, list) and len(spec) == 3 and keys is not None,
            f"{what}: malformed random state")
+    pos, has_gauss, gauss = spec
+    _check_int(pos, f"{what}: the random state's position", 0, _MT_WORDS)
+    _check_int(has_gauss, f"{what}: the random state's has_gauss", 0, 1)
+    gauss = _check_float(gauss, f"{what}: the random state's cached gaussian")
+    _check(math.isfinite(gauss), f"{what}: the random state's cached gaussian must be finite, "
+           f"got {gauss}")
     try:
-        rs.set_state(("MT19937", keys, int(spec[0]), int(spec[1]), float(spec[2])))
-    except (TypeError, ValueError) as exc:
-        raise _Invalid(f"{what}: malformed random state ({exc})") from None
+        rs.set_state(("MT19937", keys, pos, has_gauss, gauss))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _Invalid(f"{what}: malformed random state ({_detail(exc)})") from None
+
+
+_PCG64_KEYS = ("bit_generator", "state", "has_uint32", "uinteger")
 
 
 def _set_generator(layer: Any, spec: Any) -> None:
     if spec is None:
         return
+    what = "the dropout generator state"
+    _check_keys(spec, _PCG64_KEYS, what)
+    _check(spec["bit_generator"] == "PCG64",
+           f"{what}: unknown bit generator {_short(spec['bit_generator'])} (PCG64 expected)")
+    words = _check_keys(spec["state"], ("state", "inc"), f"{what} 'state'")
+    for key, value in words.items():  # 128-bit words
+        _check_int(value, f"{what}: {key}", 0, (1 << 128) - 1)
+    _check_int(spec["has_uint32"], f"{what}: has_uint32", 0, 1)
+    _check_int(spec["uinteger"], f"{what}: uinteger", 0, (1 << 32) - 1)
     try:
         bg = np.random.PCG64()
         bg.state = spec
-    except (TypeError, ValueError, KeyError) as exc:
-        raise _Invalid(f"malformed dropout generator state ({exc})") from None
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise _Invalid(f"malformed dropout generator state ({_detail(exc)})") from None
     layer._rng = np.random.Generator(bg)
 
 
@@ -386,11 +490,35 @@ def _check_layer_params(params: dict, what: str) -> None:
         _check_int(params[k], f"{what} {k}", 1)
     _check_bool(params["bidirectional"], f"{what} bidirectional")
     _check(params["dtype"] in _FLOAT_DTYPES, f"{what} dtype must be one of {_FLOAT_DTYPES}, "
-           f"got {params['dtype']!r}")
+           f"got {_short(params['dtype'])}")
     dropout = _check_float(params["dropout"], f"{what} dropout")
     _check(0 <= dropout < 1, f"{what} dropout must be in [0, 1), got {dropout}")
-    _check(params["n_jobs"] is None or _is_int(params["n_jobs"]),
-           f"{what} n_jobs must be null or an int, got {params['n_jobs']!r}")
+    _check(params["n_jobs"] is None or _is_int(params["n_jobs"])
+           and -_INT_MAX <= params["n_jobs"] <= _INT_MAX,
+           f"{what} n_jobs must be null or an int, got {_short(params['n_jobs'])}")
+
+
+def _check_layer_sizes(r: _Reader, what: str, input_size: int, hidden_size: int,
+                       num_layers: int, bidirectional: bool,
+                       input_name: str = "input_size") -> None:
+    """Bound a layer's declared sizes by the arrays the file holds, before any loop.
+
+    A layer of ``num_layers`` layers has ``4 * num_layers`` parameter arrays per
+    direction, and its sizes are dimensions of those arrays: a header that
+    declares more than the file holds is refused here, in constant time, not
+    after listing the names of millions of arrays that are not there.
+    """
+    d = 2 if bidirectional else 1
+    held = r.count("layer.")
+    needed = 4 * d * num_layers
+    _check(needed == held,
+           f"{what} num_layers={num_layers}{' (bidirectional)' if d == 2 else ''} needs "
+           f"{needed} layer parameter arrays; the file holds {held}")
+    largest = r.largest_dimension("layer.")
+    for name, value in ((input_name, input_size), ("hidden_size", hidden_size)):
+        _check(value <= largest,
+               f"{what} {name}={value} is larger than every dimension of the file's layer "
+               f"arrays (at most {largest})")
 
 
 class _Reader:
@@ -405,77 +533,100 @@ class _Reader:
         _check(_HEADER in by_name, f"the archive has no {_HEADER}: not a fastlstm model file")
         for info in infos:
             _check(info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1,
-                   f"entry {info.filename!r} is compressed or encrypted; fastlstm writes "
+                   f"entry {_short(info.filename)} is compressed or encrypted; fastlstm writes "
                    "stored entries only")
             _check(file_size is None or info.file_size <= file_size,
-                   f"entry {info.filename!r} declares {info.file_size} bytes, more than the "
-                   "whole file")
+                   f"entry {_short(info.filename)} declares {info.file_size} bytes, more than "
+                   "the whole file")
+            # a stored entry's data is its content: both sizes are the same
+            _check(info.compress_size == info.file_size,
+                   f"entry {_short(info.filename)} declares {info.compress_size} stored bytes "
+                   f"for {info.file_size} bytes of content")
         head = by_name[_HEADER]
         _check(head.file_size <= _MAX_HEADER_BYTES,
                f"{_HEADER} declares {head.file_size} bytes (at most {_MAX_HEADER_BYTES})")
+        with _reading(_HEADER):
+            raw = zf.read(head)
         try:
-            header = json.loads(zf.read(head).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise _Invalid(f"{_HEADER} is not valid JSON ({exc})") from None
+            header = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError, MemoryError) as exc:
+            raise _Invalid(f"{_HEADER} is not valid JSON ({_detail(exc)})") from None
         _check(isinstance(header, dict), f"{_HEADER} must hold a JSON object")
         _check(header.get("format") == FORMAT_NAME,
-               f"not a fastlstm model file (format {header.get('format')!r})")
+               f"not a fastlstm model file (format {_short(header.get('format'))})")
         version = header.get("format_version")
         _check(_is_int(version) and version >= 1,
-               f"malformed format_version {version!r}")
+               f"malformed format_version {_short(version)}")
         if version > FORMAT_VERSION:
             raise _Invalid(
-                f"the file has format version {version}, written by fastlstm "
-                f"{header.get('fastlstm_version')!r}; this fastlstm reads format versions up "
-                f"to {FORMAT_VERSION}: upgrade fastlstm to load it")
+                f"the file has format version {_short(version)}, written by fastlstm "
+                f"{_short(header.get('fastlstm_version'))}; this fastlstm reads format "
+                f"versions up to {FORMAT_VERSION}: upgrade fastlstm to load it")
         _check_keys(header, ("format", "format_version", "fastlstm_version", "class",
                              "params", "state", "arrays"), _HEADER)
         specs = header["arrays"]
         _check(isinstance(specs, dict), "'arrays' must be a JSON object")
         self.specs: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
         for name, spec in specs.items():
-            _check(_ARRAY_NAME.fullmatch(name), f"bad array name {name!r}")
+            _check(_ARRAY_NAME.fullmatch(name), f"bad array name {_short(name)}")
             _check_keys(spec, ("dtype", "shape"), f"array {name!r}")
             dtype = self._dtype(spec["dtype"], name)
             shape = spec["shape"]
             _check(isinstance(shape, list) and len(shape) <= 3
                    and all(_is_int(n) and n >= 0 for n in shape),
-                   f"array {name!r} has a malformed shape {shape!r}")
+                   f"array {name!r} has a malformed shape {_short(shape)}")
             entry = by_name.get(f"arrays/{name}.npy")
             _check(entry is not None, f"array {name!r} is declared but missing")
             nbytes = math.prod(shape) * dtype.itemsize
-            _check(nbytes <= entry.file_size,
-                   f"array {name!r} declares shape {tuple(shape)} ({nbytes} bytes), larger "
-                   f"than its entry ({entry.file_size} bytes)")
+            # each dimension too: an empty array's other dimensions are no bound
+            _check(nbytes <= entry.file_size and all(n <= entry.file_size for n in shape),
+                   f"array {name!r} declares shape {_short(tuple(shape))} ({_short(nbytes)} "
+                   f"bytes), larger than its entry ({entry.file_size} bytes)")
             self.specs[name] = (dtype, tuple(shape))
         expected = {_HEADER} | {f"arrays/{n}.npy" for n in self.specs}
-        extra = sorted(set(names) - expected)
-        _check(not extra, f"unexpected entries in the archive: {extra[:5]}")
+        extra = set(names) - expected
+        _check(not extra, f"unexpected entries in the archive: {_names(extra)}")
         self.header = header
         self.version = version
         self.by_name = by_name
 
     @staticmethod
     def _dtype(text: Any, name: str) -> np.dtype:
-        _check(isinstance(text, str) and len(text) <= 16, f"array {name!r}: bad dtype")
+        _check(isinstance(text, str) and _DTYPE_TEXT.fullmatch(text),
+               f"array {name!r}: dtype {_short(text)} is not allowed (numbers and strings "
+               "only)")
         try:
-            dtype = np.dtype(text)
-        except TypeError:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # deprecated aliases are refused below
+                dtype = np.dtype(text)
+        except (TypeError, ValueError, OverflowError):
             raise _Invalid(f"array {name!r}: unknown dtype {text!r}") from None
-        _check(dtype.kind in "biufUS" and not dtype.hasobject and dtype.fields is None,
+        _check(dtype.kind in "biufUS" and not dtype.hasobject and dtype.fields is None
+               and dtype.itemsize > 0,
                f"array {name!r}: dtype {text!r} is not allowed (numbers and strings only)")
         return dtype
 
+    def count(self, prefix: str) -> int:
+        """How many declared arrays are named ``prefix...``."""
+        return sum(name.startswith(prefix) for name in self.specs)
+
+    def largest_dimension(self, prefix: str) -> int:
+        """The largest dimension of the declared arrays named ``prefix...`` (0 if none)."""
+        return max((n for name, (_, shape) in self.specs.items() if name.startswith(prefix)
+                    for n in shape), default=0)
+
     def expect(self, expected: dict[str, tuple[Any, tuple[int, ...]]]) -> None:
         """Check that the declared arrays are exactly ``expected`` (name: (dtype, shape))."""
-        missing = sorted(set(expected) - set(self.specs))
-        extra = sorted(set(self.specs) - set(expected))
+        missing = set(expected) - set(self.specs)
+        extra = set(self.specs) - set(expected)
         _check(not missing and not extra,
-               f"the arrays do not match the model: missing {missing}, unexpected {extra}")
+               f"the arrays do not match the model: missing {_names(missing)}, "
+               f"unexpected {_names(extra)}")
         for name, (dtype, shape) in expected.items():
             got_dtype, got_shape = self.specs[name]
             _check(got_shape == tuple(shape),
-                   f"array {name!r} has shape {got_shape}, the model needs {tuple(shape)}")
+                   f"array {name!r} has shape {got_shape}, the model needs "
+                   f"{_short(tuple(shape))}")
             if dtype is not None:
                 _check(got_dtype == np.dtype(dtype),
                        f"array {name!r} has dtype {got_dtype}, the model needs "
@@ -485,7 +636,7 @@ class _Reader:
         """Read one declared array, checking its .npy header against the JSON header."""
         dtype, shape = self.specs[name]
         info = self.by_name[f"arrays/{name}.npy"]
-        with self.zf.open(info) as f:
+        with _reading(f"array {name!r}"), self.zf.open(info) as f:
             try:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
@@ -494,11 +645,11 @@ class _Reader:
                     got = np.lib.format.read_array_header_2_0(f, max_header_size=_MAX_NPY_HEADER)
                 else:
                     raise ValueError(f"unsupported .npy version {version}")
-            except ValueError as exc:
-                raise _Invalid(f"array {name!r}: bad .npy header ({exc})") from None
+            except (ValueError, SyntaxError, RecursionError, MemoryError) as exc:
+                raise _Invalid(f"array {name!r}: bad .npy header ({_detail(exc)})") from None
             got_shape, fortran, got_dtype = got
             _check(got_dtype == dtype and tuple(got_shape) == shape and not fortran,
-                   f"array {name!r}: the .npy entry holds {got_dtype} {tuple(got_shape)}"
+                   f"array {name!r}: the .npy entry holds {got_dtype} {_short(tuple(got_shape))}"
                    f"{' (Fortran order)' if fortran else ''}, the header declares {dtype} "
                    f"{shape}")
             nbytes = math.prod(shape) * dtype.itemsize
@@ -515,6 +666,8 @@ def _load_layer(r: _Reader, cls: type) -> Any:
     _check_layer_params(params, "layer")
     state = _check_keys(r.header["state"], ("rng",), "state")
     cell = "lstm" if cls is LSTM else "rnn"
+    _check_layer_sizes(r, "the layer's", params["input_size"], params["hidden_size"],
+                       params["num_layers"], params["bidirectional"])
     shapes = _layer_shapes(cell, params["input_size"], params["hidden_size"],
                            params["num_layers"], params["bidirectional"])
     r.expect({f"layer.{k}": (params["dtype"], s) for k, s in shapes.items()})
@@ -522,15 +675,15 @@ def _load_layer(r: _Reader, cls: type) -> Any:
     try:
         layer = cls(**params)
         layer.load_state_dict(weights)
-    except (TypeError, ValueError) as exc:
-        raise _Invalid(f"invalid layer ({exc})") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _Invalid(f"invalid layer ({_detail(exc)})") from None
     _set_generator(layer, state["rng"])
     return layer
 
 
 def _check_network(net: dict, kind: str) -> None:
     _check_keys(net, _NET_CONFIG, "the network configuration")
-    _check(net["cell"] in ("lstm", "rnn"), f"unknown cell {net['cell']!r}")
+    _check(net["cell"] in ("lstm", "rnn"), f"unknown cell {_short(net['cell'])}")
     _check_layer_params({"input_size": net["n_features"], **net}, "network")
     _check_int(net["n_outputs"], "n_outputs", 1)
     _check_bool(net["sequence_output"], "sequence_output")
@@ -564,7 +717,7 @@ def _check_estimator_state(state: dict, kind: str) -> None:
            "architecture does not match the network")
     _check_bool(arch["channels_first"], "channels_first")
     steps = state["table_steps"]
-    _check(steps is None or _is_int(steps) and steps >= 1,
+    _check(steps is None or _is_int(steps) and 1 <= steps <= _INT_MAX,
            "table_steps must be null or a positive int")
     ts = _check_keys(state["train_state"], _TRAIN_STATE, "train_state")
     _check_history(ts["history"])
@@ -579,13 +732,15 @@ def _check_estimator_state(state: dict, kind: str) -> None:
     opt = state["optimizer"]
     if opt is not None:
         _check_keys(opt, ("name", "t", "groups"), "the optimizer state")
-        _check(opt["name"] in ("adam", "adamw", "sgd"), f"unknown optimizer {opt['name']!r}")
+        _check(opt["name"] in ("adam", "adamw", "sgd"),
+               f"unknown optimizer {_short(opt['name'])}")
         _check_int(opt["t"], "the optimizer step count")
         _check(_is_int(opt["groups"]) and 0 <= opt["groups"] <= 2,
                "malformed optimizer groups")
     published = state["published"]
-    _check(isinstance(published, dict) and set(published) <= set(_PUBLISHED),
-           f"unknown fitted attributes {sorted(set(published) - set(_PUBLISHED))}")
+    _check(isinstance(published, dict), "the fitted attributes must be a JSON object")
+    _check(set(published) <= set(_PUBLISHED),
+           f"unknown fitted attributes {_names(set(published) - set(_PUBLISHED))}")
     _check("n_features_in_" in published, "n_features_in_ is missing")
     for name, value in published.items():
         if name in ("n_features_in_", "n_iter_", "t_"):
@@ -674,12 +829,18 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     est = cls()
     known = set(est.get_params(deep=False))
     _check(set(raw) == known, f"params do not match {cls.__name__}: missing "
-           f"{sorted(known - set(raw))}, unexpected {sorted(set(raw) - known)}")
+           f"{_names(known - set(raw))}, unexpected {_names(set(raw) - known)}")
     _check(raw["callbacks"] is None, "callbacks must be null: callbacks are never saved")
     kind = est._kind
     state = _check_keys(r.header["state"], _ESTIMATOR_STATE, "state",
                         optional=("y_single", "fitted_sequence_output", "classes_object"))
     _check_estimator_state(state, kind)
+    net = state["network"]
+    _check_layer_sizes(r, "the network's", net["n_features"], net["hidden_size"],
+                       net["num_layers"], net["bidirectional"], input_name="n_features")
+    _check(net["n_outputs"] <= r.largest_dimension("head."),
+           f"the network's n_outputs={net['n_outputs']} is larger than every dimension of "
+           f"the file's head arrays (at most {r.largest_dimension('head.')})")
     # a RandomState instance as random_state: its key array travels with the others
     rs_params = [n for n, v in raw.items() if isinstance(v, dict) and "__random_state__" in v]
     expected, param_shapes = _estimator_arrays(state, kind, rs_params)
@@ -694,9 +855,8 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     try:
         est.set_params(**params)
         est._check_params()
-    except (TypeError, ValueError) as exc:
-        raise _Invalid(f"invalid {cls.__name__} parameters ({exc})") from None
-    net = state["network"]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _Invalid(f"invalid {cls.__name__} parameters ({_detail(exc)})") from None
     network = SequenceNet.__new__(SequenceNet)
     try:
         network.__setstate__({
@@ -705,8 +865,8 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
                             if n.startswith("layer.")},
             "weight": arrays["head.weight"], "bias": arrays["head.bias"],
         })
-    except (TypeError, ValueError) as exc:
-        raise _Invalid(f"invalid network ({exc})") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _Invalid(f"invalid network ({_detail(exc)})") from None
     _set_generator(network.layer, state["layer_rng"])
     est.network_ = network
 
@@ -744,19 +904,33 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     return est
 
 
-def _open(path: Any, describe: str) -> tuple[zipfile.ZipFile, int | None]:
+def _open(f: BinaryIO) -> tuple[zipfile.ZipFile, int | None]:
+    """The archive of an open binary file, and the file's size from where it stands."""
     size = None
-    if isinstance(path, (str, os.PathLike)):
-        size = os.path.getsize(path)
-    elif hasattr(path, "seek") and hasattr(path, "tell"):
-        here = path.tell()
-        size = path.seek(0, io.SEEK_END) - here
-        path.seek(here)
+    if hasattr(f, "seek") and hasattr(f, "tell"):
+        here = f.tell()
+        size = f.seek(0, io.SEEK_END) - here
+        f.seek(here)
     try:
-        return zipfile.ZipFile(path, "r"), size
+        return zipfile.ZipFile(f, "r"), size
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"Cannot load {describe}: not a fastlstm model file (not a zip "
-                         f"archive, or a truncated one: {exc})") from None
+        raise _Invalid(f"not a fastlstm model file (not a zip archive, or a truncated one: "
+                       f"{exc})") from None
+    except _MALFORMED as exc:  # e.g. an unknown "version needed" in an entry record
+        raise _Invalid(f"not a fastlstm model file, or a corrupted one (its zip directory "
+                       f"is malformed: {type(exc).__name__}: {_detail(exc)})") from None
+
+
+def _load(f: BinaryIO) -> Any:
+    zf, size = _open(f)
+    with zf:
+        reader = _Reader(zf, size)
+        kind = reader.header["class"]
+        _check(isinstance(kind, str) and kind in _CLASSES,
+               f"class {_short(kind)} is not one fastlstm loads (allowed: "
+               f"{', '.join(_CLASSES)})")
+        load_fn: Callable = _load_layer if kind in ("LSTM", "RNN") else _load_estimator
+        return load_fn(reader, _CLASSES[kind])
 
 
 def load(path: str | os.PathLike | BinaryIO) -> Any:
@@ -783,7 +957,12 @@ def load(path: str | os.PathLike | BinaryIO) -> Any:
     ValueError
         If the file is not a fastlstm model file, is corrupted, truncated or
         tampered with, or was written in a newer format version; the
-        message says what is wrong.
+        message says what is wrong.  Sizes and counts the header declares
+        are checked against what the file holds before anything is built,
+        so a small hostile file is refused at once.
+    OSError
+        If ``path`` names a file that cannot be opened (for example, one
+        that does not exist).
 
     Examples
     --------
@@ -803,17 +982,12 @@ def load(path: str | os.PathLike | BinaryIO) -> Any:
     ValueError: Cannot load the file: not a fastlstm model file (not a zip archive, ...)
     """
     describe = repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else "the file"
-    zf, size = _open(path, describe)
-    with zf:
-        try:
-            reader = _Reader(zf, size)
-            kind = reader.header["class"]
-            _check(isinstance(kind, str) and kind in _CLASSES,
-                   f"class {kind!r} is not one fastlstm loads (allowed: {', '.join(_CLASSES)})")
-            load_fn: Callable = _load_layer if kind in ("LSTM", "RNN") else _load_estimator
-            return load_fn(reader, _CLASSES[kind])
-        except _Invalid as exc:
-            raise ValueError(f"Cannot load {describe}: {exc}") from None
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise ValueError(f"Cannot load {describe}: the file is corrupted or truncated "
-                             f"({exc})") from None
+    try:
+        if isinstance(path, (str, os.PathLike)):
+            # a file that cannot be opened (missing, a directory, no permission)
+            # raises its OSError here; everything read after it is checked
+            with open(path, "rb") as f:
+                return _load(f)
+        return _load(path)
+    except _Invalid as exc:
+        raise ValueError(f"Cannot load {describe}: {exc}") from None
