@@ -251,6 +251,34 @@ def test_the_default_survives_pickling_and_is_no_input_when_unknown():
     np.testing.assert_allclose(got["y"], reg.predict(X[:5]), **TOL)
 
 
+def test_the_default_survives_save_and_load(tmp_path):
+    """fastlstm.save keeps what fit saw; a file from before it was recorded exports no lengths."""
+    import json
+    import zipfile
+
+    X = _ragged(3, 24)
+    reg = fastlstm.LSTMRegressor(hidden_size=4, max_epochs=1, random_state=0)
+    reg.fit(X, [x.sum() for x in X])
+    path = tmp_path / "ragged.fastlstm"
+    fastlstm.save(reg, path)
+    assert _input_names(fastlstm.load(path).to_onnx()) == ["x", "lengths"]
+    fixed = fastlstm.LSTMRegressor(hidden_size=4, max_epochs=1, random_state=0)
+    fixed.fit(_x(1, 24, 5, 2), np.arange(24.0))
+    fastlstm.save(fixed, tmp_path / "fixed.fastlstm")
+    assert _input_names(fastlstm.load(tmp_path / "fixed.fastlstm").to_onnx()) == ["x"]
+    # the same file without the field, as files were written before
+    old = tmp_path / "old.fastlstm"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith(".json"):
+                header = json.loads(data)
+                del header["state"]["variable_lengths"]
+                data = json.dumps(header).encode()
+            dst.writestr(info, data)
+    assert _input_names(fastlstm.load(old).to_onnx()) == ["x"]
+
+
 def test_a_failed_fit_keeps_the_recorded_lengths():
     X = _ragged(4, 24)
     clf = fastlstm.LSTMClassifier(hidden_size=4, max_epochs=1, random_state=0)

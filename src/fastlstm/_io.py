@@ -197,6 +197,8 @@ def _dump_estimator(est: Any, header: dict, arrays: dict[str, np.ndarray],
         "rng": _random_state_json(est._rng, "rng.keys", arrays),
         "layer_rng": _generator_json(getattr(net.layer, "_rng", None)),
         "optimizer": None,
+        # whether fit saw sequences of different lengths: to_onnx's default
+        "variable_lengths": bool(getattr(est, "_fit_variable_lengths", False)),
     }
     for name, value in net.layer.state_dict().items():
         arrays[f"layer.{name}"] = value
@@ -712,6 +714,7 @@ def _check_estimator_state(state: dict, kind: str) -> None:
     """Check the non-array state of an estimator (nothing is built yet)."""
     net = state["network"]
     _check_network(net, kind)
+    _check_bool(state.get("variable_lengths", False), "variable_lengths")
     arch = _check_keys(state["architecture"], _ARCH, "architecture")
     _check(all(arch[a] == net[a] for a in _ARCH if a in net),
            "architecture does not match the network")
@@ -833,7 +836,8 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
     _check(raw["callbacks"] is None, "callbacks must be null: callbacks are never saved")
     kind = est._kind
     state = _check_keys(r.header["state"], _ESTIMATOR_STATE, "state",
-                        optional=("y_single", "fitted_sequence_output", "classes_object"))
+                        optional=("y_single", "fitted_sequence_output", "classes_object",
+                                  "variable_lengths"))
     _check_estimator_state(state, kind)
     net = state["network"]
     _check_layer_sizes(r, "the network's", net["n_features"], net["hidden_size"],
@@ -901,6 +905,8 @@ def _load_estimator(r: _Reader, cls: type) -> Any:
                and (est._y_scale > 0).all(), "malformed target scaling")
         est._y_single = state["y_single"]
         est._fitted_sequence_output = state["fitted_sequence_output"]
+    # files saved before it was recorded: no lengths input, as they exported then
+    est._fit_variable_lengths = state.get("variable_lengths", False)
     return est
 
 
