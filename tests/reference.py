@@ -254,3 +254,219 @@ def run(params, x, lengths=None, initial_state=None, d_out=None, d_h_n=None, d_c
     result = dict(out=out, h_n=h_n, c_n=c_n, dx=dx, dh0=dh0, dc0=dc0)
     result.update({f"grad_{k}": v for k, v in grads.items()})
     return result
+
+
+# ---------------------------------------------------------------------------
+# GRU
+#
+# The same loops, names and conventions as the LSTM above, for PyTorch's
+# ``nn.GRU``: the stacked weights hold 3H rows in gate order (r, z, n),
+#
+#     weight_ih_l{k}[_reverse]  (3H, I_k)    I_0 = input_size, I_k = D*H
+#     weight_hh_l{k}[_reverse]  (3H, H)
+#     bias_ih_l{k}[_reverse]    (3H,)
+#     bias_hh_l{k}[_reverse]    (3H,)
+#
+# and one step is
+#
+#     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+#     z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+#     n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+#     h' = (1 - z) * n + z * h
+#
+# b_hn sits inside the product with r, so the two biases are never summed
+# (unlike the LSTM's).  The state is h alone: ``gru_forward`` returns
+# ``out, h_n, cache``, ``initial_state`` is h0 itself (not a tuple), and
+# ``gru_backward`` returns ``grads, dx, dh0`` -- as ``fastlstm.RNN`` does.
+# Lengths behave as for the LSTM: outputs past a sequence's end are 0, h_n is
+# the state at the sequence's own last step, and the reverse direction starts
+# at the sequence's own end (PyTorch's packed sequences).
+# ---------------------------------------------------------------------------
+
+# the parameter names are the LSTM's (only the row count differs)
+gru_param_names = param_names
+
+
+def gru_param_shapes(input_size, hidden_size, num_layers=1, bidirectional=False):
+    """Map each GRU parameter name to its shape (3H rows, gate order r, z, n)."""
+    return {
+        name: (3 * shape[0] // 4, *shape[1:])
+        for name, shape in param_shapes(input_size, hidden_size, num_layers,
+                                        bidirectional).items()
+    }
+
+
+def gru_init_params(input_size, hidden_size, num_layers=1, bidirectional=False, rng=None,
+                    scale=None):
+    """Random float64 GRU parameters, uniform(-scale, scale) (default 1/sqrt(H), as PyTorch)."""
+    rng = np.random.default_rng(rng)
+    scale = 1.0 / np.sqrt(hidden_size) if scale is None else scale
+    return {
+        name: rng.uniform(-scale, scale, size=shape)
+        for name, shape in gru_param_shapes(input_size, hidden_size, num_layers,
+                                            bidirectional).items()
+    }
+
+
+def _gru_run_direction(w_ih, w_hh, b_ih, b_hh, xs, h, reverse):
+    """One GRU layer-direction over one sequence xs (L, I); returns outputs and the tape."""
+    hidden = w_hh.shape[1]
+    steps = range(len(xs) - 1, -1, -1) if reverse else range(len(xs))
+    ys = np.zeros((len(xs), hidden))
+    tape = []
+    for t in steps:
+        gi = w_ih @ xs[t] + b_ih
+        gh = w_hh @ h + b_hh
+        r = sigmoid(gi[:hidden] + gh[:hidden])
+        z = sigmoid(gi[hidden:2 * hidden] + gh[hidden:2 * hidden])
+        hn = gh[2 * hidden:]  # W_hn h + b_hn, which r multiplies
+        n = np.tanh(gi[2 * hidden:] + r * hn)
+        h_new = (1.0 - z) * n + z * h
+        tape.append(dict(t=t, h_prev=h, r=r, z=z, n=n, hn=hn))
+        h = h_new
+        ys[t] = h
+    return ys, h, tape
+
+
+def _gru_backprop_direction(w_ih, w_hh, xs, tape, dys, dh):
+    """Manual BPTT through one GRU layer-direction of one sequence.
+
+    dys (L, H) is the gradient of the outputs, dh that of the final state.
+    Returns (dW_ih, dW_hh, db_ih, db_hh, dxs, dh0).
+    """
+    hidden = w_hh.shape[1]
+    dw_ih = np.zeros_like(w_ih)
+    dw_hh = np.zeros_like(w_hh)
+    db_ih = np.zeros(3 * hidden)
+    db_hh = np.zeros(3 * hidden)
+    dxs = np.zeros_like(xs)
+    for s in reversed(tape):
+        r, z, n, hn, h_prev = s["r"], s["z"], s["n"], s["hn"], s["h_prev"]
+        dh = dh + dys[s["t"]]
+        dn_pre = dh * (1.0 - z) * (1.0 - n**2)
+        dz_pre = dh * (h_prev - n) * z * (1.0 - z)
+        dr_pre = dn_pre * hn * r * (1.0 - r)
+        # r and z see the same pre-activation gradient on both sides; the n
+        # gate's hidden side (W_hn h + b_hn) is scaled by r
+        d_gi = np.concatenate([dr_pre, dz_pre, dn_pre])
+        d_gh = np.concatenate([dr_pre, dz_pre, dn_pre * r])
+        dw_ih += np.outer(d_gi, xs[s["t"]])
+        dw_hh += np.outer(d_gh, h_prev)
+        db_ih += d_gi
+        db_hh += d_gh
+        dxs[s["t"]] = w_ih.T @ d_gi
+        dh = dh * z + w_hh.T @ d_gh
+    return dw_ih, dw_hh, db_ih, db_hh, dxs, dh
+
+
+def gru_forward(params, x, lengths=None, initial_state=None, dropout_masks=None):
+    """Run the GRU stack on batch-first ``x`` (B, T, I).
+
+    ``initial_state`` is h0 (num_layers*D, B, H) or None (zeros).
+    ``dropout_masks[k-1]`` (B, T, D*H), if given, multiplies the input of layer
+    k >= 1 (already scaled by 1/(1-p), as inverted dropout does).
+    Returns ``out (B, T, D*H), h_n (num_layers*D, B, H), cache``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> params = gru_init_params(3, 2, num_layers=2, bidirectional=True, rng=rng)
+    >>> x = rng.standard_normal((4, 5, 3))
+    >>> out, h_n, cache = gru_forward(params, x, lengths=[5, 2, 1, 5])
+    >>> out.shape, h_n.shape
+    ((4, 5, 4), (4, 4, 2))
+    >>> grads, dx, dh0 = gru_backward(params, cache, d_out=np.ones_like(out))
+    >>> sorted(grads) == sorted(params), dx.shape == x.shape, dh0.shape == h_n.shape
+    (True, True, True)
+    """
+    num_layers, d, hidden = _structure(params)
+    x = np.asarray(x, dtype=np.float64)
+    batch, time, _ = x.shape
+    lengths = _lengths(lengths, batch, time)
+    if initial_state is None:
+        h0 = np.zeros((num_layers * d, batch, hidden))
+    else:
+        h0 = np.asarray(initial_state, dtype=np.float64)
+    h_n = np.zeros((num_layers * d, batch, hidden))
+    inputs = []
+    tapes = {}
+    layer_in = x
+    for layer in range(num_layers):
+        if layer > 0 and dropout_masks is not None:
+            layer_in = layer_in * dropout_masks[layer - 1]
+        inputs.append(layer_in)
+        layer_out = np.zeros((batch, time, d * hidden))
+        for direction in range(d):
+            sfx = _suffix(direction)
+            w_ih = params[f"weight_ih_l{layer}{sfx}"]
+            w_hh = params[f"weight_hh_l{layer}{sfx}"]
+            b_ih = params[f"bias_ih_l{layer}{sfx}"]
+            b_hh = params[f"bias_hh_l{layer}{sfx}"]
+            k = layer * d + direction
+            for n in range(batch):
+                xs = layer_in[n, :lengths[n]]
+                ys, h, tape = _gru_run_direction(w_ih, w_hh, b_ih, b_hh, xs, h0[k, n],
+                                                 reverse=direction == 1)
+                layer_out[n, :lengths[n], direction * hidden:(direction + 1) * hidden] = ys
+                h_n[k, n] = h
+                tapes[k, n] = tape
+        layer_in = layer_out
+    cache = dict(inputs=inputs, tapes=tapes, lengths=lengths, dropout_masks=dropout_masks,
+                 shape=(batch, time, x.shape[2]))
+    return layer_in, h_n, cache
+
+
+def gru_backward(params, cache, d_out=None, d_h_n=None):
+    """Gradients of a scalar loss given its gradients wrt the outputs of ``gru_forward``.
+
+    Either of ``d_out``, ``d_h_n`` may be None (zeros).  Padded positions of
+    ``d_out`` are ignored (those outputs are constant zeros).
+    Returns ``grads (dict like params), dx (B, T, I), dh0 (num_layers*D, B, H)``.
+    """
+    num_layers, d, hidden = _structure(params)
+    batch, time, _ = cache["shape"]
+    lengths = cache["lengths"]
+    if d_out is None:
+        d_out = np.zeros((batch, time, d * hidden))
+    if d_h_n is None:
+        d_h_n = np.zeros((num_layers * d, batch, hidden))
+    d_h_n = np.asarray(d_h_n, dtype=np.float64)
+    grads = {name: np.zeros_like(p) for name, p in params.items()}
+    dh0 = np.zeros((num_layers * d, batch, hidden))
+    d_layer_out = np.asarray(d_out, dtype=np.float64)
+    for layer in reversed(range(num_layers)):
+        layer_in = cache["inputs"][layer]
+        d_layer_in = np.zeros_like(layer_in)
+        for direction in range(d):
+            sfx = _suffix(direction)
+            w_ih = params[f"weight_ih_l{layer}{sfx}"]
+            w_hh = params[f"weight_hh_l{layer}{sfx}"]
+            k = layer * d + direction
+            cols = slice(direction * hidden, (direction + 1) * hidden)
+            for n in range(batch):
+                length = lengths[n]
+                dw_ih, dw_hh, db_ih, db_hh, dxs, dh = _gru_backprop_direction(
+                    w_ih, w_hh, layer_in[n, :length], cache["tapes"][k, n],
+                    d_layer_out[n, :length, cols], d_h_n[k, n])
+                grads[f"weight_ih_l{layer}{sfx}"] += dw_ih
+                grads[f"weight_hh_l{layer}{sfx}"] += dw_hh
+                grads[f"bias_ih_l{layer}{sfx}"] += db_ih
+                grads[f"bias_hh_l{layer}{sfx}"] += db_hh
+                d_layer_in[n, :length] += dxs
+                dh0[k, n] = dh
+        if layer > 0 and cache["dropout_masks"] is not None:
+            d_layer_in = d_layer_in * cache["dropout_masks"][layer - 1]
+        d_layer_out = d_layer_in
+    return grads, d_layer_out, dh0
+
+
+def gru_run(params, x, lengths=None, initial_state=None, d_out=None, d_h_n=None,
+            dropout_masks=None):
+    """GRU forward then backward; one flat dict of float64 arrays (no c_n/dc0)."""
+    out, h_n, cache = gru_forward(params, x, lengths, initial_state, dropout_masks)
+    grads, dx, dh0 = gru_backward(params, cache, d_out, d_h_n)
+    result = dict(out=out, h_n=h_n, dx=dx, dh0=dh0)
+    result.update({f"grad_{k}": v for k, v in grads.items()})
+    return result
+
+
+__all__ += ["gru_backward", "gru_forward", "gru_init_params", "gru_param_names",
+            "gru_param_shapes", "gru_run"]
