@@ -78,7 +78,7 @@ def test_console_script():
 
 
 def test_ctrl_c_during_the_demo_exits_130(monkeypatch, capsys):
-    from fastlstm._optim import Adam
+    from fastlstm.train.optim import Adam
 
     def interrupted(self, params, grads):
         raise KeyboardInterrupt

@@ -12,7 +12,7 @@ import pytest
 from joblib import Parallel, delayed, parallel_backend
 
 import fastlstm
-from fastlstm._parallel import effective_n_jobs, usable_cores
+from fastlstm.runtime.parallel import effective_n_jobs, usable_cores
 
 
 @pytest.fixture(autouse=True)

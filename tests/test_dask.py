@@ -27,7 +27,7 @@ from sklearn.model_selection import GridSearchCV  # noqa: E402
 
 import fastlstm  # noqa: E402
 from fastlstm import LSTMClassifier, LSTMRegressor  # noqa: E402
-from fastlstm._parallel import effective_n_jobs  # noqa: E402
+from fastlstm.runtime.parallel import effective_n_jobs  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -1,10 +1,10 @@
-"""Input validation and length bucketing (fastlstm._data)."""
+"""Input validation and length bucketing (fastlstm.train.data)."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastlstm._data import Sequences, check_sequence_targets, check_sequences, length_batches
+from fastlstm.train.data import Sequences, check_sequence_targets, check_sequences, length_batches
 
 
 def test_3d_array_converted_once_to_dtype():

@@ -16,8 +16,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 import fastlstm
 from fastlstm import LSTMClassifier, LSTMRegressor
-from fastlstm._optim import Adam
-from fastlstm._training import Progress, SequenceNet, softmax_cross_entropy, squared_error
+from fastlstm.train.network import Progress, SequenceNet, softmax_cross_entropy, squared_error
+from fastlstm.train.optim import Adam
 
 # ------------------------------------------------------------------ data
 

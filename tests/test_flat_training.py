@@ -1,4 +1,4 @@
-"""The training step on one flat parameter buffer (fastlstm._flat): the same results, bit
+"""The training step on one flat parameter buffer (fastlstm.train.flat): the same results, bit
 for bit, as the per-array step, with every guarantee of the loop kept (determinism,
 rollback, Ctrl-C, callbacks, pickling, partial_fit)."""
 
@@ -12,11 +12,11 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm import LSTMClassifier, LSTMRegressor
-from fastlstm._flat import FlatLayout, FlatParameters, flat_grad_norm
-from fastlstm._guard import StepGuard
-from fastlstm._optim import SGD, Adam, AdamW, clip_grad_norm
-from fastlstm._training import SequenceNet
 from fastlstm.callbacks import Callback
+from fastlstm.train.flat import FlatLayout, FlatParameters, flat_grad_norm
+from fastlstm.train.guard import StepGuard
+from fastlstm.train.network import SequenceNet
+from fastlstm.train.optim import SGD, Adam, AdamW, clip_grad_norm
 
 # ------------------------------------------------------------------ the layout
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import fastlstm
-from fastlstm import _memory
-from fastlstm._memory import (
+from fastlstm.runtime import memory as _memory
+from fastlstm.runtime.memory import (
     check_estimator_memory,
     forward_bytes,
     layer_param_bytes,

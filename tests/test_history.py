@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastlstm import LSTMClassifier, LSTMRegressor
-from fastlstm._training import TrainState
+from fastlstm.train.network import TrainState
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -100,7 +100,7 @@ def test_caught_ctrl_c_leaves_a_usable_model():
 def test_ctrl_c_in_the_demo_exits_130_with_one_line(quiet):
     argv = ["demo", "--quick", "--n-jobs", "1"] + (["--quiet"] if quiet else [])
     proc = _run(f"""
-        from fastlstm._optim import Adam
+        from fastlstm.train.optim import Adam
         from fastlstm.__main__ import main
 
         real_step, calls = Adam.step, [0]

@@ -12,7 +12,8 @@ import pytest
 import reference
 
 import fastlstm
-from fastlstm import _kernels, _packed
+from fastlstm import _kernels
+from fastlstm.nn import packed as _packed
 
 SIMD = [v for v in _kernels.available_variants() if _kernels.load(v).packed_width() > 0]
 pytestmark = pytest.mark.skipif(not SIMD, reason="this CPU runs no SIMD kernel variant")
@@ -199,7 +200,8 @@ def test_hidden_slices_with_concurrent_callers(k, rng, monkeypatch):
     monkeypatch.setattr(_packed, "SLICE_MIN_STEP_FLOPS", 0)
     monkeypatch.setattr(_packed, "SLICE_MIN_FLOPS", 0)
     layer = fastlstm.LSTM(4, 48, n_jobs=2, random_state=0)
-    assert layer._plan(3, 50, None).slice_threads == 2 or fastlstm._parallel.usable_cores() < 2
+    assert (layer._plan(3, 50, None).slice_threads == 2
+            or fastlstm.runtime.parallel.usable_cores() < 2)
     xs = [rng.standard_normal((3, 50, 4)).astype(np.float32) for _ in range(4)]
     expected = [fastlstm.LSTM(4, 48, n_jobs=1, random_state=0).forward(x)[0] for x in xs]
     errors = []

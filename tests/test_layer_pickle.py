@@ -1,6 +1,7 @@
 """Layers survive pickling: configuration, parameters and random state travel, caches do not."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,3 +24,22 @@ def test_layers_pickle_round_trip(cls):
                                   layer.forward(x, training=True)[0])
     if cls is fastlstm.LSTM:
         np.testing.assert_array_equal(clone.step(x[:, 0])[0], layer.step(x[:, 0])[0])
+
+
+@pytest.mark.parametrize("name", ["lstm", "rnn", "classifier", "regressor", "scaler"])
+def test_pickles_of_the_flat_layout_still_load(name):
+    """Objects pickled by fastlstm 0.1.0 (modules side by side) load and compute as they did."""
+    data_dir = Path(__file__).parent / "data"
+    with open(data_dir / f"{name}-0.1.0.pkl", "rb") as f:
+        obj = pickle.load(f)
+    expected = np.load(data_dir / "pickles-0.1.0-expected.npz")
+    x = expected["X"]
+    if name in ("lstm", "rnn"):
+        got = obj.forward(x)[0]
+    elif name == "scaler":
+        got = obj.transform(x)
+    else:
+        got = obj.predict(x)
+    np.testing.assert_array_equal(got, expected[name])
+    # and it pickles again under today's module names
+    assert "fastlstm._" not in type(pickle.loads(pickle.dumps(obj))).__module__

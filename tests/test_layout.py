@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fastlstm import LSTMClassifier, LSTMRegressor, SequenceScaler
-from fastlstm._layout import layout_warning
+from fastlstm.estimators.layout import layout_warning
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

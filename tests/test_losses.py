@@ -1,10 +1,10 @@
-"""Regression losses: absolute error and Huber (fastlstm._losses, LSTMRegressor(loss=...))."""
+"""Regression losses: absolute error and Huber (fastlstm.train.losses, LSTMRegressor(loss=...))."""
 
 import numpy as np
 import pytest
 
 from fastlstm import LSTMRegressor
-from fastlstm._losses import absolute_error, huber
+from fastlstm.train.losses import absolute_error, huber
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

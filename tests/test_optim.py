@@ -1,4 +1,4 @@
-"""Optimizers and gradient clipping (fastlstm._optim), held against PyTorch."""
+"""Optimizers and gradient clipping (fastlstm.train.optim), held against PyTorch."""
 
 import math
 import pickle
@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from fastlstm._optim import SGD, Adam, AdamW, clip_grad_norm, make_optimizer
+from fastlstm.train.optim import SGD, Adam, AdamW, clip_grad_norm, make_optimizer
 
 
 def _problem(seed=0):

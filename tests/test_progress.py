@@ -11,8 +11,8 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm import LSTMRegressor
-from fastlstm._progress import Progress, TqdmProgress, make_progress
 from fastlstm.callbacks import ProgressBar
+from fastlstm.train.progress import Progress, TqdmProgress, make_progress
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -131,7 +131,7 @@ def test_progress_bar_running_loss_is_the_mean_over_the_sequences_seen():
     bar = ProgressBar(stream=io.StringIO(), use_tqdm=False)
     X, y = _data()
     reg = _small(max_epochs=1, callbacks=[bar])
-    import fastlstm._progress as progress_module
+    import fastlstm.train.progress as progress_module
 
     orig = progress_module.make_progress
     try:

@@ -1,4 +1,4 @@
-"""Variable-length batches in the packed-sequence layout (fastlstm._ragged).
+"""Variable-length batches in the packed-sequence layout (fastlstm.nn.ragged).
 
 On the SIMD variants, a float32 layer given ``lengths`` keeps only running
 rows in its buffers.  Checked here: the layout itself, that training buffers
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import fastlstm
-from fastlstm import _kernels, _ragged
+from fastlstm import _kernels
+from fastlstm.nn import ragged as _ragged
 
 SIMD = [v for v in _kernels.available_variants() if _kernels.load(v).packed_width() > 0]
 pytestmark = pytest.mark.skipif(not SIMD, reason="this CPU runs no SIMD kernel variant")

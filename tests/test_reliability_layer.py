@@ -13,8 +13,9 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastlstm
-from fastlstm import _memory, _parallel
-from fastlstm._training import SequenceNet
+from fastlstm.runtime import memory as _memory
+from fastlstm.runtime import parallel as _parallel
+from fastlstm.train.network import SequenceNet
 
 BIG = 1e39  # finite in float64, inf in float32
 

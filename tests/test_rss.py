@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fastlstm import LSTM, LSTMClassifier, LSTMRegressor
-from fastlstm._optim import Adam
+from fastlstm.train.optim import Adam
 
 STATM = Path("/proc/self/statm")
 

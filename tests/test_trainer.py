@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from fastlstm._optim import make_optimizer
-from fastlstm._progress import Progress
-from fastlstm._trainer import (
+from fastlstm.train.network import SequenceNet, TrainState, squared_error
+from fastlstm.train.optim import make_optimizer
+from fastlstm.train.progress import Progress
+from fastlstm.train.trainer import (
     HistoryRecorder,
     Hook,
     NonFiniteRollback,
@@ -21,7 +22,6 @@ from fastlstm._trainer import (
     UserCallbacks,
     standard_hooks,
 )
-from fastlstm._training import SequenceNet, TrainState, squared_error
 
 
 class Recorder(Hook):

@@ -1,4 +1,4 @@
-"""Scratch buffers reused across training passes (fastlstm._workspace).
+"""Scratch buffers reused across training passes (fastlstm.runtime.workspace).
 
 What must hold: nothing handed to the caller is workspace memory, a refused
 call never changes what a pending backward reads, repeated passes of one
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastlstm
-from fastlstm._workspace import Workspace, fresh
+from fastlstm.runtime.workspace import Workspace, fresh
 
 pytestmark = pytest.mark.usefixtures("kernel")
 

@@ -1,11 +1,20 @@
-"""fastlstm: fast LSTM training and inference on ordinary CPUs."""
+"""fastlstm: fast LSTM training and inference on ordinary CPUs.
 
-from fastlstm._config import config_context, get_config, set_config
-from fastlstm._estimators import LSTMClassifier, LSTMRegressor
-from fastlstm._io import load, save
-from fastlstm._lstm import LSTM
-from fastlstm._rnn import RNN
-from fastlstm._scaler import SequenceScaler
+The public API is what this module exports, and :mod:`fastlstm.callbacks`.
+Inside, the package is laid out by layer, each importing only those below
+it: ``_kernels`` (compiled) < ``runtime`` < ``nn`` < ``train`` <
+``estimators`` < ``io`` < ``export`` < the command line and ``_bench``.
+"""
+
+from fastlstm import _compat
+from fastlstm.estimators.estimators import LSTMClassifier, LSTMRegressor
+from fastlstm.estimators.scaler import SequenceScaler
+from fastlstm.io.saving import load, save
+from fastlstm.nn.lstm import LSTM
+from fastlstm.nn.rnn import RNN
+from fastlstm.runtime.config import config_context, get_config, set_config
+
+_compat.install()
 
 __all__ = [
     "LSTM",

@@ -255,7 +255,7 @@ def initial_net(task: FitTask, n_features: int, n_outputs: int, seed: int,
     """
     from sklearn.utils import check_random_state
 
-    from fastlstm._training import SequenceNet
+    from fastlstm.train.network import SequenceNet
 
     rng = check_random_state(seed)
     net_seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -292,7 +292,7 @@ def torch_model(n_features: int, hidden_size: int, n_outputs: int,
 
 
 def load_net(model: Any, net: Any) -> None:
-    """Copy a :class:`~fastlstm._training.SequenceNet`'s weights into :func:`torch_model`."""
+    """Copy a :class:`~fastlstm.train.network.SequenceNet`'s weights into :func:`torch_model`."""
     import torch
 
     model.lstm.load_state_dict({k: torch.from_numpy(np.array(v))
@@ -349,7 +349,7 @@ def fit_torch(task: FitTask, split: Split, epochs: int, threads: int, seed: int,
 def _torch_loop(task: FitTask, split: Split, epochs: int, seed: int, dtype: str) -> FitResult:
     import torch
 
-    from fastlstm._data import length_batches
+    from fastlstm.train.data import length_batches
 
     X_train, X_test, y_train, y_test = split
     np_dtype = np.dtype(dtype)

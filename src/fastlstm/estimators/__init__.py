@@ -1,0 +1,1 @@
+"""scikit-learn estimators: the classifier and regressor, the scaler, input layouts."""

@@ -1,0 +1,1 @@
+"""Other runtimes: ONNX and PyTorch export, streaming predictions."""

@@ -1,0 +1,300 @@
+"""The deployment methods of the layers and the estimators, as mixins.
+
+The classes inherit these thin methods; the work is in ``_onnx.py``,
+``_torch.py`` and ``_streaming.py``, imported when a method runs, so that
+neither torch nor onnx is needed to import fastlstm.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EstimatorInterop", "LayerInterop"]
+
+
+class LayerInterop:
+    """``to_onnx``, ``to_torch`` and ``from_torch`` of :class:`fastlstm.LSTM` and :class:`fastlstm.RNN`."""  # noqa: E501
+
+    def to_onnx(self, path: str | os.PathLike | None = None, *, lengths: bool = False) -> Any:
+        """Export the layer's ``forward`` as an ONNX model with the standard ``LSTM``/``RNN`` operators.
+
+        Needs the optional ``onnx`` package (``pip install 'fastlstm[onnx]'``).
+        The graph's input ``x`` is ``(batch, time, input_size)`` float32 with
+        dynamic batch and time; outputs ``output``, ``h_n`` (and ``c_n`` for an
+        LSTM) are those of :meth:`forward` from zero initial states.  One ONNX
+        node per layer (both directions in it), gates reordered to ONNX's
+        i, o, f, c; opset 17; float32 (ONNX Runtime's kernels are float32 only).
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Also write the model there.
+        lengths : bool, default=False
+            Add an int64 input ``lengths`` of shape ``(batch,)``, with the
+            meaning of ``forward``'s ``lengths``.
+
+        Returns
+        -------
+        model : onnx.ModelProto
+            Checked with ``onnx.checker``.
+
+        Examples
+        --------
+        >>> import fastlstm
+        >>> layer = fastlstm.LSTM(3, 8, num_layers=2, bidirectional=True, random_state=0)
+        >>> model = layer.to_onnx(lengths=True)
+        >>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+        (['x', 'lengths'], ['output', 'h_n', 'c_n'])
+        >>> [node.op_type for node in model.graph.node if node.op_type == "LSTM"]
+        ['LSTM', 'LSTM']
+        """  # noqa: E501
+        from fastlstm.export.onnx import layer_to_onnx
+
+        return layer_to_onnx(self, path, lengths=lengths)
+
+    def to_torch(self) -> Any:
+        """A ``torch.nn.LSTM`` (or ``nn.RNN``) with ``batch_first=True`` and this layer's weights.
+
+        Needs PyTorch.  Parameters, names and gate order are the same in both
+        libraries, so the module computes what :meth:`forward` computes (up to
+        float rounding); it has the layer's dtype and dropout.
+
+        Returns
+        -------
+        module : torch.nn.LSTM or torch.nn.RNN
+            In eval mode, as :meth:`forward` without ``training``
+            (``module.train()`` turns its dropout on).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import torch
+        >>> import fastlstm
+        >>> layer = fastlstm.LSTM(3, 4, random_state=0)
+        >>> module = layer.to_torch()
+        >>> x = np.ones((2, 5, 3), dtype=np.float32)
+        >>> out, (h_n, c_n) = module(torch.from_numpy(x))
+        >>> bool(np.allclose(out.detach().numpy(), layer.forward(x)[0], atol=1e-6))
+        True
+        """
+        from fastlstm.export.torch_interop import layer_to_torch
+
+        return layer_to_torch(self)
+
+    @classmethod
+    def from_torch(cls, module: Any, *, n_jobs: int | None = None,
+                   random_state: Any = None) -> Any:
+        """A new layer holding the weights of a ``torch.nn.LSTM`` (for ``LSTM``) or ``nn.RNN``.
+
+        Sizes, layers, directions, dropout and dtype (float32 or float64) come
+        from the module; ``batch_first`` does not matter (fastlstm is always
+        batch-first).  A module built with ``bias=False`` gets zero biases;
+        ``proj_size`` and ``nonlinearity="relu"`` have no equivalent and are
+        refused.
+
+        Parameters
+        ----------
+        module : torch.nn.LSTM or torch.nn.RNN
+            The module to copy (its weights are copied, not shared).
+        n_jobs : int or None, default=None
+            Threads of the new layer.
+        random_state : int, numpy Generator or None, default=None
+            Seeds the new layer's dropout masks.
+
+        Returns
+        -------
+        layer : LSTM or RNN
+
+        Examples
+        --------
+        >>> import torch
+        >>> import fastlstm
+        >>> module = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
+        >>> layer = fastlstm.LSTM.from_torch(module)
+        >>> layer.hidden_size, layer.num_layers, layer.dtype.name
+        (4, 2, 'float32')
+        """
+        from fastlstm.export.torch_interop import layer_from_torch
+
+        return layer_from_torch(cls, module, n_jobs=n_jobs, random_state=random_state)
+
+
+class EstimatorInterop:
+    """``to_onnx``, ``to_torch`` and ``predict_step`` of the fitted estimators."""
+
+    def _note_fit_lengths(self, Xs: Any, continuing: bool) -> None:
+        """Remember whether fit saw sequences of different lengths.
+
+        Sets ``_fit_variable_lengths``, which :meth:`to_onnx` reads for its
+        default: True once any fit of this model (``partial_fit`` and
+        ``warm_start`` included) has seen sequences of different lengths.
+
+        Parameters
+        ----------
+        Xs : fastlstm.train.data.Sequences
+            The validated training sequences.
+        continuing : bool
+            Whether this fit continues the previous one (else it starts over).
+        """
+        lengths = Xs.lengths
+        varied = bool(len(lengths)) and int(lengths.min()) != int(lengths.max())
+        earlier = continuing and bool(getattr(self, "_fit_variable_lengths", False))
+        self._fit_variable_lengths = varied or earlier
+
+    def to_onnx(self, path: str | os.PathLike | None = None, *,
+                lengths: bool | None = None) -> Any:
+        """Export the fitted model's predictions as an ONNX model.
+
+        Needs the optional ``onnx`` package (``pip install 'fastlstm[onnx]'``).
+        The input ``x`` is ``(batch, time, n_features)`` float32, batch and time
+        dynamic (a model fitted on a 2D table of univariate series takes
+        ``(batch, time, 1)``); a model fitted with ``channels_first=True``
+        takes the layout its :meth:`predict` takes, ``(batch, n_features,
+        time)``.  A classifier's outputs are ``label`` (as
+        :meth:`predict`) and ``probabilities`` (float64, as
+        :meth:`predict_proba`); a regressor's output ``y`` (float64) is
+        :meth:`predict`'s, in the units of the training targets (the target
+        scaling is part of the graph), per step with
+        ``sequence_output=True``.  The recurrent layers use the standard
+        ONNX ``LSTM``/``RNN`` operators in float32.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Also write the model there.
+        lengths : bool or None, default=None
+            Whether the graph has a second input, ``lengths``: int64 of shape
+            ``(batch,)``, the valid steps of each right-padded sequence, as
+            for a ragged ``X`` in :meth:`predict`.  None (the default) follows
+            what the model was fitted on: with the input when ``fit`` (or
+            ``partial_fit``) saw sequences of different lengths (such as a
+            ragged list), without it when every training sequence had the
+            same length.  True or False overrides that.
+            Without the input, every step of ``x`` is read, padding included.
+            A pickled model keeps what it was fitted on; a model whose file
+            (:func:`fastlstm.save`) does not record it defaults to no input.
+
+        Returns
+        -------
+        model : onnx.ModelProto
+            Checked with ``onnx.checker``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import onnxruntime
+        >>> from fastlstm import LSTMClassifier
+        >>> X = np.random.default_rng(0).uniform(size=(60, 4, 2)).astype(np.float32)
+        >>> y = np.where(X[:, -1, 0] > 0.5, "high", "low")
+        >>> clf = LSTMClassifier(hidden_size=8, max_epochs=3, random_state=0).fit(X, y)
+        >>> session = onnxruntime.InferenceSession(clf.to_onnx().SerializeToString())
+        >>> label, proba = session.run(None, {"x": X[:5]})
+        >>> bool((label == clf.predict(X[:5])).all())
+        True
+        >>> bool(np.allclose(proba, clf.predict_proba(X[:5]), atol=1e-6))
+        True
+
+        A model fitted on sequences of different lengths takes ``lengths``
+        by default, so that padded batches predict as the ragged list does:
+
+        >>> ragged = [X[i, : 1 + i % 4] for i in range(60)]
+        >>> clf = LSTMClassifier(hidden_size=8, max_epochs=3, random_state=0).fit(ragged, y)
+        >>> [i.name for i in clf.to_onnx().graph.input]
+        ['x', 'lengths']
+        >>> [i.name for i in clf.to_onnx(lengths=False).graph.input]
+        ['x']
+        """
+        from fastlstm.export.onnx import estimator_to_onnx
+
+        return estimator_to_onnx(self, path, lengths=lengths)
+
+    def to_torch(self) -> Any:
+        """The fitted model as a ``torch.nn.Module`` giving the same predictions.
+
+        Needs PyTorch.  ``module(x, lengths=None)`` takes a batch-first tensor
+        ``(batch, time, n_features)`` of the model's dtype, or ``(batch,
+        n_features, time)`` for a model fitted with ``channels_first=True``
+        (as :meth:`predict` takes it), and optional lengths, packed
+        internally, and returns :meth:`predict_proba`'s
+        probabilities for a classifier, :meth:`predict`'s values for a
+        regressor (target un-scaling included), as float64 tensors;
+        ``module.logits(x, lengths)`` is the readout before them.  The
+        module's ``rnn`` is a ``torch.nn.LSTM``/``nn.RNN`` and ``head`` a
+        ``torch.nn.Linear``, ready for fine-tuning in PyTorch.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            In eval mode.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import torch
+        >>> from fastlstm import LSTMRegressor
+        >>> X = np.random.default_rng(0).uniform(size=(64, 5, 1)).astype(np.float32)
+        >>> reg = LSTMRegressor(hidden_size=8, max_epochs=3, random_state=0)
+        >>> reg = reg.fit(X, 100 * X[:, -1, 0])
+        >>> module = reg.to_torch()
+        >>> with torch.no_grad():
+        ...     y = module(torch.from_numpy(X)).numpy()
+        >>> bool(np.allclose(y, reg.predict(X), rtol=1e-6))
+        True
+        """
+        from fastlstm.export.torch_interop import estimator_to_torch
+
+        return estimator_to_torch(self)
+
+    def predict_step(self, x_t: Any, state: Any = None) -> tuple[np.ndarray, Any]:
+        """Advance every sequence by one time step and predict as if they ended there.
+
+        For streaming: feeding a sequence step by step, starting from
+        ``state=None`` and passing back the returned state, gives at step t
+        what :meth:`predict_proba` (classifier) or :meth:`predict`
+        (regressor, in target units) gives for the sequences cut after step
+        t (equal up to float rounding).  Unidirectional models only.
+
+        Parameters
+        ----------
+        x_t : array-like of shape (n_samples, n_features)
+            This step of each sequence: ``X[:, t]`` of a batch-first ``X``, or
+            ``X[:, :, t]`` for a model fitted with ``channels_first=True``
+            (``(n_samples,)`` is accepted when there is one feature per step).
+        state : object or None, default=None
+            The state returned by the previous call for the same sequences;
+            None starts new sequences.
+
+        Returns
+        -------
+        y_t : ndarray
+            Classifier: ``(n_samples, n_classes)`` probabilities.  Regressor:
+            ``(n_samples,)`` or ``(n_samples, n_outputs)`` as :meth:`predict`.
+        state : object
+            The recurrent state after this step (fresh arrays: the state
+            passed in is not modified).
+
+        Raises
+        ------
+        ValueError
+            For a bidirectional model, whose backward direction needs the
+            whole sequence.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastlstm import LSTMClassifier
+        >>> X = np.random.default_rng(0).uniform(size=(60, 4, 2))
+        >>> y = np.where(X[:, -1, 0] > 0.5, "high", "low")
+        >>> clf = LSTMClassifier(hidden_size=8, max_epochs=3, random_state=0).fit(X, y)
+        >>> state = None
+        >>> for t in range(3):
+        ...     proba, state = clf.predict_step(X[:5, t], state)
+        >>> bool(np.allclose(proba, clf.predict_proba(X[:5, :3]), atol=1e-6))
+        True
+        """
+        from fastlstm.export.streaming import predict_step
+
+        return predict_step(self, x_t, state)

@@ -1,0 +1,1 @@
+"""Files: safe save/load of layers and estimators, without pickle."""

@@ -1,0 +1,1 @@
+"""Recurrent layers: parameters, plans, the BLAS / packed / ragged engines, the cells."""

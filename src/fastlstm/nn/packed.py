@@ -1,0 +1,274 @@
+"""The forward pass on packed weights: how a layer-direction runs on the SIMD kernels.
+
+Weights are packed at the start of every forward (O(parameters), never
+stale: in-place updates by an optimizer are seen by the next forward).  The
+kernels do the input projection inside the same register tile as the
+recurrent product (K = I + H), then the cell's gate math on the tile, so no
+(T, B, 4H) pre-activation buffer exists: inference keeps O(B * H) beside the
+outputs.
+
+Threads split a direction one of two ways, chosen by a fixed rule on the
+shape (never by timing, so results do not depend on the machine's load):
+
+- batch shards: each thread runs its rows through all steps, no
+  synchronization (wide batches);
+- hidden slices: the threads share each step's weight panels (chunks taken
+  from one counter, a step starting when the previous one is complete) and
+  compute their units for all rows (narrow batches, including B = 1).  Any
+  number of the threads may turn up: one alone finishes the work, so a busy
+  machine slows a forward down but never stalls it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastlstm.runtime.parallel import run_parallel, usable_cores
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastlstm.nn.layer import RecurrentLayer, _Plan
+
+# When threads split a direction (rule measured on 2-core machines, AVX2 and
+# AVX-512; see docs/performance.md):
+# - batch shards once every thread gets this many rows: no hand-over, and a
+#   4-row tile still keeps eight FMA chains busy;
+SHARD_MIN_ROWS = 4
+# - otherwise hidden slices, if each thread's share of a step is at least this
+#   many flops (handing a step over between cores costs ~0.1-1 us, a busy
+#   machine more) ...
+SLICE_MIN_STEP_FLOPS = 2.5e5
+# ... and the whole sequence is long enough to pay for starting the gang.
+SLICE_MIN_FLOPS = 2e7
+
+# Chunks a step's panels are cut into, per thread: more balance the load when
+# a thread runs late, fewer cost less handing over.
+CHUNKS_PER_THREAD = 2
+
+
+def uses_packed(layer: RecurrentLayer) -> bool:
+    """Whether ``layer`` runs on the packed kernels (float32 on a SIMD variant)."""
+    return layer.dtype == np.float32 and layer._kernels.packed_width() > 0
+
+
+def slice_threads(layer: RecurrentLayer, batch: int, steps: int, n_threads: int) -> int:
+    """Threads that split each direction by hidden slices (1: batch shards or one thread).
+
+    Directions run side by side first; what is left of ``n_threads`` per
+    direction goes to slices when the batch is too narrow for shards and a
+    step has enough work to share.  Depends only on the shapes, never on
+    timing; and since a row gets the same arithmetic on either axis, the
+    choice changes speed, not results.
+    """
+    if not uses_packed(layer):
+        return 1
+    k = layer._kernels
+    per_direction = max(1, n_threads // layer.num_directions)
+    per_direction = min(per_direction, usable_cores())
+    panels = k.packed_panels(layer._cell_code, layer.hidden_size)
+    if per_direction < 2 or panels < 2 or batch >= per_direction * SHARD_MIN_ROWS:
+        return 1
+    gates = layer._gates * layer.hidden_size
+    step_flops = 2.0 * batch * gates * (layer.input_size + layer.hidden_size)
+    if step_flops / per_direction < SLICE_MIN_STEP_FLOPS or step_flops * steps < SLICE_MIN_FLOPS:
+        return 1
+    return min(per_direction, panels)
+
+
+def direction_start(layer: RecurrentLayer, index: int, d: int,
+                    inits: list[np.ndarray | None], batch: int) -> tuple[Any, ...]:
+    """What a forward of one layer-direction starts from: ``(wp, bp, h0, c)``.
+
+    The packed weights, h0 (zeros if not given) and, for the LSTM, the cell
+    state buffer the kernel updates in place, padded to whole vectors (the
+    padding stays 0), c0 in (zeros if not given); None for the RNN.
+    """
+    k = layer._kernels
+    cell, H = layer._cell_code, layer.hidden_size
+    p, s = layer._params, layer._suffix(index, d)
+    wp, bp = k.pack(cell, p[f"weight_ih{s}"], p[f"weight_hh{s}"], p[f"bias_ih{s}"],
+                    p[f"bias_hh{s}"])
+    h0 = np.zeros((batch, H), np.float32) if inits[0] is None else inits[0]
+    c = None
+    if cell == k.CELL_LSTM:
+        c = k.aligned_empty((batch, k.packed_panels(cell, H) * k.packed_width()))
+        c[...] = 0
+        if inits[1] is not None:
+            c[:, :H] = inits[1]
+    return wp, bp, h0, c
+
+
+def backward_start(layer: RecurrentLayer, index: int, d: int,
+                   initial: list[np.ndarray | None], dcarry: list[np.ndarray],
+                   batch: int) -> tuple[Any, ...]:
+    """What a backward of one layer-direction starts from: ``(wp, c0, dc)``.
+
+    W_hh packed for the backward tile and, for the LSTM, c0 (zeros if the
+    forward had none) and the carried dc; None for the RNN.
+    """
+    k = layer._kernels
+    cell = layer._cell_code
+    wp = k.pack_backward(cell, layer._params["weight_hh" + layer._suffix(index, d)])
+    if cell != k.CELL_LSTM:
+        return wp, None, None
+    c0 = initial[1]
+    if c0 is None:
+        c0 = np.zeros((batch, layer.hidden_size), np.float32)
+    return wp, c0, dcarry[1]
+
+
+def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan: _Plan,
+                  inits: list[list[np.ndarray | None]], training: bool,
+                  batch_first: bool = False) -> tuple[Any, ...]:
+    """One layer, every direction, on the packed kernels.
+
+    Returns ``(out, carries, acts, stores)``: the (T, B, D*H) outputs
+    ((B, T, D*H) with ``batch_first``, then ``layer_in`` is batch-first too),
+    the final states per direction, and what backward needs (None in
+    inference; training runs time-major).
+    """
+    k = layer._kernels
+    cell = layer._cell_code
+    T, B, H, D = plan.steps, plan.batch, layer.hidden_size, layer.num_directions
+    f32 = np.float32
+    panels = k.packed_panels(cell, H)
+    x = np.ascontiguousarray(layer_in, dtype=f32)
+    if training:
+        out, acts, stores = training_buffers(layer, index, (T, B))
+    else:
+        out = np.empty((B, T, D * H) if batch_first else (T, B, D * H), dtype=f32)
+        acts = stores = [None] * D
+    packed, h0s, cs = [], [], []
+    for d in range(D):
+        wp, bp, h0, c = direction_start(layer, index, d, inits[d], B)
+        packed.append((wp, bp))
+        h0s.append(h0)
+        cs.append(c)
+
+    # From a whole register tile of rows up, every row gets the same arithmetic
+    # wherever it sits: results do not depend on the order of the sequences or
+    # on how threads split them.  Tinier batches trade that for k-streams.
+    exact = B >= k.packed_tile_rows()
+
+    def run(d: int, r0: int, r1: int, nact: np.ndarray, p0: int, p1: int,
+            gang: Any = None) -> None:
+        k.packed_forward(cell, x, packed[d][0], packed[d][1], h0s[d], cs[d], out, d * H,
+                         acts[d], stores[d], nact, d == 1, r0, r1, p0, p1, gang, exact,
+                         batch_first)
+
+    n_slices = plan.slice_threads
+    tasks = []
+    for d in range(D):
+        if n_slices > 1:
+            gang = k.Gang(max(1, panels // (CHUNKS_PER_THREAD * n_slices)))
+            tasks += [lambda d=d, g=gang: run(d, 0, B, plan.nact[0], 0, panels, g)] * n_slices
+        else:
+            for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
+                tasks.append(lambda d=d, r0=r0, rows=rows, nact=nact: run(
+                    d, r0, r0 + rows, nact, 0, panels))
+    run_parallel(tasks)
+
+    carries = []
+    tm = out.transpose(1, 0, 2) if batch_first else out  # (T, B, D*H) view
+    for d in range(D):
+        cols = slice(d * H, (d + 1) * H)
+        if d == 1:
+            h_n = tm[0, :, cols]
+        elif plan.lengths is None:
+            h_n = tm[T - 1, :, cols]
+        else:
+            h_n = tm[plan.lengths - 1, np.arange(B), cols]
+        carry = [np.ascontiguousarray(h_n)]
+        if cell == k.CELL_LSTM:
+            carry.append(np.ascontiguousarray(cs[d][:, :H]))
+        carries.append(carry)
+    return out, carries, acts, stores
+
+
+def training_buffers(layer: RecurrentLayer, index: int, rows: tuple[int, ...]
+                     ) -> tuple[np.ndarray, list[np.ndarray], list[Any]]:
+    """``(out, acts, stores)`` of a training forward of one layer, from the workspace.
+
+    ``rows`` is the time-major row shape: ``(T, B)`` padded, ``(N,)`` packed
+    sequences.  The buffers live until backward, then serve the next pass.
+    """
+    H, D, f32 = layer.hidden_size, layer.num_directions, np.float32
+    ws = layer._scratch()
+    out = ws.empty(("out", index), (*rows, D * H), f32)
+    acts = [ws.empty(("acts", index, d), (*rows, layer._gates * H), f32) for d in range(D)]
+    lstm = layer._cell_code == layer._kernels.CELL_LSTM
+    stores = [ws.empty(("cstore", index, d), (*rows, H), f32) if lstm else None
+              for d in range(D)]
+    return out, acts, stores
+
+
+def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list[np.ndarray],
+                        stores: list[Any], initial: list[list[np.ndarray | None]],
+                        dy: np.ndarray, dcarries: list[list[np.ndarray]],
+                        d_bias: np.ndarray) -> None:
+    """Backpropagate one layer's recurrences through time on packed W_hh.
+
+    ``acts`` (per direction, time-major rows: (T, B, G*H) padded, (N, G*H) in
+    the packed-sequence layout of a ``_ragged.RaggedPlan``) hold the
+    forward's activations and receive dG; ``dcarries`` (per direction,
+    [dh, dc]) the gradients of the final states, updated in place to those
+    of the initial states; ``d_bias[d, shard]`` receives the shard's column
+    sums of dG.  One task per (direction, shard), as the forward's batch
+    shards: rows are independent in backward, so no thread waits for another.
+    """
+    k = layer._kernels
+    cell = layer._cell_code
+    B, H, D = plan.batch, layer.hidden_size, layer.num_directions
+    exact = B >= k.packed_tile_rows()
+    toff = getattr(plan, "toff", None)  # the packed-sequence layout's step offsets
+
+    def as_rows(a: np.ndarray) -> np.ndarray:
+        return a.reshape(-1, a.shape[-1])
+
+    dy = as_rows(dy)
+    acts = [as_rows(a) for a in acts]
+    if cell == k.CELL_LSTM:
+        stores = [as_rows(c) for c in stores]
+    tasks = []
+    for d in range(D):
+        wp, c0, dc = backward_start(layer, index, d, initial[d], dcarries[d], B)
+        for shard, ((r0, n), nact) in enumerate(zip(plan.shards, plan.nact, strict=True)):
+            tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, n=n,
+                         nact=nact: k.packed_backward(
+                cell, acts[d], stores[d], c0, wp, dy, d * H, dcarries[d][0], dc,
+                d_bias[d, shard], nact, toff, d == 1, r0, r0 + n, exact))
+    run_parallel(tasks)
+
+
+def checked_input(x: np.ndarray) -> np.ndarray:
+    """``x`` as a C-contiguous float32 array (a copy only if needed), all finite."""
+    with np.errstate(over="ignore"):  # reported below, with the reason
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x32).all():
+        raise ValueError("x contains NaN or infinity (or values too large for float32)")
+    return x32
+
+
+def forward_batch_first(layer: RecurrentLayer, x: np.ndarray, plan: _Plan,
+                        init_all: list[np.ndarray] | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Inference on equal-length sequences, reading and writing batch-first arrays.
+
+    The kernels address rows by stride, so the user's (B, T, I) input (from
+    :func:`checked_input`) is read as it is and every layer writes (B, T, D*H)
+    directly: no time-major copies in or out.  Returns ``(out, finals)`` as
+    ``RecurrentLayer._forward`` does.
+    """
+    B, H, D = plan.batch, layer.hidden_size, layer.num_directions
+    layer_in = x  # from checked_input()
+    finals = [np.empty((D * layer.num_layers, B, H), dtype=np.float32) for _ in layer._states]
+    for index in range(layer.num_layers):
+        inits = [[None if init_all is None else np.ascontiguousarray(a[index * D + d])
+                  for a in (init_all or [None] * len(layer._states))] for d in range(D)]
+        out, carries, _, _ = forward_layer(layer, index, layer_in, plan, inits, False,
+                                           batch_first=True)
+        for d in range(D):
+            for k, carry in enumerate(carries[d]):
+                finals[k][index * D + d] = carry
+        layer_in = out
+    return layer_in, finals

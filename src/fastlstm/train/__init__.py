@@ -1,0 +1,1 @@
+"""Training: sequence data, losses, optimizers, flat buffers, the trainer, callbacks."""
