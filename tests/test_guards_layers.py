@@ -12,14 +12,9 @@ import numpy as np
 import pytest
 
 import fastlstm
+from fastlstm.estimators.memory import check_estimator_memory, lstm_param_count
 from fastlstm.runtime import memory as _memory
-from fastlstm.runtime.memory import (
-    check_estimator_memory,
-    forward_bytes,
-    layer_param_bytes,
-    layer_param_count,
-    lstm_param_count,
-)
+from fastlstm.runtime.memory import forward_bytes, layer_param_bytes, layer_param_count
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -7,11 +7,13 @@ it: ``_kernels`` (compiled) < ``runtime`` < ``nn`` < ``train`` <
 """
 
 from fastlstm import _compat
+from fastlstm import export as _export  # noqa: F401 - provides to_onnx, to_torch, predict_step
+from fastlstm._version import __version__ as __version__
 from fastlstm.estimators.estimators import LSTMClassifier, LSTMRegressor
 from fastlstm.estimators.scaler import SequenceScaler
 from fastlstm.io.saving import load, save
-from fastlstm.nn.lstm import LSTM
-from fastlstm.nn.rnn import RNN
+from fastlstm.nn.cells.lstm import LSTM
+from fastlstm.nn.cells.rnn import RNN
 from fastlstm.runtime.config import config_context, get_config, set_config
 
 _compat.install()
@@ -28,4 +30,3 @@ __all__ = [
     "save",
     "set_config",
 ]
-__version__ = "0.1.0"

@@ -23,8 +23,8 @@ MOVED = {
     "fastlstm._tape": "fastlstm.runtime.tape",
     "fastlstm._memory": "fastlstm.runtime.memory",
     "fastlstm._recurrent": "fastlstm.nn.layer",
-    "fastlstm._lstm": "fastlstm.nn.lstm",
-    "fastlstm._rnn": "fastlstm.nn.rnn",
+    "fastlstm._lstm": "fastlstm.nn.cells.lstm",
+    "fastlstm._rnn": "fastlstm.nn.cells.rnn",
     "fastlstm._packed": "fastlstm.nn.packed",
     "fastlstm._ragged": "fastlstm.nn.ragged",
     "fastlstm._data": "fastlstm.train.data",
@@ -45,7 +45,7 @@ MOVED = {
     "fastlstm._onnx": "fastlstm.export.onnx",
     "fastlstm._torch": "fastlstm.export.torch_interop",
     "fastlstm._streaming": "fastlstm.export.streaming",
-    "fastlstm._interop": "fastlstm.export.interop",
+    "fastlstm._interop": "fastlstm.nn.interop",
 }
 
 

@@ -22,6 +22,7 @@ reset at the start of every fit (``on_train_begin``), so one list can serve
 ``clone``\\ s and grid searches.
 """
 
+from fastlstm.io.checkpoint import load_checkpoint
 from fastlstm.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -30,7 +31,6 @@ from fastlstm.train.callbacks import (
     ProgressBar,
     ReduceLROnPlateau,
     TrainingContext,
-    load_checkpoint,
 )
 
 __all__ = [

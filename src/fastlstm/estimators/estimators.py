@@ -16,11 +16,12 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
+from fastlstm.estimators.interop import EstimatorInterop
 from fastlstm.estimators.layout import to_batch_first, warn_about_layout
+from fastlstm.estimators.memory import check_estimator_memory
 from fastlstm.estimators.transaction import FitSnapshot
 from fastlstm.estimators.validation import ValidationMonitor, temporal_split
-from fastlstm.export.interop import EstimatorInterop
-from fastlstm.runtime.memory import check_estimator_memory
+from fastlstm.nn import registry
 from fastlstm.runtime.parallel import blas_single_threaded
 from fastlstm.train.callbacks import Callback, TrainingContext, _Events
 from fastlstm.train.data import (
@@ -330,8 +331,8 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
             fail("verbose", "an int in the range [0, inf)")
         if str(self.dtype) not in _DTYPES:
             fail("dtype", f"a str among {set(_DTYPES)}")
-        if self.cell not in ("lstm", "rnn"):
-            fail("cell", "a str among {'lstm', 'rnn'}")
+        if not isinstance(self.cell, str) or self.cell not in registry.names():
+            fail("cell", f"a str among {set(registry.names())}")
         if self.callbacks is not None and not (
                 isinstance(self.callbacks, (list, tuple))
                 and all(isinstance(cb, Callback) for cb in self.callbacks)):

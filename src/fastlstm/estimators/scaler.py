@@ -50,7 +50,7 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     n_features_in_ : int
         As for the estimators: features per time step, or for a 2D ``X`` its
         number of columns (time steps).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         The columns of a DataFrame ``X`` whose column names are all strings.
     n_steps_seen_ : int
         Time steps the statistics were computed from.

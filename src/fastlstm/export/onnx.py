@@ -24,8 +24,6 @@ __all__ = ["estimator_to_onnx", "layer_to_onnx"]
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17, read by ONNX Runtime 1.13 and later
-# fastlstm's (and PyTorch's) gate blocks i, f, g, o, taken in ONNX's order i, o, f, c
-_LSTM_ORDER = (0, 3, 1, 2)
 
 
 def require_onnx() -> Any:
@@ -67,33 +65,29 @@ class _Graph:
         return self.node(op, inputs, **attrs)[0]
 
 
-def _reorder(a: np.ndarray, hidden: int, cell: str) -> np.ndarray:
-    if cell != "lstm":
-        return a
-    return np.concatenate([a[g * hidden:(g + 1) * hidden] for g in _LSTM_ORDER])
-
-
-def _recurrent(g: _Graph, layer: Any, cell: str, x_tm: str, seq_lens: str
+def _recurrent(g: _Graph, layer: Any, x_tm: str, seq_lens: str
                ) -> tuple[str, list[str], list[str]]:
     """The layer's nodes on time-major ``x_tm``: (output (T, B, D*H), [h_n per layer],
     [c_n per layer])."""
     sd = {k: np.asarray(v, dtype=np.float32) for k, v in layer.state_dict().items()}
     h, d = layer.hidden_size, 2 if layer.bidirectional else 1
-    op = "LSTM" if cell == "lstm" else "RNN"
+    spec = layer.spec  # the cell's ONNX operator and its gate order
+    op, order = spec.onnx_op, spec.to_onnx_order
+    two_states = len(spec.states) == 2
     cur, hs, cs = x_tm, [], []
     shape_tbd = g.const(np.array([0, 0, -1], dtype=np.int64), "shape_tb_flat")
     for i in range(layer.num_layers):
         sfx = [f"_l{i}" + ("_reverse" if j else "") for j in range(d)]
-        w = np.stack([_reorder(sd[f"weight_ih{s}"], h, cell) for s in sfx])
-        r = np.stack([_reorder(sd[f"weight_hh{s}"], h, cell) for s in sfx])
-        b = np.stack([np.concatenate([_reorder(sd[f"bias_ih{s}"], h, cell),
-                                      _reorder(sd[f"bias_hh{s}"], h, cell)]) for s in sfx])
+        w = np.stack([order(sd[f"weight_ih{s}"], h) for s in sfx])
+        r = np.stack([order(sd[f"weight_hh{s}"], h) for s in sfx])
+        b = np.stack([np.concatenate([order(sd[f"bias_ih{s}"], h),
+                                      order(sd[f"bias_hh{s}"], h)]) for s in sfx])
         inputs = [cur, g.const(w, f"W{i}"), g.const(r, f"R{i}"), g.const(b, f"B{i}"), seq_lens]
-        n_out = 3 if cell == "lstm" else 2
+        n_out = 1 + len(spec.states)  # Y, then one final state per state array
         outs = g.node(op, inputs, n_out=n_out, hidden_size=h,
                       direction="bidirectional" if d == 2 else "forward")
         hs.append(outs[1])
-        if cell == "lstm":
+        if two_states:
             cs.append(outs[2])
         # Y is (T, D, B, H): to (T, B, D*H), the next layer's input
         cur = g.one("Reshape", [g.one("Transpose", [outs[0]], perm=[0, 2, 1, 3]), shape_tbd])
@@ -143,19 +137,16 @@ def layer_to_onnx(layer: Any, path: str | os.PathLike | None = None, *,
     """The ONNX graph of ``layer.forward(x[, lengths])``: outputs ``output``, ``h_n``
     (and ``c_n`` for an LSTM), shaped as ``forward`` returns them."""
     onnx = require_onnx()
-    from fastlstm.nn.lstm import LSTM
-
-    cell = "lstm" if isinstance(layer, LSTM) else "rnn"
     g = _Graph(onnx)
     inputs, x_tm, seq_lens = _inputs(g, layer.input_size, lengths)
-    out_tm, hs, cs = _recurrent(g, layer, cell, x_tm, seq_lens)
+    out_tm, hs, cs = _recurrent(g, layer, x_tm, seq_lens)
     g.node("Transpose", [out_tm], outputs=["output"], perm=[1, 0, 2])
     g.node("Concat", hs, outputs=["h_n"], axis=0)
     tp, make = onnx.TensorProto, onnx.helper.make_tensor_value_info
     dh = layer.num_directions * layer.hidden_size
     states = ["num_layers_x_directions", "batch", layer.hidden_size]
     outputs = [make("output", tp.FLOAT, ["batch", "time", dh]), make("h_n", tp.FLOAT, states)]
-    if cell == "lstm":
+    if cs:
         g.node("Concat", cs, outputs=["c_n"], axis=0)
         outputs.append(make("c_n", tp.FLOAT, states))
     model = _model(g, inputs, outputs, f"fastlstm_{type(layer).__name__}",
@@ -183,7 +174,7 @@ def estimator_to_onnx(est: Any, path: str | os.PathLike | None = None, *,
     tp, make = onnx.TensorProto, onnx.helper.make_tensor_value_info
     inputs, x_tm, seq_lens = _inputs(g, cfg["n_features"], lengths,
                                      bool(getattr(est, "_channels_first", False)))
-    out_tm, hs, _ = _recurrent(g, net.layer, cfg["cell"], x_tm, seq_lens)
+    out_tm, hs, _ = _recurrent(g, net.layer, x_tm, seq_lens)
     if cfg["sequence_output"]:
         feats = g.one("Transpose", [out_tm], perm=[1, 0, 2])           # (B, T, D*H)
     else:

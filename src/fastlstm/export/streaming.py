@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.nn.lstm import LSTM
 from fastlstm.train.network import softmax
 
 __all__ = ["predict_step"]
@@ -53,7 +52,7 @@ def predict_step(est: Any, x_t: Any, state: Any = None) -> tuple[np.ndarray, Any
             "whole sequences")
     layer = net.layer
     x = _check_x_t(x_t, net.config["n_features"], name)
-    if isinstance(layer, LSTM):
+    if hasattr(layer, "step"):  # a layer with a stepper of its own
         h_t, new_state = layer.step(x, state)
     else:
         if state is not None:

@@ -34,16 +34,13 @@ def _torch_dtype(torch: Any, dtype: Any) -> Any:
     return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
 
 
-def _layer_module(torch: Any, cell: str, input_size: int, hidden_size: int, num_layers: int,
+def _layer_module(torch: Any, spec: Any, input_size: int, hidden_size: int, num_layers: int,
                   bidirectional: bool, dropout: float, dtype: Any,
                   state_dict: dict[str, np.ndarray]) -> Any:
     kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=True,
                   # PyTorch warns about dropout on a single layer, where it does nothing
-                  dropout=dropout if num_layers > 1 else 0.0)
-    if cell == "lstm":
-        module = torch.nn.LSTM(input_size, hidden_size, **kwargs)
-    else:
-        module = torch.nn.RNN(input_size, hidden_size, nonlinearity="tanh", **kwargs)
+                  dropout=dropout if num_layers > 1 else 0.0, **spec.torch_kwargs)
+    module = getattr(torch.nn, spec.torch_class)(input_size, hidden_size, **kwargs)
     module = module.to(_torch_dtype(torch, dtype))
     module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()})
     return module
@@ -52,10 +49,7 @@ def _layer_module(torch: Any, cell: str, input_size: int, hidden_size: int, num_
 def layer_to_torch(layer: Any) -> Any:
     """A ``torch.nn.LSTM`` / ``nn.RNN`` (``batch_first=True``) holding ``layer``'s weights."""
     torch = require_torch()
-    from fastlstm.nn.lstm import LSTM
-
-    module = _layer_module(torch, "lstm" if isinstance(layer, LSTM) else "rnn",
-                           layer.input_size, layer.hidden_size, layer.num_layers,
+    module = _layer_module(torch, layer.spec, layer.input_size, layer.hidden_size, layer.num_layers,
                            layer.bidirectional, layer.dropout, layer.dtype, layer.state_dict())
     return module.eval()  # as forward(training=False): no dropout until module.train()
 
@@ -64,18 +58,18 @@ def layer_from_torch(cls: type, module: Any, *, n_jobs: int | None = None,
                      random_state: Any = None) -> Any:
     """A new ``cls`` (LSTM or RNN) holding the weights of a ``torch.nn.LSTM`` / ``nn.RNN``."""
     torch = require_torch()
-    from fastlstm.nn.lstm import LSTM
-
-    want = torch.nn.LSTM if cls is LSTM else torch.nn.RNN
+    want = getattr(torch.nn, cls.spec.torch_class)
     if not isinstance(module, want):
         raise TypeError(f"{cls.__name__}.from_torch expects a torch.nn.{want.__name__}, got "
                         f"{type(module).__module__}.{type(module).__name__}")
     if getattr(module, "proj_size", 0):
         raise ValueError(f"an LSTM with proj_size={module.proj_size} has no fastlstm "
                          "equivalent (fastlstm.LSTM has no projection)")
-    if want is torch.nn.RNN and module.nonlinearity != "tanh":
-        raise ValueError(f"fastlstm.RNN is the tanh RNN; this module has "
-                         f"nonlinearity={module.nonlinearity!r}")
+    for name, value in cls.spec.torch_kwargs.items():
+        if getattr(module, name, value) != value:
+            raise ValueError(f"fastlstm.{cls.__name__} is the {name}={value!r} "
+                             f"{cls.spec.torch_class}; this module has "
+                             f"{name}={getattr(module, name)!r}")
     dtypes = {p.dtype for p in module.parameters()}
     if dtypes - {torch.float32, torch.float64} or len(dtypes) != 1:
         raise TypeError(f"the module's parameters must all be float32 or all float64, got "
@@ -177,7 +171,7 @@ def estimator_to_torch(est: Any) -> Any:
     check_is_fitted(est, "network_")
     net = est.network_
     c = net.config
-    rnn = _layer_module(torch, c["cell"], c["n_features"], c["hidden_size"], c["num_layers"],
+    rnn = _layer_module(torch, net.layer.spec, c["n_features"], c["hidden_size"], c["num_layers"],
                         c["bidirectional"], c["dropout"], c["dtype"], net.layer.state_dict())
     head = torch.nn.Linear(net.weight.shape[1], net.weight.shape[0])
     head = head.to(_torch_dtype(torch, c["dtype"]))

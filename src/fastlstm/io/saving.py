@@ -53,9 +53,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from fastlstm._version import __version__
 from fastlstm.estimators.estimators import LSTMClassifier, LSTMRegressor
-from fastlstm.nn.lstm import LSTM
-from fastlstm.nn.rnn import RNN
+from fastlstm.nn import registry
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
@@ -101,8 +101,11 @@ class _Invalid(ValueError):
     """A file that is not a valid fastlstm model file (reported by :func:`load`)."""
 
 
-# the allow-list: load constructs these classes and nothing else
-_CLASSES: dict[str, type] = {"LSTM": LSTM, "RNN": RNN, "LSTMClassifier": LSTMClassifier,
+# the allow-list: load constructs these classes and nothing else (the
+# registered cells' layers and the estimators)
+_LAYERS: dict[str, type] = {registry.layer_class(n).__name__: registry.layer_class(n)
+                            for n in registry.names()}
+_CLASSES: dict[str, type] = {**_LAYERS, "LSTMClassifier": LSTMClassifier,
                              "LSTMRegressor": LSTMRegressor}
 
 
@@ -286,12 +289,10 @@ def save(model: Any, path: str | os.PathLike | BinaryIO, *,
     kind = type(model).__name__
     if _CLASSES.get(kind) is not type(model):
         raise TypeError(f"save supports {', '.join(_CLASSES)}; got {type(model).__name__}")
-    from fastlstm import __version__
-
     header: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                               "fastlstm_version": __version__, "class": kind}
     arrays: dict[str, np.ndarray] = {}
-    if kind in ("LSTM", "RNN"):
+    if kind in _LAYERS:
         _dump_layer(model, header, arrays)
     else:
         _dump_estimator(model, header, arrays, bool(include_optimizer))
@@ -473,7 +474,7 @@ def _set_generator(layer: Any, spec: Any) -> None:
 def _layer_shapes(cell: str, input_size: int, hidden_size: int, num_layers: int,
                   bidirectional: bool) -> dict[str, tuple[int, ...]]:
     """The parameter shapes of a layer, keyed as its ``state_dict`` (PyTorch's names)."""
-    g = (4 if cell == "lstm" else 1) * hidden_size
+    g = registry.spec(cell).gates * hidden_size
     d = 2 if bidirectional else 1
     shapes = {}
     for layer in range(num_layers):
@@ -667,7 +668,7 @@ def _load_layer(r: _Reader, cls: type) -> Any:
     params = _check_keys(r.header["params"], _LAYER_PARAMS, "params")
     _check_layer_params(params, "layer")
     state = _check_keys(r.header["state"], ("rng",), "state")
-    cell = "lstm" if cls is LSTM else "rnn"
+    cell = cls.spec.name
     _check_layer_sizes(r, "the layer's", params["input_size"], params["hidden_size"],
                        params["num_layers"], params["bidirectional"])
     shapes = _layer_shapes(cell, params["input_size"], params["hidden_size"],
@@ -685,7 +686,8 @@ def _load_layer(r: _Reader, cls: type) -> Any:
 
 def _check_network(net: dict, kind: str) -> None:
     _check_keys(net, _NET_CONFIG, "the network configuration")
-    _check(net["cell"] in ("lstm", "rnn"), f"unknown cell {_short(net['cell'])}")
+    _check(isinstance(net["cell"], str) and net["cell"] in registry.names(),
+           f"unknown cell {_short(net['cell'])}")
     _check_layer_params({"input_size": net["n_features"], **net}, "network")
     _check_int(net["n_outputs"], "n_outputs", 1)
     _check_bool(net["sequence_output"], "sequence_output")
@@ -935,7 +937,7 @@ def _load(f: BinaryIO) -> Any:
         _check(isinstance(kind, str) and kind in _CLASSES,
                f"class {_short(kind)} is not one fastlstm loads (allowed: "
                f"{', '.join(_CLASSES)})")
-        load_fn: Callable = _load_layer if kind in ("LSTM", "RNN") else _load_estimator
+        load_fn: Callable = _load_layer if kind in _LAYERS else _load_estimator
         return load_fn(reader, _CLASSES[kind])
 
 

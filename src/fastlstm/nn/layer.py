@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from fastlstm import _kernels
-from fastlstm.export.interop import LayerInterop
 from fastlstm.nn import packed as _packed
 from fastlstm.nn import ragged as _ragged
+from fastlstm.nn.interop import LayerInterop
 from fastlstm.runtime.memory import check_forward_memory, check_parameter_memory, uniform_init
 from fastlstm.runtime.parallel import (
     blas_single_threaded,
@@ -260,9 +260,13 @@ class _Cache:
 class RecurrentLayer(LayerInterop):
     """Base of the recurrent layers; see :class:`fastlstm.LSTM` for the parameters."""
 
-    _gates = 1                      # gate blocks of H rows in W_ih / W_hh
-    _cell_code = 1                  # the packed kernels' cell: CELL_LSTM = 0, CELL_RNN = 1
-    _states: tuple[str, ...] = ("h",)  # carried states, h first
+    # Each cell's layer class sets its spec (fastlstm.nn.cells) and, from it,
+    # _gates (gate blocks of H rows in W_ih / W_hh), _cell_code (the kernels'
+    # cell) and _states (carried states, h first).
+    spec: Any
+    _gates: int
+    _cell_code: int
+    _states: tuple[str, ...]
     # what a training forward keeps for backward: one per thread (fastlstm.runtime.tape)
     _cache = ThreadTape()
     # scratch buffers reused by the next training pass: one per thread (fastlstm.runtime.workspace)

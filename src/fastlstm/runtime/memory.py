@@ -6,7 +6,7 @@ the operating system reports as available.  When the estimate does not fit,
 a :class:`MemoryError` says how much is needed and how much is available,
 instead of a copy that takes minutes or a process killed by the kernel.
 
-The estimates follow the buffers the layer allocates (``_recurrent.py``): one
+The estimates follow the buffers the layer allocates (:mod:`fastlstm.nn.layer`): one
 number per buffer kind below, so that they are easy to keep in step with the
 kernels.  They are estimates, meant to be a little generous; where the
 operating system does not say how much memory is available, nothing is
@@ -32,14 +32,6 @@ __all__ = [
     "uniform_init",
 ]
 
-# Parameter-sized buffers of one training step, in units of the parameters:
-# the weights, their gradients (the layer's and the flat buffer they are
-# copied to), the epoch-start copy, the step guard's copy, the best weights of
-# early stopping, the optimizer's two scratch buffers and the float64 squares
-# of the gradient norm (two units in float32; see fastlstm.train.flat); optimizer
-# buffers are added per optimizer (and once more for their step-guard copy).
-_TRAINING_PARAM_COPIES = 10
-_OPTIMIZER_BUFFERS = {"adam": 2, "adamw": 2, "sgd": 1}
 # Bytes of bookkeeping per parameter array, besides its values: the array
 # object, its dict entry and name, and the shape list of construction (about
 # 360 bytes each measured at peak for the small arrays of a deep, narrow stack).
@@ -327,108 +319,3 @@ def check_forward_memory(layer: Any, x: np.ndarray, training: bool) -> None:
     what = "training forward and backward" if training else "forward"
     check_memory(needed, f"this {what} (batch {batch}, {steps} steps, hidden_size "
                          f"{layer.hidden_size})")
-
-
-def lstm_param_count(n_features: int, hidden_size: int, num_layers: int, directions: int,
-                     gates: int, n_outputs: int) -> int:
-    """Parameters of a recurrent stack and its linear readout.
-
-    Examples
-    --------
-    >>> from fastlstm.runtime.memory import lstm_param_count
-    >>> lstm_param_count(2, 3, 1, 1, 4, 1)  # 4*3*(2+3+2) + 1*3 + 1
-    88
-    """
-    stack = layer_param_count(n_features, hidden_size, num_layers, directions, gates)
-    return stack + n_outputs * directions * hidden_size + n_outputs
-
-
-def data_shape(X: Any) -> tuple[int, int, int, int] | None:
-    """(sequences, total steps, longest sequence, features) of estimator input, from shapes.
-
-    None when the shape cannot be read without converting the data (then the
-    validation that follows explains what is wrong).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastlstm.runtime.memory import data_shape
-    >>> data_shape(np.zeros((4, 10, 3))), data_shape([np.zeros((2, 3)), np.zeros((5, 3))])
-    ((4, 40, 10, 3), (2, 7, 5, 3))
-    """
-    shape = getattr(X, "shape", None)
-    try:
-        if shape is not None:
-            shape = tuple(int(v) for v in shape)
-            if len(shape) == 3:
-                return shape[0], shape[0] * shape[1], shape[1], shape[2]
-            if len(shape) == 2:
-                return shape[0], shape[0] * shape[1], shape[1], 1
-            return None
-        if isinstance(X, (list, tuple)) and X:
-            total, longest, features = 0, 0, 1
-            for item in X:
-                s = getattr(item, "shape", None)
-                if s is None:
-                    return None  # nested Python lists: small enough to convert
-                s = tuple(int(v) for v in s)
-                if len(s) not in (1, 2):
-                    return None
-                total += s[0]
-                longest = max(longest, s[0])
-                features = s[1] if len(s) == 2 else 1
-            return len(X), total, longest, features
-    except (TypeError, ValueError):
-        return None
-    return None
-
-
-def check_estimator_memory(estimator: Any, X: Any, *, fitting: bool, n_outputs: int = 1
-                           ) -> None:
-    """Refuse an estimator's fit or predict whose buffers cannot fit, before copying ``X``.
-
-    Counts the converted copy of ``X`` (twice with early stopping), the
-    parameters with their gradients, optimizer buffers and safety copies
-    (fit only), and one mini-batch's forward (and backward, when fitting).
-    """
-    from fastlstm.nn.lstm import LSTM  # the layer classes give gate and state counts
-    from fastlstm.nn.rnn import RNN
-
-    found = data_shape(X)
-    if found is None:
-        return
-    n_samples, total_steps, longest, features = found
-    if fitting:
-        dtype = np.dtype(str(estimator.dtype))
-        hidden, layers = estimator.hidden_size, estimator.num_layers
-        directions = 2 if estimator.bidirectional else 1
-        cls = RNN if estimator.cell == "rnn" else LSTM
-        batch = estimator.batch_size
-    else:
-        net = estimator.network_
-        dtype, hidden = net.dtype, net.config["hidden_size"]
-        layers, directions = net.config["num_layers"], net.num_directions
-        cls = type(net.layer)
-        batch = 256  # at most, see _training.inference_batch_size
-    s = dtype.itemsize
-    batch = max(1, min(batch, n_samples))
-    data = float(total_steps) * features * s * (2 if fitting and estimator.early_stopping else 1)
-    params = lstm_param_count(features, hidden, layers, directions, cls._gates, n_outputs)
-    copies = 1
-    if fitting:
-        opt = _OPTIMIZER_BUFFERS.get(estimator.optimizer, 2)
-        copies = _TRAINING_PARAM_COPIES + 2 * opt
-
-    class _Shape:  # the layer's sizes, without building a layer
-        _gates, _states = cls._gates, cls._states
-        input_size, hidden_size, num_layers = features, hidden, layers
-        num_directions, dropout = directions, float(getattr(estimator, "dropout", 0.0))
-
-    _Shape.dtype = dtype
-    batch_bytes = forward_bytes(_Shape, batch, longest, training=fitting)
-    arrays = 4.0 * directions * layers * _ARRAY_OVERHEAD  # the layer's arrays, once
-    needed = data + float(params) * s * copies + arrays + batch_bytes
-    action = "fit" if fitting else "predict"
-    model = f"hidden_size={hidden}" + (f", num_layers={layers}" if layers > 1 else "")
-    check_memory(needed, f"{type(estimator).__name__}.{action} on {n_samples:,} sequences of up "
-                         f"to {longest:,} steps with {model}")

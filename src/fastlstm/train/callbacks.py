@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from fastlstm.runtime import hooks
+
 __all__ = [
     "Callback",
     "EarlyStopping",
@@ -17,7 +19,6 @@ __all__ = [
     "ProgressBar",
     "ReduceLROnPlateau",
     "TrainingContext",
-    "load_checkpoint",
 ]
 
 _MONITORS = {"loss": -1.0, "validation_loss": -1.0, "validation_score": 1.0}
@@ -84,14 +85,12 @@ class TrainingContext:
 
     def save(self, path: str | os.PathLike) -> None:
         """Save the model as it is now with :func:`fastlstm.save` (without its callbacks)."""
-        from fastlstm.io.saving import save
-
         est = self.estimator
         snapshot = object.__new__(type(est))  # the fit goes on with est untouched
         snapshot.__dict__.update(est.__dict__)
         snapshot.callbacks = None
         snapshot._publish_state()  # fitted attributes as of this epoch
-        save(snapshot, path)
+        hooks.call("save", snapshot, path)  # fastlstm.save, provided by fastlstm.io
 
     def stop(self, reason: str = "stopped by a callback") -> None:
         """Stop training after the current epoch."""
@@ -394,54 +393,6 @@ class ModelCheckpoint(Callback):
                 if os.path.exists(tmp):
                     os.remove(tmp)
             self.best_epoch_ = epoch
-
-
-def load_checkpoint(estimator: Any, path: str | os.PathLike) -> Any:
-    """Load the weights of a :class:`ModelCheckpoint` file into a fitted estimator.
-
-    Reads both kinds of checkpoint (a :func:`fastlstm.save` file or a
-    ``weights_only`` ``.npz``); only the weights are taken.  Names and
-    shapes must match the estimator's network; nothing changes otherwise.
-    Returns the estimator.  (For a whole model, use :func:`fastlstm.load`.)
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from fastlstm import LSTMRegressor
-    >>> from fastlstm.callbacks import ModelCheckpoint, load_checkpoint
-    >>> path = os.path.join(tempfile.mkdtemp(), "best.npz")
-    >>> X = np.random.default_rng(0).uniform(size=(32, 4, 1))
-    >>> ckpt = ModelCheckpoint(path, monitor="loss", weights_only=True)
-    >>> reg = LSTMRegressor(hidden_size=4, max_epochs=3, random_state=0, callbacks=[ckpt])
-    >>> reg = reg.fit(X, X[:, -1, 0])
-    >>> load_checkpoint(reg, path) is reg
-    True
-    """
-    import zipfile
-
-    from fastlstm.io.saving import _HEADER, load
-    from fastlstm.nn.layer import _checked_params
-
-    net = estimator.network_
-    names = net.parameter_names()
-    try:
-        with zipfile.ZipFile(path) as zf:
-            whole_model = _HEADER in zf.namelist()
-    except zipfile.BadZipFile:
-        whole_model = False  # np.load says what is wrong with the file
-    if whole_model:
-        saved = getattr(load(path), "network_", None)
-        if saved is None:
-            raise ValueError("the checkpoint file holds a layer, not an estimator")
-        values = dict(zip(saved.parameter_names(), saved.get_weights(), strict=True))
-    else:
-        with np.load(path, allow_pickle=False) as data:
-            values = {name: data[name] for name in data.files}
-    expected = {name: p.shape for name, p in zip(names, net.parameters(), strict=True)}
-    staged = _checked_params(values, expected, net.dtype, what="checkpoint")
-    net.set_weights([staged[name] for name in names])
-    return estimator
 
 
 class ProgressBar(Callback):

@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from fastlstm.nn import registry
 from fastlstm.nn.layer import _checked_params
-from fastlstm.nn.lstm import LSTM
-from fastlstm.nn.rnn import RNN
 from fastlstm.runtime.tape import ThreadTape
 from fastlstm.train.data import Sequences, length_batches
 from fastlstm.train.flat import FlatParameters
@@ -210,8 +209,7 @@ class SequenceNet:
         sequence_output: bool = False,
         random_state: int = 0,
     ) -> None:
-        if cell not in ("lstm", "rnn"):
-            raise ValueError(f"cell must be 'lstm' or 'rnn', got {cell!r}")
+        registry.layer_class(cell)  # ValueError naming the cells for an unknown one
         self.config = dict(
             cell=cell, n_features=int(n_features), n_outputs=int(n_outputs),
             hidden_size=int(hidden_size), num_layers=int(num_layers),
@@ -225,19 +223,13 @@ class SequenceNet:
         bound = 1.0 / math.sqrt(n_in)
         self.weight = rng.uniform(-bound, bound, (n_outputs, n_in)).astype(self.dtype)
         self.bias = rng.uniform(-bound, bound, n_outputs).astype(self.dtype)
-        # Forget gates start mostly open (bias 1, as Keras' unit_forget_bias;
-        # Jozefowicz et al. 2015): long dependencies are learned much sooner.
-        h = self.config["hidden_size"]
-        if cell == "lstm":
-            for name, p in self.layer.named_parameters().items():
-                if name.startswith("bias_ih"):
-                    p[h:2 * h] = 1.0
-                elif name.startswith("bias_hh"):
-                    p[h:2 * h] = 0.0
+        # the cell's own start for an estimator (the LSTM's open forget gates)
+        self.layer.spec.estimator_init(self.layer.named_parameters(),
+                                       self.config["hidden_size"])
 
     def _build(self) -> None:
         c = self.config
-        cls = LSTM if c["cell"] == "lstm" else RNN
+        cls = registry.layer_class(c["cell"])
         self.layer = cls(
             c["n_features"], c["hidden_size"], num_layers=c["num_layers"],
             bidirectional=c["bidirectional"], dropout=c["dropout"], dtype=c["dtype"],

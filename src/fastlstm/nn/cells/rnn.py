@@ -6,7 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from fastlstm.nn.cells.spec import CellSpec
 from fastlstm.nn.layer import LAYER_PARAMETERS, RecurrentLayer
+
+SPEC = CellSpec(
+    name="rnn", gates=1, states=("h",), kernel_code=1,
+    onnx_op="RNN", onnx_gate_order=(0,),
+    torch_class="RNN", torch_kwargs={"nonlinearity": "tanh"},
+)
 
 
 class RNN(RecurrentLayer):
@@ -32,8 +39,10 @@ class RNN(RecurrentLayer):
     ((4, 7, 10), (2, 4, 5))
     """
 
-    _gates = 1
-    _states = ("h",)
+    spec = SPEC
+    _gates = SPEC.gates
+    _cell_code = SPEC.kernel_code
+    _states = SPEC.states
 
     def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, carry, out, store, block):
         self._kernels.rnn_forward_recurrent(gates, w_hh_t, carry[0], out, d * self.hidden_size,

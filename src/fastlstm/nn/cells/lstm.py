@@ -7,7 +7,27 @@ from typing import Any
 import numpy as np
 
 from fastlstm.nn import packed as _packed
+from fastlstm.nn.cells.spec import CellSpec
 from fastlstm.nn.layer import LAYER_PARAMETERS, RecurrentLayer
+
+
+def _open_forget_gates(params: Any, hidden_size: int) -> None:
+    """Forget gates start mostly open (bias 1, as Keras' unit_forget_bias;
+    Jozefowicz et al. 2015): long dependencies are learned much sooner."""
+    h = hidden_size
+    for name, p in params.items():
+        if name.startswith("bias_ih"):
+            p[h:2 * h] = 1.0
+        elif name.startswith("bias_hh"):
+            p[h:2 * h] = 0.0
+
+
+SPEC = CellSpec(
+    name="lstm", gates=4, states=("h", "c"), kernel_code=0,
+    # PyTorch's (i, f, g, o) as ONNX's (i, o, f, c)
+    onnx_op="LSTM", onnx_gate_order=(0, 3, 1, 2),
+    torch_class="LSTM", estimator_init=_open_forget_gates,
+)
 
 
 class LSTM(RecurrentLayer):
@@ -34,9 +54,10 @@ class LSTM(RecurrentLayer):
     ((4, 7, 5), (2, 4, 5))
     """
 
-    _gates = 4
-    _cell_code = 0
-    _states = ("h", "c")
+    spec = SPEC
+    _gates = SPEC.gates
+    _cell_code = SPEC.kernel_code
+    _states = SPEC.states
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         super().__init__(input_size, hidden_size, **kwargs)

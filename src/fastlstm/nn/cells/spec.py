@@ -1,0 +1,71 @@
+"""What the rest of fastlstm knows about a recurrent cell: one record per cell kind.
+
+The driver, the engines, the memory estimate, save/load and the ONNX and
+PyTorch exports read a layer's cell from its spec and name no cell
+themselves.  A cell module holds its spec and its layer class; the
+registry (:mod:`fastlstm.nn.registry`) maps names to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _no_init(params: Mapping[str, np.ndarray], hidden_size: int) -> None:
+    """Leave PyTorch's initialisation as it is."""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One kind of recurrent cell, as the layers, estimators and exports see it.
+
+    Parameters
+    ----------
+    name : str
+        The estimators' ``cell=`` value and the name saved in files.
+    gates : int
+        Gate blocks of ``hidden_size`` rows in ``W_ih``, ``W_hh`` and the
+        biases, in PyTorch's order.
+    states : tuple of str
+        The recurrent state arrays, e.g. ``("h", "c")``.
+    kernel_code : int
+        The compiled kernels' code for the cell (their ``CELL_*`` constants).
+    onnx_op : str
+        The standard ONNX operator that runs the cell.
+    onnx_gate_order : tuple of int
+        PyTorch's gate blocks in the ONNX operator's order.
+    torch_class : str
+        The ``torch.nn`` class with the same parameters.
+    torch_kwargs : dict
+        Keyword arguments that class needs to run this cell.
+    estimator_init : callable
+        ``f(named_parameters, hidden_size)``, adjusting a new estimator's
+        layer in place (e.g. the LSTM's open forget gates).
+
+    Examples
+    --------
+    >>> from fastlstm.nn.cells.lstm import SPEC
+    >>> SPEC.gates, SPEC.states, SPEC.onnx_op
+    (4, ('h', 'c'), 'LSTM')
+    """
+
+    name: str
+    gates: int
+    states: tuple[str, ...]
+    kernel_code: int
+    onnx_op: str
+    onnx_gate_order: tuple[int, ...]
+    torch_class: str
+    torch_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    estimator_init: Callable[[Mapping[str, np.ndarray], int], None] = _no_init
+
+    def to_onnx_order(self, a: np.ndarray, hidden_size: int) -> np.ndarray:
+        """Rows of a stacked weight or bias in the ONNX operator's gate order."""
+        order = self.onnx_gate_order
+        if order == tuple(range(self.gates)):
+            return a
+        return np.concatenate([a[g * hidden_size:(g + 1) * hidden_size] for g in order])
