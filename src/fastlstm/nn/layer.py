@@ -18,7 +18,6 @@ import contextlib
 import numbers
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,24 @@ import numpy as np
 from fastlstm import _kernels
 from fastlstm.nn import packed as _packed
 from fastlstm.nn import ragged as _ragged
+from fastlstm.nn.cache import _Cache
+from fastlstm.nn.gemm import _matmul, gradient_products
 from fastlstm.nn.interop import LayerInterop
+from fastlstm.nn.params import (
+    _check_dtype,
+    _check_positive_int,
+    _checked_params,
+    _make_rng,
+    check_config,
+)
+from fastlstm.nn.plan import (
+    MIN_ROWS_PER_SHARD,
+    ROW_ALIGN,
+    _gemm_threads,
+    _Plan,
+    _split,
+    _step_block,
+)
 from fastlstm.runtime.memory import check_forward_memory, check_parameter_memory, uniform_init
 from fastlstm.runtime.parallel import (
     blas_single_threaded,
@@ -36,225 +52,6 @@ from fastlstm.runtime.parallel import (
 )
 from fastlstm.runtime.tape import ThreadTape
 from fastlstm.runtime.workspace import Workspace, fresh
-
-# A shard narrower than this loses more to small-GEMM inefficiency than the
-# second thread gains (BLAS path; 32-row products ran at ~110 GFLOP/s, 64 rows ~160).
-MIN_ROWS_PER_SHARD = 4
-# Row blocks of the whole-sequence GEMMs are cut at multiples of this.
-ROW_ALIGN = 16
-# A whole-sequence GEMM is split across threads only if each thread gets at
-# least this many flops: handing a task to a pool thread costs tens of
-# microseconds, more than a small GEMM (B=1 ran slower on 2 threads than on 1).
-MIN_FLOPS_PER_THREAD = 4e6
-
-_DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-# The constructor parameters every layer documents (LSTM and RNN docstrings).
-LAYER_PARAMETERS = """
-    input_size : int
-        Number of features of each time step of the input.
-    hidden_size : int
-        Number of hidden units ``H`` per direction.
-    num_layers : int, default=1
-        Number of stacked layers.
-    bidirectional : bool, default=False
-        Run a second, time-reversed direction in every layer and concatenate.
-    dropout : float, default=0.0
-        Dropout probability on the inputs of layers after the first, applied
-        only by ``forward(..., training=True)``, as in PyTorch (so with
-        ``num_layers=1`` it has no effect, and a warning says so).
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of parameters and computation.
-    n_jobs : int or None, default=None
-        Threads to use: None or -1 for all usable cores, ``k > 0`` for ``k``.
-    random_state : int, numpy Generator or None, default=None
-        Seeds the initialization (uniform in ``±1/sqrt(hidden_size)``, as
-        PyTorch) and the dropout masks."""
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from exc
-    if resolved not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return resolved
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _make_rng(random_state: Any) -> np.random.Generator:
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-    raise TypeError(f"random_state must be None, an int or a numpy random generator, "
-                    f"got {random_state!r}")
-
-
-def check_config(layer: Any) -> None:
-    """Check a layer's configuration attributes (as the constructor does), for unpickling."""
-    for name in ("input_size", "hidden_size", "num_layers"):
-        _check_positive_int(name, getattr(layer, name))
-    if not isinstance(layer.bidirectional, bool):
-        raise TypeError(f"bidirectional must be a bool, got {layer.bidirectional!r}")
-    if not isinstance(layer.dropout, float) or not 0.0 <= layer.dropout < 1.0:
-        raise ValueError(f"dropout must be a float in [0, 1), got {layer.dropout!r}")
-    layer.dtype = _check_dtype(layer.dtype)
-    effective_n_jobs(layer.n_jobs)
-    if not isinstance(layer._rng, np.random.Generator):
-        raise TypeError(f"the random generator must be a numpy Generator, got {layer._rng!r}")
-
-
-def _checked_params(values: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]],
-                    dtype: np.dtype, what: str = "parameters") -> dict[str, np.ndarray]:
-    """Validate parameters against their expected names and shapes; return them in ``dtype``.
-
-    Finiteness is checked after the cast, so that float64 values too large for
-    float32 (which become inf) are refused too.  Returned arrays are
-    C-contiguous and writable; an input array already so is used as it is.
-    """
-    missing = [k for k in expected if k not in values]
-    extra = [k for k in values if k not in expected]
-    if missing or extra:
-        raise ValueError(f"{what} does not match the layer: missing keys {missing}, "
-                         f"unexpected keys {extra}")
-    staged = {}
-    for name, shape in expected.items():
-        value = values[name]
-        if hasattr(value, "detach"):  # a torch tensor
-            value = value.detach().cpu().numpy()
-        value = np.asarray(value)
-        if value.shape != tuple(shape):
-            raise ValueError(f"{what}[{name!r}] has shape {value.shape}, "
-                             f"expected {tuple(shape)}")
-        if value.dtype.kind not in "fiu":
-            raise TypeError(f"{what}[{name!r}] must be numeric, got {value.dtype}")
-        if value.dtype != dtype or not value.flags.c_contiguous or not value.flags.writeable:
-            with np.errstate(over="ignore"):  # reported just below, with the reason
-                value = np.array(value, dtype=dtype, order="C")
-        if not np.isfinite(value).all():
-            raise ValueError(f"{what}[{name!r}] contains NaN or infinity "
-                             f"(or values too large for {dtype})")
-        staged[name] = value
-    return staged
-
-
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, trans_a: bool = False,
-            accumulate: bool = False) -> None:
-    """``out = op(a) @ b`` (``+=`` with ``accumulate``) through NumPy's BLAS, GIL released.
-
-    The whole-sequence products of backward (weight gradients, dX): NumPy's
-    OpenBLAS build ran these long products 10-60% faster than SciPy's (the
-    same library, other kernels selected) on the CPUs we measured, most at
-    small models; any strided view NumPy can hand to BLAS is fine.
-    """
-    a = a.T if trans_a else a
-    if accumulate:
-        out += a @ b
-    else:
-        np.matmul(a, b, out=out)
-
-
-def gradient_products(weight_grads: Any, input_grads: Any, gate_rows: int, rows: int,
-                      width: int, n_threads: int) -> None:
-    """Run a layer's whole-sequence gradient products on up to ``n_threads`` threads.
-
-    ``weight_grads(lo, hi)`` computes gate rows [lo, hi) of the weight
-    gradients, ``input_grads(lo, hi)`` sequence rows [lo, hi) of dX (None: no
-    dX); thread i takes block i of both splits.  ``width``: the summed inner sizes, for the
-    flop count (threads only when each gets enough work).
-    """
-    threads = _gemm_threads(2.0 * rows * gate_rows * width, n_threads)
-    w_blocks = _split(gate_rows, threads, ROW_ALIGN)
-    x_blocks = _split(rows, threads, ROW_ALIGN) if input_grads is not None else []
-
-    def work(i: int) -> None:
-        if i < len(w_blocks):
-            weight_grads(*w_blocks[i])
-        if i < len(x_blocks):
-            input_grads(*x_blocks[i])
-
-    run_parallel([lambda i=i: work(i) for i in range(max(len(w_blocks), len(x_blocks)))])
-
-
-def _gemm_threads(flops: float, n_threads: int) -> int:
-    """Threads worth using for a GEMM of ``flops`` floating-point operations."""
-    return max(1, min(n_threads, int(flops // MIN_FLOPS_PER_THREAD)))
-
-
-def _step_block(block: int, rows: int) -> int:
-    """Row block for a shard's step GEMMs: small-matrix blocks only pay off while
-    they are few (at B=64 re-reading W_hh per block made the forward 1.4x slower)."""
-    return block if rows <= 2 * block else 0
-
-
-def _split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
-    """Cut range(n) into at most ``parts`` contiguous blocks, boundaries aligned."""
-    step = -(-n // parts)
-    step = -(-step // align) * align
-    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
-
-
-@dataclass
-class _Plan:
-    """How one batch is laid out and split: made once per forward call."""
-
-    batch: int
-    steps: int
-    perm: np.ndarray | None        # internal row r holds user sequence perm[r]
-    lengths: np.ndarray | None     # per internal row, None when all run T steps
-    shards: list[tuple[int, int]]  # (first row, row count)
-    nact: list[np.ndarray]         # per shard: running rows at each step, int32
-    n_threads: int
-    slice_threads: int = 1         # > 1: one shard, its hidden units split over threads
-
-    def __post_init__(self) -> None:
-        self.inverse = None
-        if self.perm is not None:
-            self.inverse = np.empty_like(self.perm)
-            self.inverse[self.perm] = np.arange(self.perm.size)
-
-    def to_internal(self, a: np.ndarray, axis: int) -> np.ndarray:
-        return a if self.perm is None else np.take(a, self.perm, axis=axis)
-
-    def to_user(self, a: np.ndarray, axis: int) -> np.ndarray:
-        return a if self.inverse is None else np.take(a, self.inverse, axis=axis)
-
-
-@dataclass
-class _Cache:
-    """What a training forward keeps for backward (buffers padded to T * B rows with
-    a ``_Plan``, packed sequences with a ``_ragged.RaggedPlan``)."""
-
-    plan: Any
-    inputs: list[np.ndarray] = field(default_factory=list)   # per layer, (T, B, I_l)
-    masks: list[np.ndarray | None] = field(default_factory=list)  # dropout on inputs
-    outputs: list[np.ndarray] = field(default_factory=list)  # per layer, (T, B, D*H)
-    gates: list[list[np.ndarray]] = field(default_factory=list)    # [layer][dir]
-    stores: list[list[Any]] = field(default_factory=list)   # [layer][dir], cell-specific
-    initial: list[list[list[np.ndarray | None]]] = field(default_factory=list)  # [layer][dir][k]
-
-    def keep(self, layer_in: np.ndarray, mask: np.ndarray | None, out: np.ndarray,
-             gates: list[np.ndarray], stores: list[Any],
-             initial: list[list[np.ndarray | None]]) -> None:
-        """Record one layer's tape, in layer order."""
-        self.inputs.append(layer_in)
-        self.masks.append(mask)
-        self.outputs.append(out)
-        self.gates.append(gates)
-        self.stores.append(stores)
-        self.initial.append(initial)
 
 
 class RecurrentLayer(LayerInterop):

@@ -28,7 +28,8 @@ import numpy as np
 from fastlstm.runtime.parallel import run_parallel, usable_cores
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fastlstm.nn.layer import RecurrentLayer, _Plan
+    from fastlstm.nn.layer import RecurrentLayer
+    from fastlstm.nn.plan import _Plan
 
 # When threads split a direction (rule measured on 2-core machines, AVX2 and
 # AVX-512; see docs/performance.md):

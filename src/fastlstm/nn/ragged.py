@@ -24,7 +24,8 @@ from fastlstm.nn import packed as _packed
 from fastlstm.runtime.parallel import blas_single_threaded, run_parallel
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fastlstm.nn.layer import RecurrentLayer, _Cache
+    from fastlstm.nn.cache import _Cache
+    from fastlstm.nn.layer import RecurrentLayer
 
 # A thread's block of rows has at least this many rows (as the padded layout's shards).
 MIN_ROWS_PER_BLOCK = 4
@@ -120,7 +121,7 @@ def forward(layer: RecurrentLayer, x: np.ndarray, plan: RaggedPlan,
     layer._cache = None
     k = layer._kernels
     H, D, L = layer.hidden_size, layer.num_directions, layer.num_layers
-    from fastlstm.nn.layer import _Cache
+    from fastlstm.nn.cache import _Cache
 
     cache = _Cache(plan) if training else None
     finals = [np.empty((D * L, plan.batch, H), dtype=np.float32) for _ in layer._states]
@@ -221,7 +222,7 @@ def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
 def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.ndarray,
                     d_finals: list[np.ndarray | None], grads: dict[str, np.ndarray],
                     input_grad: bool = True):
-    from fastlstm.nn.layer import _matmul, gradient_products
+    from fastlstm.nn.gemm import _matmul, gradient_products
 
     plan = cache.plan
     N, B, H, D = plan.total, plan.batch, layer.hidden_size, layer.num_directions

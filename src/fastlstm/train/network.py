@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fastlstm.nn import registry
-from fastlstm.nn.layer import _checked_params
+from fastlstm.nn.params import _checked_params
 from fastlstm.runtime.tape import ThreadTape
 from fastlstm.train.data import Sequences, length_batches
 from fastlstm.train.flat import FlatParameters

@@ -8,7 +8,8 @@ import numpy as np
 
 from fastlstm.nn import packed as _packed
 from fastlstm.nn.cells.spec import CellSpec
-from fastlstm.nn.layer import LAYER_PARAMETERS, RecurrentLayer
+from fastlstm.nn.layer import RecurrentLayer
+from fastlstm.nn.params import LAYER_PARAMETERS
 
 
 def _open_forget_gates(params: Any, hidden_size: int) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from fastlstm.nn.cells.spec import CellSpec
-from fastlstm.nn.layer import LAYER_PARAMETERS, RecurrentLayer
+from fastlstm.nn.layer import RecurrentLayer
+from fastlstm.nn.params import LAYER_PARAMETERS
 
 SPEC = CellSpec(
     name="rnn", gates=1, states=("h",), kernel_code=1,

@@ -1,0 +1,65 @@
+"""How a batch is laid out and split over threads: made once per forward call.
+
+Rows are permuted once at entry so that each thread's shard is a contiguous
+block sorted by decreasing length (rows still running at step t are a prefix
+of the shard); the whole-sequence GEMMs are cut into aligned row blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# A shard narrower than this loses more to small-GEMM inefficiency than the
+# second thread gains (BLAS path; 32-row products ran at ~110 GFLOP/s, 64 rows ~160).
+MIN_ROWS_PER_SHARD = 4
+# Row blocks of the whole-sequence GEMMs are cut at multiples of this.
+ROW_ALIGN = 16
+# A whole-sequence GEMM is split across threads only if each thread gets at
+# least this many flops: handing a task to a pool thread costs tens of
+# microseconds, more than a small GEMM (B=1 ran slower on 2 threads than on 1).
+MIN_FLOPS_PER_THREAD = 4e6
+
+def _gemm_threads(flops: float, n_threads: int) -> int:
+    """Threads worth using for a GEMM of ``flops`` floating-point operations."""
+    return max(1, min(n_threads, int(flops // MIN_FLOPS_PER_THREAD)))
+
+
+def _step_block(block: int, rows: int) -> int:
+    """Row block for a shard's step GEMMs: small-matrix blocks only pay off while
+    they are few (at B=64 re-reading W_hh per block made the forward 1.4x slower)."""
+    return block if rows <= 2 * block else 0
+
+
+def _split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """Cut range(n) into at most ``parts`` contiguous blocks, boundaries aligned."""
+    step = -(-n // parts)
+    step = -(-step // align) * align
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+
+@dataclass
+class _Plan:
+    """How one batch is laid out and split: made once per forward call."""
+
+    batch: int
+    steps: int
+    perm: np.ndarray | None        # internal row r holds user sequence perm[r]
+    lengths: np.ndarray | None     # per internal row, None when all run T steps
+    shards: list[tuple[int, int]]  # (first row, row count)
+    nact: list[np.ndarray]         # per shard: running rows at each step, int32
+    n_threads: int
+    slice_threads: int = 1         # > 1: one shard, its hidden units split over threads
+
+    def __post_init__(self) -> None:
+        self.inverse = None
+        if self.perm is not None:
+            self.inverse = np.empty_like(self.perm)
+            self.inverse[self.perm] = np.arange(self.perm.size)
+
+    def to_internal(self, a: np.ndarray, axis: int) -> np.ndarray:
+        return a if self.perm is None else np.take(a, self.perm, axis=axis)
+
+    def to_user(self, a: np.ndarray, axis: int) -> np.ndarray:
+        return a if self.inverse is None else np.take(a, self.inverse, axis=axis)
