@@ -217,3 +217,29 @@ def test_the_estimator_estimate_is_constant_time(eight_gib):
         check_estimator_memory(clf, X, fitting=True)
     assert time.perf_counter() - t0 < 0.05
     check_estimator_memory(clf.set_params(num_layers=3), X, fitting=True)  # fits: no error
+
+
+def test_the_data_shape_reads_the_layouts_the_estimators_read():
+    """Channels-first arrays and lists, and pandas panels, are counted as the estimators read
+    them: the longest sequence (which sizes a mini-batch's buffers) is the time axis."""
+    pd = pytest.importorskip("pandas")
+    from fastlstm.estimators.memory import data_shape
+
+    assert data_shape(np.zeros((40, 6, 100)), channels_first=True) == (40, 4000, 100, 6)
+    assert data_shape(np.zeros((40, 100, 6))) == (40, 4000, 100, 6)
+    ragged = [np.zeros((6, 30)), np.zeros((6, 70))]
+    assert data_shape(ragged, channels_first=True) == (2, 100, 70, 6)
+    index = pd.MultiIndex.from_tuples([(i, t) for i, n in enumerate((3, 7, 5)) for t in range(n)])
+    panel = pd.DataFrame(np.zeros((15, 2)), index=index)
+    assert data_shape(panel) == (3, 15, 7, 2)
+
+
+def test_a_channels_first_fit_is_sized_by_its_time_axis(monkeypatch):
+    """The guard counts a channels-first fit's steps, not its channels, as the sequence length."""
+    from fastlstm.estimators import memory as estimator_memory
+
+    seen = []
+    monkeypatch.setattr(estimator_memory, "check_memory", lambda needed, what: seen.append(what))
+    X = np.zeros((8, 2, 50), dtype=np.float32)
+    check_estimator_memory(fastlstm.LSTMClassifier(channels_first=True), X, fitting=True)
+    assert "up to 50 steps" in seen[-1]

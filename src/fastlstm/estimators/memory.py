@@ -19,6 +19,7 @@ from fastlstm.runtime.memory import (
     forward_bytes,
     layer_param_count,
 )
+from fastlstm.train.data import is_panel
 
 __all__ = ["check_estimator_memory", "data_shape", "lstm_param_count"]
 
@@ -46,11 +47,14 @@ def lstm_param_count(n_features: int, hidden_size: int, num_layers: int, directi
     return stack + n_outputs * directions * hidden_size + n_outputs
 
 
-def data_shape(X: Any) -> tuple[int, int, int, int] | None:
+def data_shape(X: Any, channels_first: bool = False) -> tuple[int, int, int, int] | None:
     """(sequences, total steps, longest sequence, features) of estimator input, from shapes.
 
-    None when the shape cannot be read without converting the data (then the
-    validation that follows explains what is wrong).
+    ``channels_first`` reads arrays as ``(n_cases, n_channels, n_timepoints)``
+    (lists as ``(n_channels, T_i)`` arrays), as the estimators do; a pandas
+    ``(instance, time)`` panel is one sequence per instance.  None when the
+    shape cannot be read without converting the data (then the validation
+    that follows explains what is wrong).
 
     Examples
     --------
@@ -58,13 +62,21 @@ def data_shape(X: Any) -> tuple[int, int, int, int] | None:
     >>> from fastlstm.estimators.memory import data_shape
     >>> data_shape(np.zeros((4, 10, 3))), data_shape([np.zeros((2, 3)), np.zeros((5, 3))])
     ((4, 40, 10, 3), (2, 7, 5, 3))
+    >>> data_shape(np.zeros((4, 3, 10)), channels_first=True)
+    (4, 40, 10, 3)
     """
+    time_axis, feature_axis = (1, 0) if channels_first else (0, 1)
     shape = getattr(X, "shape", None)
     try:
+        if is_panel(X):
+            counts = X.index.get_level_values(0).value_counts(sort=False)
+            features = X.shape[1] if X.ndim == 2 else 1
+            return len(counts), int(X.shape[0]), int(counts.max()), int(features)
         if shape is not None:
             shape = tuple(int(v) for v in shape)
             if len(shape) == 3:
-                return shape[0], shape[0] * shape[1], shape[1], shape[2]
+                steps, features = shape[1 + time_axis], shape[1 + feature_axis]
+                return shape[0], shape[0] * steps, steps, features
             if len(shape) == 2:
                 return shape[0], shape[0] * shape[1], shape[1], 1
             return None
@@ -75,11 +87,14 @@ def data_shape(X: Any) -> tuple[int, int, int, int] | None:
                 if s is None:
                     return None  # nested Python lists: small enough to convert
                 s = tuple(int(v) for v in s)
-                if len(s) not in (1, 2):
+                if len(s) == 1:
+                    steps = s[0]
+                elif len(s) == 2:
+                    steps, features = s[time_axis], s[feature_axis]
+                else:
                     return None
-                total += s[0]
-                longest = max(longest, s[0])
-                features = s[1] if len(s) == 2 else 1
+                total += steps
+                longest = max(longest, steps)
             return len(X), total, longest, features
     except (TypeError, ValueError):
         return None
@@ -94,7 +109,8 @@ def check_estimator_memory(estimator: Any, X: Any, *, fitting: bool, n_outputs: 
     parameters with their gradients, optimizer buffers and safety copies
     (fit only), and one mini-batch's forward (and backward, when fitting).
     """
-    found = data_shape(X)
+    layout = getattr(estimator, "_channels_first", None) if not fitting else None
+    found = data_shape(X, bool(estimator.channels_first if layout is None else layout))
     if found is None:
         return
     n_samples, total_steps, longest, features = found
