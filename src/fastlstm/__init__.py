@@ -9,7 +9,8 @@ it: ``_kernels`` (compiled) < ``runtime`` < ``nn`` < ``train`` <
 from fastlstm import _compat
 from fastlstm import export as _export  # noqa: F401 - provides to_onnx, to_torch, predict_step
 from fastlstm._version import __version__ as __version__
-from fastlstm.estimators.estimators import LSTMClassifier, LSTMRegressor
+from fastlstm.estimators.classifier import LSTMClassifier
+from fastlstm.estimators.regressor import LSTMRegressor
 from fastlstm.estimators.scaler import SequenceScaler
 from fastlstm.io.saving import load, save
 from fastlstm.nn.cells.lstm import LSTM

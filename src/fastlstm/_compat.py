@@ -36,7 +36,7 @@ MOVED = {
     "fastlstm._guard": "fastlstm.train.guard",
     "fastlstm._history": "fastlstm.train.history",
     "fastlstm._progress": "fastlstm.train.progress",
-    "fastlstm._estimators": "fastlstm.estimators.estimators",
+    "fastlstm._estimators": "fastlstm.estimators",
     "fastlstm._scaler": "fastlstm.estimators.scaler",
     "fastlstm._layout": "fastlstm.estimators.layout",
     "fastlstm._validation": "fastlstm.estimators.validation",

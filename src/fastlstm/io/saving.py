@@ -54,7 +54,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from fastlstm._version import __version__
-from fastlstm.estimators.estimators import LSTMClassifier, LSTMRegressor
+from fastlstm.estimators import LSTMClassifier, LSTMRegressor
 from fastlstm.nn import registry
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
