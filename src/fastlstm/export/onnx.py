@@ -85,7 +85,7 @@ def _recurrent(g: _Graph, layer: Any, x_tm: str, seq_lens: str
         inputs = [cur, g.const(w, f"W{i}"), g.const(r, f"R{i}"), g.const(b, f"B{i}"), seq_lens]
         n_out = 1 + len(spec.states)  # Y, then one final state per state array
         outs = g.node(op, inputs, n_out=n_out, hidden_size=h,
-                      direction="bidirectional" if d == 2 else "forward")
+                      direction="bidirectional" if d == 2 else "forward", **spec.onnx_attrs)
         hs.append(outs[1])
         if two_states:
             cs.append(outs[2])

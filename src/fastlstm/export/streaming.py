@@ -52,17 +52,13 @@ def predict_step(est: Any, x_t: Any, state: Any = None) -> tuple[np.ndarray, Any
             "whole sequences")
     layer = net.layer
     x = _check_x_t(x_t, net.config["n_features"], name)
-    if hasattr(layer, "step"):  # a layer with a stepper of its own
-        h_t, new_state = layer.step(x, state)
-    else:
-        if state is not None:
-            state = np.asarray(state)
-            if state.ndim != 3 or state.shape[1] != x.shape[0]:
-                raise ValueError(f"state must be the array predict_step returned, of shape "
-                                 f"({layer.num_layers}, {x.shape[0]}, {layer.hidden_size}); "
-                                 f"got {state.shape}")
-        out, new_state = layer.forward(x[:, None, :], initial_state=state)
-        h_t = out[:, 0]
+    if len(layer.spec.states) == 1 and state is not None:  # the state is h alone
+        state = np.asarray(state)
+        if state.ndim != 3 or state.shape[1] != x.shape[0]:
+            raise ValueError(f"state must be the array predict_step returned, of shape "
+                             f"({layer.num_layers}, {x.shape[0]}, {layer.hidden_size}); "
+                             f"got {state.shape}")
+    h_t, new_state = layer.step(x, state)
     y = h_t @ net.weight.T
     y += net.bias
     if est._kind == "classifier":

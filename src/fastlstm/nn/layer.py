@@ -401,9 +401,10 @@ class RecurrentLayer(LayerInterop):
             s = self._suffix(layer, d)
             p = self._params
             weights.append((p[f"weight_ih{s}"], p[f"weight_hh{s}"],
-                            p[f"bias_ih{s}"] + p[f"bias_hh{s}"]))
+                            self.spec.input_bias(p[f"bias_ih{s}"], p[f"bias_hh{s}"], H)))
 
-        # G = x W_ih^T + b_ih + b_hh, for all steps at once, rows split over threads
+        # G = x W_ih^T + b_ih + b_hh (the folded blocks), for all steps at once, rows
+        # split over threads
         def project(lo: int, hi: int) -> None:
             for d in range(D):
                 g = gates[d].reshape(T * B, G)[lo:hi]
@@ -513,6 +514,10 @@ class RecurrentLayer(LayerInterop):
         # Whole-sequence GEMMs from dG: weight gradients split by gate rows,
         # dX split by sequence rows.
         dgs = [g.reshape(T * B, G) for g in gates]
+        # the recurrent weights' gate gradients: the same as the input weights'
+        # unless the cell keeps its own (hh_grads_apart)
+        dghs = ([self._hh_grad_rows(st).reshape(T * B, G) for st in cache.stores[layer]]
+                if self.spec.hh_grads_apart else dgs)
         xs = layer_in.reshape(T * B, n_in)
         hseq = cache.outputs[layer].reshape(T * B, D * H)
         d_w_ih = [np.empty((G, n_in), self.dtype) for _ in range(D)]
@@ -522,10 +527,10 @@ class RecurrentLayer(LayerInterop):
 
         def weight_grads(lo: int, hi: int) -> None:
             for d in range(D):
-                dg = dgs[d][:, lo:hi]
-                hs = hseq[:, d * H:(d + 1) * H]
                 # dW_ih = dG^T X
-                _matmul(dg, xs, d_w_ih[d][lo:hi], trans_a=True)
+                _matmul(dgs[d][:, lo:hi], xs, d_w_ih[d][lo:hi], trans_a=True)
+                dg = dghs[d][:, lo:hi]
+                hs = hseq[:, d * H:(d + 1) * H]
                 # dW_hh = dG_t^T h_{t-1}: the previous step is t-1 forward, t+1 reverse
                 if T > 1:
                     if d == 0:
@@ -539,7 +544,7 @@ class RecurrentLayer(LayerInterop):
                         first = dg[:B] if d == 0 else dg[(T - 1) * B:]
                     else:
                         first = np.ascontiguousarray(
-                            dgs[d].reshape(T, B, G)[starts, np.arange(B), lo:hi])
+                            dghs[d].reshape(T, B, G)[starts, np.arange(B), lo:hi])
                     _matmul(first, h0, d_w_hh[d][lo:hi], trans_a=True, accumulate=True)
 
         def input_grads(lo: int, hi: int) -> None:
@@ -549,7 +554,10 @@ class RecurrentLayer(LayerInterop):
 
         gradient_products(weight_grads, input_grads if input_grad else None, G, T * B,
                           D * ((2 if input_grad else 1) * n_in + H), plan.n_threads)
-        self._store_grads(layer, grads, d_w_ih, d_w_hh, d_bias)
+        d_bias_hh = None
+        if self.spec.hh_grads_apart:  # per direction, in row order: deterministic
+            d_bias_hh = [dgh.sum(axis=0, dtype=np.float64) for dgh in dghs]
+        self._store_grads(layer, grads, d_w_ih, d_w_hh, d_bias, d_bias_hh)
         return (d_x.reshape(T, B, n_in) if input_grad else None), dcarries
 
     def _check_d_out(self, d_out: Any, batch: int, steps: int) -> np.ndarray:
@@ -563,12 +571,23 @@ class RecurrentLayer(LayerInterop):
         return d_out
 
     def _store_grads(self, layer: int, grads: dict[str, np.ndarray], d_w_ih: list[np.ndarray],
-                     d_w_hh: list[np.ndarray], d_bias: np.ndarray) -> None:
-        """One layer's gradients into ``grads``; per-shard bias sums reduced in order."""
+                     d_w_hh: list[np.ndarray], d_bias: np.ndarray,
+                     d_bias_hh: list[np.ndarray] | None = None) -> None:
+        """One layer's gradients into ``grads``; per-shard bias sums reduced in order.
+
+        ``bias_hh`` gets ``bias_ih``'s gradient, or ``d_bias_hh`` (per
+        direction) for a cell whose recurrent gradients are its own.
+        """
         for d in range(self.num_directions):
             s = self._suffix(layer, d)
             d_b = d_bias[d].sum(axis=0).astype(self.dtype)
             grads[f"weight_ih{s}"] = d_w_ih[d]
             grads[f"weight_hh{s}"] = d_w_hh[d]
             grads[f"bias_ih{s}"] = d_b
-            grads[f"bias_hh{s}"] = d_b.copy()
+            grads[f"bias_hh{s}"] = (d_b.copy() if d_bias_hh is None
+                                    else d_bias_hh[d].astype(self.dtype))
+
+    def _hh_grad_rows(self, store: Any) -> np.ndarray:
+        """The recurrent weights' gate gradients (T, B, G) a cell with
+        ``hh_grads_apart`` left in its store after its backward."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no recurrent gradients apart")

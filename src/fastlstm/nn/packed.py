@@ -50,7 +50,8 @@ CHUNKS_PER_THREAD = 2
 
 def uses_packed(layer: RecurrentLayer) -> bool:
     """Whether ``layer`` runs on the packed kernels (float32 on a SIMD variant)."""
-    return layer.dtype == np.float32 and layer._kernels.packed_width() > 0
+    return (layer.dtype == np.float32 and layer.spec.packed
+            and layer._kernels.packed_width() > 0)
 
 
 def slice_threads(layer: RecurrentLayer, batch: int, steps: int, n_threads: int) -> int:

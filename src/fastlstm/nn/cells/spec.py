@@ -45,6 +45,21 @@ class CellSpec:
     estimator_init : callable
         ``f(named_parameters, hidden_size)``, adjusting a new estimator's
         layer in place (e.g. the LSTM's open forget gates).
+    folded_bias : tuple of int or None, default=None
+        Gate blocks whose ``bias_hh`` is added to ``bias_ih`` in the input
+        projection (None: all).  A block left out (the GRU's n, whose
+        recurrent part is scaled by the reset gate) gets its ``bias_hh``
+        from the cell's recurrence.
+    hh_grads_apart : bool, default=False
+        The recurrent weights' gate gradients differ from the input weights'
+        (the GRU's n block: ``r * dn``).  The cell's backward then leaves
+        them in its store (:meth:`RecurrentLayer._hh_grad_rows`), and
+        ``bias_hh`` gets their sum instead of ``bias_ih``'s gradient.
+    packed : bool, default=True
+        Whether the packed SIMD kernels run the cell (float32); otherwise
+        every dtype runs the cell's BLAS kernels.
+    onnx_attrs : dict
+        Attributes the ONNX operator needs to run this cell.
 
     Examples
     --------
@@ -62,6 +77,10 @@ class CellSpec:
     torch_class: str
     torch_kwargs: Mapping[str, Any] = field(default_factory=dict)
     estimator_init: Callable[[Mapping[str, np.ndarray], int], None] = _no_init
+    folded_bias: tuple[int, ...] | None = None
+    hh_grads_apart: bool = False
+    packed: bool = True
+    onnx_attrs: Mapping[str, Any] = field(default_factory=dict)
 
     def to_onnx_order(self, a: np.ndarray, hidden_size: int) -> np.ndarray:
         """Rows of a stacked weight or bias in the ONNX operator's gate order."""
@@ -69,3 +88,13 @@ class CellSpec:
         if order == tuple(range(self.gates)):
             return a
         return np.concatenate([a[g * hidden_size:(g + 1) * hidden_size] for g in order])
+
+    def input_bias(self, b_ih: np.ndarray, b_hh: np.ndarray, hidden_size: int) -> np.ndarray:
+        """The bias added in the input projection: ``b_ih`` plus the folded blocks of ``b_hh``."""
+        if self.folded_bias is None:
+            return b_ih + b_hh
+        bias = b_ih.copy()
+        for g in self.folded_bias:
+            bias[g * hidden_size:(g + 1) * hidden_size] += b_hh[g * hidden_size:
+                                                                (g + 1) * hidden_size]
+        return bias
