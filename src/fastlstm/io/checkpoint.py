@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.io.saving import _HEADER, load
+from fastlstm.io.archive import _HEADER
+from fastlstm.io.saving import load
 from fastlstm.nn.layer import _checked_params
 
 __all__ = ["load_checkpoint"]
