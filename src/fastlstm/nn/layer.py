@@ -136,8 +136,11 @@ class RecurrentLayer(LayerInterop):
 
     # ------------------------------------------------------ cell's recurrence
     def _recur_forward(self, d: int, r0: int, rows: int, nact: np.ndarray, gates: np.ndarray,
-                       w_hh_t: np.ndarray, carry: list[np.ndarray], out: np.ndarray,
-                       store: Any, block: int) -> None:
+                       w_hh_t: np.ndarray, bias_hh: np.ndarray, carry: list[np.ndarray],
+                       out: np.ndarray, store: Any, block: int) -> None:
+        """Run the cell over one shard of direction ``d``: ``gates`` hold the input
+        projection with the folded biases; ``bias_hh`` is the layer-direction's, for
+        the blocks the cell adds itself (see ``CellSpec.folded_bias``)."""
         raise NotImplementedError
 
     def _new_store(self, steps: int, batch: int) -> Any:
@@ -417,11 +420,12 @@ class RecurrentLayer(LayerInterop):
 
         # the step GEMM runs NN on W_hh^T, in row blocks the BLAS multiplies fastest
         w_hh_t = [np.ascontiguousarray(w[1].T) for w in weights]
+        b_hh = [self._params["bias_hh" + self._suffix(layer, d)] for d in range(D)]
         block = blas_small_matrix_rows(G, H)
 
         def recur(d: int, shard: int) -> None:
             r0, rows = plan.shards[shard]
-            self._recur_forward(d, r0, rows, plan.nact[shard], gates[d], w_hh_t[d],
+            self._recur_forward(d, r0, rows, plan.nact[shard], gates[d], w_hh_t[d], b_hh[d],
                                 carries[d], out, stores[d], _step_block(block, rows))
 
         run_parallel([lambda d=d, s=s: recur(d, s)

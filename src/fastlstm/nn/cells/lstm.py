@@ -74,7 +74,8 @@ class LSTM(RecurrentLayer):
         super().__setstate__(state)
         self._stepper = None  # never trust a pickled one: rebuilt on the next step()
 
-    def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, carry, out, store, block):
+    def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, bias_hh, carry, out, store,
+                       block):
         self._kernels.forward_recurrent(gates, w_hh_t, carry[0], carry[1], out,
                                         d * self.hidden_size, store, d == 1, r0, rows, nact,
                                         block)

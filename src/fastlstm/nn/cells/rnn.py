@@ -41,7 +41,8 @@ class RNN(HiddenStateLayer):
     _cell_code = SPEC.kernel_code
     _states = SPEC.states
 
-    def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, carry, out, store, block):
+    def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, bias_hh, carry, out, store,
+                       block):
         self._kernels.rnn_forward_recurrent(gates, w_hh_t, carry[0], out, d * self.hidden_size,
                                             d == 1, r0, rows, nact, block)
 
