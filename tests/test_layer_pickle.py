@@ -43,3 +43,12 @@ def test_pickles_of_the_flat_layout_still_load(name):
     np.testing.assert_array_equal(got, expected[name])
     # and it pickles again under today's module names
     assert "fastlstm._" not in type(pickle.loads(pickle.dumps(obj))).__module__
+
+
+def test_loading_an_old_pickle_leaves_the_current_modules_as_they_are():
+    import fastlstm.estimators as estimators
+
+    with open(Path(__file__).parent / "data" / "regressor-0.1.0.pkl", "rb") as f:
+        pickle.load(f)
+    assert estimators.__spec__.name == "fastlstm.estimators"
+    assert fastlstm.LSTMRegressor.__module__ == "fastlstm.estimators.regressor"

@@ -50,7 +50,12 @@ MOVED = {
 
 
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds an old module name and loads it as the module that replaced it."""
+    """Finds an old module name and loads a stand-in that reads the current module.
+
+    The stand-in forwards every attribute to the module that holds the code
+    now, so ``pickle`` finds its classes; the current module itself is left
+    as it is (its ``__spec__`` keeps its own name).
+    """
 
     def find_spec(self, name: str, path: object = None, target: object = None
                   ) -> importlib.machinery.ModuleSpec | None:
@@ -58,11 +63,17 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return None
         return importlib.machinery.ModuleSpec(name, self)
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(MOVED[spec.name])
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None  # an empty module, filled below
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module is the current one, already executed."""
+        current = importlib.import_module(MOVED[module.__name__])
+
+        def __getattr__(name: str) -> object:
+            return getattr(current, name)
+
+        module.__getattr__ = __getattr__
+        module.__doc__ = f"Moved to {current.__name__}."
 
 
 def install() -> None:
