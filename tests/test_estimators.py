@@ -727,7 +727,7 @@ def test_rnn_cell_trains_and_is_an_rnn():
 def test_unknown_cell_is_rejected():
     X = np.zeros((10, 4, 1))
     with pytest.raises(ValueError, match="cell"):
-        fastlstm.LSTMClassifier(cell="gru").fit(X, np.arange(10) % 2)
+        fastlstm.LSTMClassifier(cell="transformer").fit(X, np.arange(10) % 2)
 
 
 def test_cell_is_part_of_the_architecture_for_warm_start():

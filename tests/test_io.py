@@ -407,8 +407,11 @@ def test_estimator_tampering_is_refused():
              "invalid LSTMClassifier parameters")
     _refused(_zip(_with_header(entries, lambda h: h["params"].update(evil=1))),
              "unexpected \\['evil'\\]")
+    _refused(_zip(_with_header(entries, lambda h: h["state"]["network"].update(cell="cnn"))),
+             "unknown cell 'cnn'")
+    # another known cell: the arrays and the architecture no longer match
     _refused(_zip(_with_header(entries, lambda h: h["state"]["network"].update(cell="gru"))),
-             "unknown cell 'gru'")
+             "match")
     _refused(_zip(_with_header(entries, lambda h: h["state"].update(extra=1))),
              "unexpected \\['extra'\\]")
     _refused(_zip(_with_header(entries, lambda h: h["state"]["optimizer"].update(

@@ -13,6 +13,7 @@ from fastlstm.estimators.classifier import LSTMClassifier
 from fastlstm.estimators.regressor import LSTMRegressor
 from fastlstm.estimators.scaler import SequenceScaler
 from fastlstm.io.saving import load, save
+from fastlstm.nn.cells.gru import GRU
 from fastlstm.nn.cells.lstm import LSTM
 from fastlstm.nn.cells.rnn import RNN
 from fastlstm.runtime.config import config_context, get_config, set_config
@@ -20,6 +21,7 @@ from fastlstm.runtime.config import config_context, get_config, set_config
 _compat.install()
 
 __all__ = [
+    "GRU",
     "LSTM",
     "LSTMClassifier",
     "LSTMRegressor",

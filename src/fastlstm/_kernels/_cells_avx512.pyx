@@ -2,5 +2,6 @@
 include "_common.pxi"
 include "_lstm.pxi"
 include "_rnn.pxi"
+include "_gru.pxi"
 include "_packed.pxi"
 include "_backward.pxi"

@@ -6,8 +6,9 @@ once and put into both class docstrings.
 """
 
 _DOC_PARAMS = """
-    cell : {"lstm", "rnn"}, default="lstm"
-        The recurrent layer: :class:`fastlstm.LSTM`, or the tanh
+    cell : {"lstm", "gru", "rnn"}, default="lstm"
+        The recurrent layer: :class:`fastlstm.LSTM`, :class:`fastlstm.GRU`
+        (three gates instead of four, PyTorch's ``nn.GRU``), or the tanh
         :class:`fastlstm.RNN` (fewer parameters per unit, but it loses
         information over long gaps; see the long-gap example in the docs).
     hidden_size : int, default=64

@@ -7,7 +7,7 @@ Examples
 --------
 >>> from fastlstm.nn import registry
 >>> registry.names()
-('lstm', 'rnn')
+('lstm', 'rnn', 'gru')
 >>> registry.layer_class("lstm").__name__
 'LSTM'
 """

@@ -173,7 +173,7 @@ class SequenceNet:
         Features per time step.
     n_outputs : int
         Outputs (classes or regression targets).
-    cell : {"lstm", "rnn"}, default="lstm"
+    cell : str, default="lstm"
         The recurrent layer: :class:`~fastlstm.LSTM` or the tanh :class:`~fastlstm.RNN`.
     hidden_size, num_layers, bidirectional, dropout, dtype, n_jobs
         Passed to the layer.
