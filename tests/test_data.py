@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastlstm.train.data import Sequences, check_sequence_targets, check_sequences, length_batches
+from fastlstm.train.data import check_sequence_targets, check_sequences
+from fastlstm.train.sequences import Sequences, length_batches
 
 
 def test_3d_array_converted_once_to_dtype():

@@ -57,3 +57,11 @@ def test_lower_layers_never_name_the_cells():
                 cell_module = (node.module.startswith("fastlstm.nn.cells.")
                                and node.module != "fastlstm.nn.cells.spec")
                 assert not cell_module, (rel, node.module)
+
+
+def test_no_module_is_over_six_hundred_lines():
+    """A file is one idea: the Python, Cython and C sources stay small enough to read whole."""
+    sources = [p for p in PACKAGE.rglob("*") if p.suffix in (".py", ".pyx", ".pxi", ".pxd", ".h")]
+    assert len(sources) > 40
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in sources}
+    assert {name: n for name, n in sizes.items() if n > 600} == {}

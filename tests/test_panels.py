@@ -7,7 +7,8 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm import LSTMClassifier, LSTMRegressor, SequenceScaler
-from fastlstm.train.data import check_panel_targets, check_sequences, is_panel
+from fastlstm.train.data import check_sequences
+from fastlstm.train.panels import check_panel_targets, is_panel
 
 pd = pytest.importorskip("pandas")
 

@@ -349,7 +349,7 @@ def fit_torch(task: FitTask, split: Split, epochs: int, threads: int, seed: int,
 def _torch_loop(task: FitTask, split: Split, epochs: int, seed: int, dtype: str) -> FitResult:
     import torch
 
-    from fastlstm.train.data import length_batches
+    from fastlstm.train.sequences import length_batches
 
     X_train, X_test, y_train, y_test = split
     np_dtype = np.dtype(dtype)

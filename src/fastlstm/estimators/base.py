@@ -27,12 +27,14 @@ from fastlstm.estimators.validation import ValidationMonitor, temporal_split
 from fastlstm.nn import registry
 from fastlstm.runtime.parallel import blas_single_threaded
 from fastlstm.train.callbacks import Callback, TrainingContext, _Events
-from fastlstm.train.data import Sequences, check_panel_targets, check_sequences
+from fastlstm.train.data import check_sequences
 from fastlstm.train.guard import TrainingInterrupted
 from fastlstm.train.history import History
 from fastlstm.train.network import SequenceNet, TrainState, predict_outputs, train_epochs
 from fastlstm.train.optim import make_optimizer
+from fastlstm.train.panels import check_panel_targets
 from fastlstm.train.progress import make_progress
+from fastlstm.train.sequences import Sequences
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 _DTYPES = ("float32", "float64")

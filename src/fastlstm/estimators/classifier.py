@@ -13,8 +13,9 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from fastlstm.estimators.base import _BaseLSTM, _check_sample_weight
 from fastlstm.estimators.docstrings import _DOC_ATTRS, _DOC_NOTES, _DOC_PARAMS
-from fastlstm.train.data import Sequences, check_label_types
+from fastlstm.train.data import check_label_types
 from fastlstm.train.network import predict_outputs, softmax, softmax_cross_entropy
+from fastlstm.train.sequences import Sequences
 
 __all__ = ["LSTMClassifier"]
 

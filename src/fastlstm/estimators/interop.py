@@ -28,7 +28,7 @@ class EstimatorInterop:
 
         Parameters
         ----------
-        Xs : fastlstm.train.data.Sequences
+        Xs : fastlstm.train.sequences.Sequences
             The validated training sequences.
         continuing : bool
             Whether this fit continues the previous one (else it starts over).

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.train.data import is_panel
+from fastlstm.train.panels import is_panel
 
 __all__ = ["layout_warning", "to_batch_first", "warn_about_layout"]
 

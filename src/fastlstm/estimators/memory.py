@@ -19,7 +19,7 @@ from fastlstm.runtime.memory import (
     forward_bytes,
     layer_param_count,
 )
-from fastlstm.train.data import is_panel
+from fastlstm.train.panels import is_panel
 
 __all__ = ["check_estimator_memory", "data_shape", "lstm_param_count"]
 

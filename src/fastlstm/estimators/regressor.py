@@ -12,9 +12,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from fastlstm.estimators.base import _BaseLSTM, _check_sample_weight
 from fastlstm.estimators.docstrings import _DOC_ATTRS, _DOC_NOTES, _DOC_PARAMS
-from fastlstm.train.data import Sequences, check_sequence_targets
+from fastlstm.train.data import check_sequence_targets
 from fastlstm.train.losses import absolute_error, huber
 from fastlstm.train.network import predict_outputs, squared_error
+from fastlstm.train.sequences import Sequences
 
 __all__ = ["LSTMRegressor"]
 

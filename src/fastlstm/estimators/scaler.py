@@ -10,7 +10,8 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
 from fastlstm.estimators.layout import layout_warning, to_batch_first
-from fastlstm.train.data import Sequences, check_sequences
+from fastlstm.train.data import check_sequences
+from fastlstm.train.sequences import Sequences
 
 __all__ = ["SequenceScaler"]
 

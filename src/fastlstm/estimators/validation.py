@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.train.data import Sequences
 from fastlstm.train.network import predict_outputs
+from fastlstm.train.sequences import Sequences
 
 __all__ = ["ValidationMonitor", "temporal_split"]
 

@@ -11,7 +11,8 @@ Accepted forms of ``X`` (public arrays are batch-first):
 - a ``pandas.DataFrame`` with a two-level ``(instance, time)`` row
   MultiIndex (sktime's panel layout): one sequence per instance, in the order
   the instances first appear, its rows (in their order) the time steps and the
-  columns the features; a ragged batch when the instances' lengths differ.
+  columns the features; a ragged batch when the instances' lengths differ
+  (:mod:`fastlstm.train.panels`).
 
 A ragged batch is stored packed (all steps of all sequences in one 2D array
 plus offsets) and padded only per mini-batch.  Mini-batches group sequences of
@@ -27,14 +28,13 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_array
 
+from fastlstm.train.panels import _check_panel, is_panel
+from fastlstm.train.sequences import Sequences, _estimator_name
+
 __all__ = [
-    "Sequences",
     "check_label_types",
-    "check_panel_targets",
     "check_sequences",
     "check_sequence_targets",
-    "is_panel",
-    "length_batches",
 ]
 
 _SHAPE_HELP = (
@@ -42,153 +42,6 @@ _SHAPE_HELP = (
     "(n_samples, n_timesteps) of univariate series, a list of 2D arrays "
     "(n_timesteps_i, n_features), or a DataFrame with an (instance, time) MultiIndex"
 )
-
-
-class Sequences:
-    """A validated batch of sequences, dense or ragged.
-
-    Build it with :func:`check_sequences`; the constructor does no checking.
-
-    Parameters
-    ----------
-    dense : ndarray of shape (n_samples, n_timesteps, n_features) or None
-        The data when every sequence has the same length.
-    values : ndarray of shape (total_steps, n_features) or None
-        The steps of all sequences one after another, when ragged.
-    offsets : ndarray of shape (n_samples + 1,) or None
-        Sequence ``i`` is ``values[offsets[i]:offsets[i + 1]]``.
-    as_list : bool
-        Whether the input was a list of sequences (outputs per time step are
-        then returned as a list too).
-    from_2d : bool
-        Whether the input was a 2D array of univariate series (a table whose
-        columns are time steps).
-    rows : ndarray of shape (total_steps,) or None
-        For a panel (a DataFrame with an ``(instance, time)`` MultiIndex), the
-        row of the DataFrame each stored time step came from (steps in storage
-        order); None for other input.
-
-    Attributes
-    ----------
-    lengths : ndarray of shape (n_samples,)
-        Number of time steps of each sequence.
-    n_features : int
-        Features per time step.
-    """
-
-    def __init__(
-        self,
-        dense: np.ndarray | None = None,
-        values: np.ndarray | None = None,
-        offsets: np.ndarray | None = None,
-        as_list: bool = False,
-        from_2d: bool = False,
-        rows: np.ndarray | None = None,
-    ) -> None:
-        self.dense = dense
-        self.values = values
-        self.offsets = offsets
-        self.as_list = as_list
-        self.from_2d = from_2d
-        self.rows = rows
-        if dense is not None:
-            self.lengths = np.full(dense.shape[0], dense.shape[1], dtype=np.intp)
-            self.n_features = dense.shape[2]
-        else:
-            self.lengths = np.diff(offsets).astype(np.intp)
-            self.n_features = values.shape[1]
-
-    @property
-    def n_samples(self) -> int:
-        """Number of sequences."""
-        return len(self.lengths)
-
-    @property
-    def is_ragged(self) -> bool:
-        """True when the sequences are stored packed (lengths may differ)."""
-        return self.dense is None
-
-    @property
-    def from_panel(self) -> bool:
-        """True when the input was a DataFrame with an ``(instance, time)`` MultiIndex."""
-        return self.rows is not None
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Element type of the stored data."""
-        return (self.dense if self.dense is not None else self.values).dtype
-
-    def __len__(self) -> int:
-        return self.n_samples
-
-    def take(self, indices: Any) -> Sequences:
-        """Return the sequences at ``indices`` (a copy), in that order."""
-        indices = np.asarray(indices, dtype=np.intp)
-        if self.dense is not None:
-            return Sequences(dense=self.dense[indices], as_list=self.as_list)
-        lengths = self.lengths[indices]
-        offsets = np.zeros(len(indices) + 1, dtype=np.intp)
-        np.cumsum(lengths, out=offsets[1:])
-        values = np.empty((offsets[-1], self.n_features), dtype=self.values.dtype)
-        for j, i in enumerate(indices):
-            values[offsets[j]:offsets[j + 1]] = self.values[self.offsets[i]:self.offsets[i + 1]]
-        return Sequences(values=values, offsets=offsets, as_list=self.as_list)
-
-    def padded(self, indices: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """Right-padded batch of the sequences at ``indices``.
-
-        Returns
-        -------
-        x : ndarray of shape (len(indices), max_length, n_features)
-            C-contiguous, zeros past each sequence's end.
-        lengths : ndarray of shape (len(indices),) or None
-            None when every sequence in the batch has the full length.
-        """
-        indices = np.asarray(indices, dtype=np.intp)
-        if self.dense is not None:
-            return np.ascontiguousarray(self.dense[indices]), None
-        lengths = self.lengths[indices]
-        steps = int(lengths.max())
-        x = np.zeros((len(indices), steps, self.n_features), dtype=self.values.dtype)
-        for j, i in enumerate(indices):
-            x[j, : lengths[j]] = self.values[self.offsets[i]:self.offsets[i + 1]]
-        if np.all(lengths == steps):
-            return x, None
-        return x, lengths
-
-    def unpad(self, padded: np.ndarray, indices: Any) -> None:
-        """Inverse of :meth:`padded` for values stored in this object, in place."""
-        indices = np.asarray(indices, dtype=np.intp)
-        if self.dense is not None:
-            self.dense[indices] = padded
-            return
-        for j, i in enumerate(indices):
-            n = self.lengths[i]
-            self.values[self.offsets[i]:self.offsets[i + 1]] = padded[j, :n]
-
-    def to_list(self) -> list[np.ndarray]:
-        """The sequences as a list of 2D arrays (views into the storage)."""
-        if self.dense is not None:
-            return list(self.dense)
-        return [self.values[a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
-
-    def steps(self) -> np.ndarray:
-        """All time steps of all sequences, shape (total_steps, n_features)."""
-        if self.dense is not None:
-            return self.dense.reshape(-1, self.n_features)
-        return self.values
-
-    @classmethod
-    def empty_like(cls, other: Sequences, n_features: int, dtype: Any) -> Sequences:
-        """Zero-filled sequences with ``other``'s lengths and ``n_features`` features."""
-        if other.dense is not None:
-            return cls(
-                dense=np.zeros((other.n_samples, other.lengths[0] if other.n_samples else 0,
-                                n_features), dtype=dtype),
-                as_list=other.as_list,
-            )
-        values = np.zeros((other.offsets[-1], n_features), dtype=dtype)
-        return cls(values=values, offsets=other.offsets.copy(), as_list=other.as_list)
 
 
 def _is_ragged_list(X: Any) -> bool:
@@ -221,129 +74,6 @@ def _is_list_of_arrays(X: Any) -> bool:
     if not isinstance(X, (list, tuple)) or len(X) == 0:
         return False
     return all(getattr(x, "ndim", None) in (1, 2) and not hasattr(x, "toarray") for x in X)
-
-
-def is_panel(X: Any) -> bool:
-    """True for a pandas DataFrame or Series whose row index has several levels.
-
-    Such an object is a panel of series (sktime's ``pd-multiindex`` layout):
-    it is never read as a table of rows.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from fastlstm.train.data import is_panel
-    >>> index = pd.MultiIndex.from_product([[0, 1], [0, 1, 2]], names=["instance", "time"])
-    >>> is_panel(pd.DataFrame({"a": range(6)}, index=index)), is_panel(pd.DataFrame({"a": [1]}))
-    (True, False)
-    """
-    nlevels = getattr(getattr(X, "index", None), "nlevels", 1)
-    return (isinstance(nlevels, int) and nlevels > 1 and getattr(X, "ndim", None) in (1, 2)
-            and hasattr(X, "to_numpy"))
-
-
-def _check_panel(X: Any, dtype: np.dtype, estimator: Any, input_name: str) -> Sequences:
-    """Sequences of a DataFrame with an ``(instance, time)`` MultiIndex: one per instance."""
-    name = _estimator_name(estimator)
-    index = X.index
-    if index.nlevels != 2:
-        raise ValueError(
-            f"{input_name} is a DataFrame whose row index has {index.nlevels} levels; "
-            f"{name} reads a panel with two, (instance, time): one sequence per instance, "
-            "its rows the time steps and its columns the features. Combine the levels that "
-            "identify a series into one, or pass a list of (n_timesteps_i, n_features) "
-            f"arrays, e.g. [g.to_numpy() for _, g in {input_name}.groupby(level="
-            f"{list(range(index.nlevels - 1))}, sort=False)]."
-        )
-    frame = X.to_frame() if getattr(X, "ndim", 2) == 1 else X  # a Series: one feature
-    codes = np.asarray(index.codes[0], dtype=np.intp)
-    if len(codes) and codes.min() < 0:
-        raise ValueError(f"{input_name} has rows whose instance (first index level) is missing.")
-    values = check_array(frame, dtype=dtype, ensure_2d=True, ensure_min_samples=1,
-                         ensure_min_features=1, estimator=estimator, input_name=input_name)
-    # instances in order of first appearance, each one's rows in their order
-    present, first = np.unique(codes, return_index=True)
-    rank = np.empty(int(present[-1]) + 1, dtype=np.intp)
-    rank[present[np.argsort(first)]] = np.arange(len(present))
-    instance = rank[codes]
-    rows = np.argsort(instance, kind="stable")
-    lengths = np.bincount(instance, minlength=len(present)).astype(np.intp)
-    steps = values[rows]  # a copy in storage order, never the DataFrame's memory
-    if np.all(lengths == lengths[0]):
-        return Sequences(dense=steps.reshape(len(lengths), lengths[0], steps.shape[1]),
-                         as_list=True, rows=rows)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
-    np.cumsum(lengths, out=offsets[1:])
-    return Sequences(values=steps, offsets=offsets, as_list=True, rows=rows)
-
-
-def check_panel_targets(y: Any, X: Sequences, *, per_step: bool = False,
-                        input_name: str = "y", x_name: str = "X") -> None:
-    """Refuse targets of a panel ``X`` given per row rather than per instance.
-
-    A panel with ``n`` instances and ``N`` rows holds ``n`` sequences, so a
-    ``y`` of ``N`` entries (one per row, e.g. a column of the same DataFrame)
-    is not one target per sequence.  Other ``X`` are not checked.
-
-    Parameters
-    ----------
-    y : array-like
-        The targets given with ``X``.
-    X : Sequences
-        The validated inputs.
-    per_step : bool, default=False
-        Whether ``y`` holds one target per time step (``sequence_output=True``).
-    input_name, x_name : str, default="y", "X"
-        Named in error messages.
-
-    Raises
-    ------
-    ValueError
-        For a ``y`` with one entry per row of a panel ``X`` (with ``per_step``:
-        a ``y`` that is a panel itself or one array of all rows, rather than a
-        list of one array per instance).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import pandas as pd
-    >>> from fastlstm.train.data import check_panel_targets, check_sequences
-    >>> index = pd.MultiIndex.from_product([[0, 1], [0, 1, 2]], names=["instance", "time"])
-    >>> X = check_sequences(pd.DataFrame({"a": np.arange(6.0)}, index=index))
-    >>> check_panel_targets([0, 1], X)           # one target per instance
-    >>> check_panel_targets(np.arange(6), X)     # one per row
-    Traceback (most recent call last):
-    ...
-    ValueError: y has 6 entries, one per row of the panel X, but X holds 2 sequences ...
-    """
-    if not X.from_panel or (per_step and isinstance(y, (list, tuple))):
-        return
-    try:
-        n = len(y)
-    except TypeError:
-        return  # the estimator's own checks explain what is wrong
-    if n != len(X.rows) or n == X.n_samples:
-        return
-    if per_step:
-        raise ValueError(
-            f"{input_name} has one entry per row of the panel {x_name}; per-step targets are "
-            "a list of arrays (n_timesteps_i,) or (n_timesteps_i, n_outputs), one per "
-            f"instance in the order the instances first appear in {x_name}'s index, e.g. "
-            f"[g.to_numpy() for _, g in {input_name}.groupby(level=0, sort=False)]."
-        )
-    raise ValueError(
-        f"{input_name} has {n} entries, one per row of the panel {x_name}, but {x_name} "
-        f"holds {X.n_samples} sequences (one per instance, the first level of its index). "
-        f"Pass one target per instance, in the order the instances first appear in "
-        f"{x_name}'s index (for a {input_name} indexed like {x_name}: "
-        f"{input_name}.groupby(level=0, sort=False).first())."
-    )
-
-
-def _estimator_name(estimator: Any) -> str:
-    if estimator is None:
-        return "the estimator"
-    return estimator if isinstance(estimator, str) else type(estimator).__name__
 
 
 def check_sequences(
@@ -593,52 +323,6 @@ def check_sequence_targets(
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return Sequences(dense=np.ascontiguousarray(arr))
-
-
-def length_batches(
-    lengths: np.ndarray,
-    batch_size: int,
-    rng: np.random.RandomState | None = None,
-) -> list[np.ndarray]:
-    """Split sample indices into mini-batches of similar sequence length.
-
-    Sequences are ordered by length (ties broken at random when ``rng`` is
-    given) and cut into consecutive batches, so padding inside a batch is
-    small; with ``rng`` the order of the batches is shuffled too.  When all
-    lengths are equal and ``rng`` is given this is a plain random split.
-
-    Parameters
-    ----------
-    lengths : ndarray of shape (n_samples,)
-        Length of each sequence.
-    batch_size : int
-        Largest batch; the last batch in length order may be smaller.
-    rng : RandomState or None, default=None
-        None gives a deterministic split (for prediction).
-
-    Returns
-    -------
-    batches : list of ndarray of int
-        Sample indices of each batch; together a permutation of ``range(n)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastlstm.train.data import length_batches
-    >>> [b.tolist() for b in length_batches(np.array([5, 1, 4, 2]), 2)]
-    [[1, 3], [2, 0]]
-    """
-    lengths = np.asarray(lengths)
-    n = len(lengths)
-    if rng is None:
-        order = np.argsort(lengths, kind="stable")
-    else:
-        perm = rng.permutation(n)
-        order = perm[np.argsort(lengths[perm], kind="stable")]
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
 
 
 def check_label_types(y: Any, input_name: str = "y") -> None:

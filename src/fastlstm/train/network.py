@@ -6,7 +6,7 @@ the progress reports are in :mod:`fastlstm.train.progress`.
 
 Everything here is plain NumPy and costs O(parameters) or O(batch x outputs)
 per step; the O(sequence) work is the layer's.  The estimators
-(``_estimators.py``) put these pieces together; nothing here knows about
+(:mod:`fastlstm.estimators`) put these pieces together; nothing here knows about
 scikit-learn conventions beyond warnings.
 """
 
@@ -22,10 +22,10 @@ import numpy as np
 from fastlstm.nn import registry
 from fastlstm.nn.params import _checked_params
 from fastlstm.runtime.tape import ThreadTape
-from fastlstm.train.data import Sequences, length_batches
 from fastlstm.train.flat import FlatParameters
 from fastlstm.train.losses import step_weights
 from fastlstm.train.progress import Progress
+from fastlstm.train.sequences import Sequences, length_batches
 from fastlstm.train.trainer import Trainer, standard_hooks
 
 __all__ = [
@@ -406,7 +406,7 @@ def predict_outputs(net: SequenceNet, X: Sequences, batch_size: int) -> np.ndarr
     """Run ``net`` over all of ``X`` in length-sorted batches, in float64.
 
     Returns an ``(n_samples, n_outputs)`` array for sequence-level nets, and
-    :class:`~fastlstm.train.data.Sequences` of ``n_outputs`` features for per-step
+    :class:`~fastlstm.train.sequences.Sequences` of ``n_outputs`` features for per-step
     nets; either in the order of ``X``.
     """
     k = net.config["n_outputs"]

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from fastlstm.train.data import length_batches
 from fastlstm.train.flat import flat_grad_norm
 from fastlstm.train.guard import StepGuard, TrainingInterrupted, all_finite
 from fastlstm.train.history import epoch_record
 from fastlstm.train.optim import clip_grad_norm
+from fastlstm.train.sequences import length_batches
 
 __all__ = ["Hook", "HistoryRecorder", "NonFiniteRollback", "PlateauCheck", "PlateauStopping",
            "ProgressReporter", "Trainer", "UserCallbacks", "standard_hooks"]
