@@ -23,23 +23,7 @@ reset at the start of every fit (``on_train_begin``), so one list can serve
 """
 
 from fastlstm.io.checkpoint import load_checkpoint
-from fastlstm.train.callbacks import (
-    Callback,
-    EarlyStopping,
-    LRScheduler,
-    ModelCheckpoint,
-    ProgressBar,
-    ReduceLROnPlateau,
-    TrainingContext,
-)
+from fastlstm.train import callbacks as _train_callbacks
+from fastlstm.train.callbacks import *  # noqa: F403 - the public names, listed in its __all__
 
-__all__ = [
-    "Callback",
-    "EarlyStopping",
-    "LRScheduler",
-    "ModelCheckpoint",
-    "ProgressBar",
-    "ReduceLROnPlateau",
-    "TrainingContext",
-    "load_checkpoint",
-]
+__all__ = [*_train_callbacks.__all__, "load_checkpoint"]

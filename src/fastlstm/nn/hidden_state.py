@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from fastlstm.nn.inputs import check_step_input
 from fastlstm.nn.layer import RecurrentLayer
 
 
@@ -122,14 +123,6 @@ class HiddenStateLayer(RecurrentLayer):
         >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state, h_n, atol=1e-6))
         True
         """
-        if self.bidirectional:
-            raise ValueError("step() runs forward in time; a bidirectional layer needs the "
-                             "whole sequence, use forward()")
-        x_t = np.asarray(x_t)
-        if x_t.dtype.kind not in "fiu":
-            raise TypeError(f"x_t must hold real numbers, got dtype {x_t.dtype}")
-        if x_t.ndim != 2 or x_t.shape[1] != self.input_size or x_t.shape[0] == 0:
-            raise ValueError(f"x_t must have shape (batch >= 1, input_size={self.input_size}), "
-                             f"got {x_t.shape}")
+        x_t = check_step_input(self, x_t)
         out, h = self.forward(x_t[:, None, :], initial_state=state)
         return out[:, 0], h

@@ -27,6 +27,7 @@ from fastlstm.nn import packed as _packed
 from fastlstm.nn import ragged as _ragged
 from fastlstm.nn.cache import _Cache
 from fastlstm.nn.gemm import _matmul, gradient_products
+from fastlstm.nn.inputs import check_d_out
 from fastlstm.nn.interop import LayerInterop
 from fastlstm.nn.params import (
     _check_dtype,
@@ -57,13 +58,19 @@ from fastlstm.runtime.workspace import Workspace, fresh
 class RecurrentLayer(LayerInterop):
     """Base of the recurrent layers; see :class:`fastlstm.LSTM` for the parameters."""
 
-    # Each cell's layer class sets its spec (fastlstm.nn.cells) and, from it,
+    # Each cell's layer class sets its spec (fastlstm.nn.cells); from it come
     # _gates (gate blocks of H rows in W_ih / W_hh), _cell_code (the kernels'
     # cell) and _states (carried states, h first).
     spec: Any
     _gates: int
     _cell_code: int
     _states: tuple[str, ...]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is not None:
+            cls._gates, cls._cell_code, cls._states = spec.gates, spec.kernel_code, spec.states
     # what a training forward keeps for backward: one per thread (fastlstm.runtime.tape)
     _cache = ThreadTape()
     # scratch buffers reused by the next training pass: one per thread (fastlstm.runtime.workspace)
@@ -453,7 +460,7 @@ class RecurrentLayer(LayerInterop):
         # not read by the pending tape: safe to fill before the checks below
         dy = self._scratch().zeros("dy", (T, B, D * H), self.dtype)
         if d_out is not None:
-            d_out = self._check_d_out(d_out, B, T)
+            d_out = check_d_out(self, d_out, B, T)
             with np.errstate(over="ignore"):  # reported just below, with the reason
                 dy[...] = plan.to_internal(d_out.transpose(1, 0, 2), axis=1)
             if plan.lengths is not None:  # entries past the ends are ignored
@@ -563,16 +570,6 @@ class RecurrentLayer(LayerInterop):
             d_bias_hh = [dgh.sum(axis=0, dtype=np.float64) for dgh in dghs]
         self._store_grads(layer, grads, d_w_ih, d_w_hh, d_bias, d_bias_hh)
         return (d_x.reshape(T, B, n_in) if input_grad else None), dcarries
-
-    def _check_d_out(self, d_out: Any, batch: int, steps: int) -> np.ndarray:
-        """``d_out`` as an array of real numbers shaped as the output (values unchecked)."""
-        d_out = np.asarray(d_out)
-        if d_out.dtype.kind not in "fiu":
-            raise TypeError(f"d_out must hold real numbers, got dtype {d_out.dtype}")
-        shape = (batch, steps, self.num_directions * self.hidden_size)
-        if d_out.shape != shape:
-            raise ValueError(f"d_out must have the shape of out, {shape}, got {d_out.shape}")
-        return d_out
 
     def _store_grads(self, layer: int, grads: dict[str, np.ndarray], d_w_ih: list[np.ndarray],
                      d_w_hh: list[np.ndarray], d_bias: np.ndarray,

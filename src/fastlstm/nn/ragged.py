@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastlstm.nn import packed as _packed
+from fastlstm.nn.inputs import check_d_out
 from fastlstm.runtime.parallel import blas_single_threaded, run_parallel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -195,7 +196,7 @@ def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
     if d_out is None:
         dy = np.zeros((plan.total, D * H), dtype=np.float32)
     else:
-        d_out = layer._check_d_out(d_out, B, T)
+        d_out = check_d_out(layer, d_out, B, T)
         with np.errstate(over="ignore"):  # reported just below, with the reason
             dy = np.ascontiguousarray(plan.gather(d_out), dtype=np.float32)
         if not np.isfinite(dy).all():

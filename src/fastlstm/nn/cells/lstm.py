@@ -8,6 +8,7 @@ import numpy as np
 
 from fastlstm.nn import packed as _packed
 from fastlstm.nn.cells.spec import CellSpec
+from fastlstm.nn.inputs import check_step_input
 from fastlstm.nn.layer import RecurrentLayer
 from fastlstm.nn.params import LAYER_PARAMETERS
 
@@ -56,9 +57,6 @@ class LSTM(RecurrentLayer):
     """
 
     spec = SPEC
-    _gates = SPEC.gates
-    _cell_code = SPEC.kernel_code
-    _states = SPEC.states
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         super().__init__(input_size, hidden_size, **kwargs)
@@ -169,19 +167,8 @@ class LSTM(RecurrentLayer):
         >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state[1], c_n, atol=1e-6))
         True
         """
-        if self.bidirectional:
-            raise ValueError("step() runs forward in time; a bidirectional layer needs the "
-                             "whole sequence, use forward()")
+        x_t = check_step_input(self, x_t)
         dtype = self.dtype
-        if not (type(x_t) is np.ndarray and x_t.dtype == dtype and x_t.flags.c_contiguous):
-            x_t = np.asarray(x_t)
-            if x_t.dtype.kind not in "fiu":
-                raise TypeError(f"x_t must hold real numbers, got dtype {x_t.dtype}")
-            with np.errstate(over="ignore"):  # an overflow is reported as non-finite below
-                x_t = np.ascontiguousarray(x_t, dtype=dtype)
-        if x_t.ndim != 2 or x_t.shape[1] != self.input_size or x_t.shape[0] == 0:
-            raise ValueError(f"x_t must have shape (batch >= 1, input_size={self.input_size}), "
-                             f"got {x_t.shape}")
         shape = (self.num_layers, x_t.shape[0], self.hidden_size)
         if state is None:
             h_in = c_in = np.zeros(shape, dtype)

@@ -37,9 +37,6 @@ class RNN(HiddenStateLayer):
     """
 
     spec = SPEC
-    _gates = SPEC.gates
-    _cell_code = SPEC.kernel_code
-    _states = SPEC.states
 
     def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, bias_hh, carry, out, store,
                        block):
