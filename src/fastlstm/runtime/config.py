@@ -19,6 +19,7 @@ An explicit ``n_jobs`` on an estimator or a layer always wins.
 
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 import threading
@@ -106,12 +107,25 @@ def set_config(*, n_jobs: int | None = _UNCHANGED) -> None:
     if n_jobs is _UNCHANGED:
         return
     if n_jobs is not None:
-        from fastlstm.runtime.parallel import effective_n_jobs
-
-        effective_n_jobs(n_jobs)  # the same rules and errors as everywhere
-        n_jobs = int(n_jobs)
+        n_jobs = check_n_jobs(n_jobs)  # the same rules and errors as everywhere
     with _lock:
         _settings["n_jobs"] = n_jobs
+
+
+def check_n_jobs(n_jobs: object) -> int:
+    """An explicit ``n_jobs`` (not None) as an int: any int but 0.
+
+    Examples
+    --------
+    >>> from fastlstm.runtime.config import check_n_jobs
+    >>> check_n_jobs(-1)
+    -1
+    """
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise TypeError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    if int(n_jobs) == 0:
+        raise ValueError("n_jobs == 0 has no meaning; use None or -1 for all cores, or k > 0")
+    return int(n_jobs)
 
 
 @contextmanager

@@ -8,7 +8,6 @@ so that the two never multiply.
 from __future__ import annotations
 
 import contextlib
-import numbers
 import os
 import re
 import threading
@@ -19,7 +18,7 @@ from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
-from fastlstm.runtime.config import get_config, thread_budget
+from fastlstm.runtime.config import check_n_jobs, get_config, thread_budget
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -61,11 +60,7 @@ def effective_n_jobs(n_jobs: int | None) -> int:
     if n_jobs is None:
         budget = thread_budget()
         return usable_cores() if budget is None else min(budget, usable_cores())
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
-        raise TypeError(f"n_jobs must be an int or None, got {n_jobs!r}")
-    n_jobs = int(n_jobs)
-    if n_jobs == 0:
-        raise ValueError("n_jobs == 0 has no meaning; use None or -1 for all cores, or k > 0")
+    n_jobs = check_n_jobs(n_jobs)
     if n_jobs < 0:
         return max(1, usable_cores() + 1 + n_jobs)
     return n_jobs
