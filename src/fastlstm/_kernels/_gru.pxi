@@ -38,16 +38,17 @@ cdef void _gru_forward_shard(int T, Py_ssize_t B, int H, bint reverse, int block
         for r in range(n):
             hgr = hg + <Py_ssize_t> r * G
             hr = h + (r0 + r) * H
+            if store != NULL:  # what backward needs: W_hn h_{t-1} + b_hn and h_{t-1}
+                st = store + (row + r) * G
+                for j in range(H):
+                    st[j] = hgr[2 * H + j] + b_hn[j]
+                memcpy(st + H, hr, H * sizeof(floating))
             for j in range(H):
                 rv = sigmoid_(g[r * G + j] + hgr[j])
                 zv = sigmoid_(g[r * G + H + j] + hgr[H + j])
                 hn = hgr[2 * H + j] + b_hn[j]
                 nv = tanh_(g[r * G + 2 * H + j] + rv * hn)
                 hp = hr[j]
-                if store != NULL:
-                    st = store + (row + r) * G
-                    st[j] = hn
-                    st[H + j] = hp
                 g[r * G + j] = rv
                 g[r * G + H + j] = zv
                 g[r * G + 2 * H + j] = nv

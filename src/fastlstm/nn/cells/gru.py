@@ -22,13 +22,12 @@ from fastlstm.nn.hidden_state import HiddenStateLayer
 from fastlstm.nn.params import LAYER_PARAMETERS
 
 SPEC = CellSpec(
-    name="gru", gates=3, states=("h",), kernel_code=-1,
+    # no packed SIMD kernels yet (kernel_code None): float32 runs the BLAS kernels too
+    name="gru", gates=3, states=("h",), kernel_code=None,
     # PyTorch's (r, z, n) as ONNX's (z, r, h)
     onnx_op="GRU", onnx_gate_order=(1, 0, 2), onnx_attrs={"linear_before_reset": 1},
     torch_class="GRU",
     folded_bias=(0, 1), hh_grads_apart=True,
-    # no packed SIMD kernels yet: float32 runs the BLAS kernels too
-    packed=False,
 )
 
 

@@ -32,8 +32,10 @@ class CellSpec:
         biases, in PyTorch's order.
     states : tuple of str
         The recurrent state arrays, e.g. ``("h", "c")``.
-    kernel_code : int
-        The compiled kernels' code for the cell (their ``CELL_*`` constants).
+    kernel_code : int or None
+        The packed SIMD kernels' code for the cell (their ``CELL_*``
+        constants), or None when they do not run it: then every dtype runs
+        the cell's BLAS kernels (see :attr:`packed`).
     onnx_op : str
         The standard ONNX operator that runs the cell.
     onnx_gate_order : tuple of int
@@ -55,9 +57,6 @@ class CellSpec:
         (the GRU's n block: ``r * dn``).  The cell's backward then leaves
         them in its store (:meth:`RecurrentLayer._hh_grad_rows`), and
         ``bias_hh`` gets their sum instead of ``bias_ih``'s gradient.
-    packed : bool, default=True
-        Whether the packed SIMD kernels run the cell (float32); otherwise
-        every dtype runs the cell's BLAS kernels.
     onnx_attrs : dict
         Attributes the ONNX operator needs to run this cell.
 
@@ -71,7 +70,7 @@ class CellSpec:
     name: str
     gates: int
     states: tuple[str, ...]
-    kernel_code: int
+    kernel_code: int | None
     onnx_op: str
     onnx_gate_order: tuple[int, ...]
     torch_class: str
@@ -79,7 +78,6 @@ class CellSpec:
     estimator_init: Callable[[Mapping[str, np.ndarray], int], None] = _no_init
     folded_bias: tuple[int, ...] | None = None
     hh_grads_apart: bool = False
-    packed: bool = True
     onnx_attrs: Mapping[str, Any] = field(default_factory=dict)
 
     def to_onnx_order(self, a: np.ndarray, hidden_size: int) -> np.ndarray:
@@ -88,6 +86,11 @@ class CellSpec:
         if order == tuple(range(self.gates)):
             return a
         return np.concatenate([a[g * hidden_size:(g + 1) * hidden_size] for g in order])
+
+    @property
+    def packed(self) -> bool:
+        """Whether the packed SIMD kernels run the cell (float32)."""
+        return self.kernel_code is not None
 
     def input_bias(self, b_ih: np.ndarray, b_hh: np.ndarray, hidden_size: int) -> np.ndarray:
         """The bias added in the input projection: ``b_ih`` plus the folded blocks of ``b_hh``."""
