@@ -3,9 +3,9 @@
 The prediction "if the sequence ended now" of a unidirectional network is
 the readout of the last layer's hidden state at this step, which is what
 ``predict`` reads at a sequence's last step; so stepping through a sequence
-gives ``predict`` on each of its prefixes.  LSTM layers advance with
-:meth:`fastlstm.LSTM.step`; RNN layers with a one-step ``forward`` from
-the carried state.
+gives ``predict`` on each of its prefixes.  Every layer advances with its
+own ``step`` (the LSTM's on a cached stepper; the h-only layers with a
+one-step ``forward`` from the carried state).
 """
 
 from __future__ import annotations
