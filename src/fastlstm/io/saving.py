@@ -3,8 +3,8 @@
 The format (version 2), as written by :func:`save`:
 
 - ``header.json``: a JSON object with ``format`` (``"fastlstm"``),
-  ``format_version``, ``fastlstm_version``, ``class`` (one of ``LSTM``,
-  ``RNN``, ``LSTMClassifier``, ``LSTMRegressor``), ``params`` (the
+  ``format_version``, ``fastlstm_version``, ``class`` (a layer, an estimator,
+  ``SequenceScaler`` or ``Pipeline``: the allow-list below), ``params`` (the
   constructor parameters; ``callbacks`` is always null: callbacks are user
   objects, not saved), ``state`` (fitted attributes that are not arrays:
   loss curves, ``history_`` records, counters, ``feature_names_in_``, the
@@ -49,13 +49,17 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 
 from fastlstm._version import __version__
 from fastlstm.estimators import LSTMClassifier, LSTMRegressor
+from fastlstm.estimators.scaler import SequenceScaler
 from fastlstm.io.archive import FORMAT_NAME, FORMAT_VERSION, _open, _Reader, _write
 from fastlstm.io.checks import _check, _Invalid, _short
 from fastlstm.io.estimator_state import _dump_estimator, _load_estimator
 from fastlstm.io.layer_state import _dump_layer, _load_layer
+from fastlstm.io.pipeline_state import _dump_pipeline, _load_pipeline
+from fastlstm.io.scaler_state import _dump_scaler, _load_scaler
 from fastlstm.nn import registry
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
@@ -65,12 +69,41 @@ __all__ = ["FORMAT_VERSION", "load", "save"]
 _LAYERS: dict[str, type] = {registry.layer_class(n).__name__: registry.layer_class(n)
                             for n in registry.names()}
 _CLASSES: dict[str, type] = {**_LAYERS, "LSTMClassifier": LSTMClassifier,
-                             "LSTMRegressor": LSTMRegressor}
+                             "LSTMRegressor": LSTMRegressor, "SequenceScaler": SequenceScaler,
+                             "Pipeline": Pipeline}
+
+
+def _steps() -> dict[str, type]:
+    """The classes a saved Pipeline's steps may have: all above but layers and Pipeline."""
+    return {k: v for k, v in _CLASSES.items() if k not in _LAYERS and k != "Pipeline"}
+
+
+def _dump(model: Any, header: dict, arrays: dict[str, np.ndarray],
+          include_optimizer: bool) -> None:
+    kind = type(model).__name__
+    if kind == "SequenceScaler":
+        _dump_scaler(model, header, arrays)
+    elif kind == "Pipeline":
+        _dump_pipeline(model, header, arrays,
+                       lambda m, h, a: _dump(m, h, a, include_optimizer), _steps())
+    elif kind in _LAYERS:
+        _dump_layer(model, header, arrays)
+    else:
+        _dump_estimator(model, header, arrays, include_optimizer)
+
+
+def _load_kind(reader: _Reader, kind: str) -> Any:
+    if kind == "SequenceScaler":
+        return _load_scaler(reader, SequenceScaler)
+    if kind == "Pipeline":
+        return _load_pipeline(reader, Pipeline, _load_kind, _steps())
+    load_fn: Callable = _load_layer if kind in _LAYERS else _load_estimator
+    return load_fn(reader, _CLASSES[kind])
 
 
 def save(model: Any, path: str | os.PathLike | BinaryIO, *,
          include_optimizer: bool = True) -> None:
-    """Save a layer or a fitted estimator to one file, without pickle.
+    """Save a layer, a fitted estimator or scaler, or a Pipeline of them, without pickle.
 
     The file is a zip archive holding a JSON header (format version, class,
     constructor parameters, fitted attributes) and the arrays as ``.npy``
@@ -79,8 +112,12 @@ def save(model: Any, path: str | os.PathLike | BinaryIO, *,
 
     Parameters
     ----------
-    model : LSTM, RNN, LSTMClassifier or LSTMRegressor
-        A layer, or a fitted estimator.
+    model : LSTM, GRU, RNN, LSTMClassifier, LSTMRegressor, SequenceScaler or Pipeline
+        A layer, a fitted estimator or scaler, or a fitted scikit-learn
+        ``Pipeline`` whose steps are fitted fastlstm estimators and scalers
+        (or ``"passthrough"``); a Pipeline with any other step is refused
+        with a ``TypeError`` naming the step.  The Pipeline's step names,
+        ``memory`` (None or a path) and ``verbose`` travel with it.
     path : str, path-like or binary file object
         Where to write (an existing file is replaced).
     include_optimizer : bool, default=True
@@ -113,6 +150,17 @@ def save(model: Any, path: str | os.PathLike | BinaryIO, *,
     >>> loaded = fastlstm.load(io.BytesIO(buffer.getvalue()))
     >>> bool((loaded.predict(X) == reg.predict(X)).all())
     True
+
+    A Pipeline of a scaler and an estimator is one file too:
+
+    >>> from sklearn.pipeline import make_pipeline
+    >>> pipe = make_pipeline(fastlstm.SequenceScaler(), fastlstm.LSTMRegressor(
+    ...     hidden_size=8, max_epochs=2, random_state=0)).fit(X, X[:, -1, 0])
+    >>> buffer = io.BytesIO()
+    >>> fastlstm.save(pipe, buffer)
+    >>> loaded = fastlstm.load(io.BytesIO(buffer.getvalue()))
+    >>> list(loaded.named_steps), bool((loaded.predict(X) == pipe.predict(X)).all())
+    (['sequencescaler', 'lstmregressor'], True)
     """
     if not isinstance(include_optimizer, (bool, np.bool_)):
         raise TypeError(f"include_optimizer must be a bool, got {include_optimizer!r}")
@@ -122,10 +170,7 @@ def save(model: Any, path: str | os.PathLike | BinaryIO, *,
     header: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                               "fastlstm_version": __version__, "class": kind}
     arrays: dict[str, np.ndarray] = {}
-    if kind in _LAYERS:
-        _dump_layer(model, header, arrays)
-    else:
-        _dump_estimator(model, header, arrays, bool(include_optimizer))
+    _dump(model, header, arrays, bool(include_optimizer))
     _write(path, header, arrays)
 
 
@@ -137,15 +182,15 @@ def _load(f: BinaryIO) -> Any:
         _check(isinstance(kind, str) and kind in _CLASSES,
                f"class {_short(kind)} is not one fastlstm loads (allowed: "
                f"{', '.join(_CLASSES)})")
-        load_fn: Callable = _load_layer if kind in _LAYERS else _load_estimator
-        return load_fn(reader, _CLASSES[kind])
+        return _load_kind(reader, kind)
 
 
 def load(path: str | os.PathLike | BinaryIO) -> Any:
     """Load a model written by :func:`save`, without unpickling anything.
 
-    Only fastlstm's own classes (``LSTM``, ``RNN``, ``LSTMClassifier``,
-    ``LSTMRegressor``) are constructed, and only after every entry name,
+    Only fastlstm's own classes (the layers, the estimators,
+    ``SequenceScaler``) and scikit-learn's ``Pipeline`` of them are
+    constructed, and only after every entry name,
     parameter, dtype and shape of the file has been checked against its
     header and against the shapes the parameters imply.  A loaded estimator
     predicts bit-identically to the saved one and can continue training
@@ -158,7 +203,7 @@ def load(path: str | os.PathLike | BinaryIO) -> Any:
 
     Returns
     -------
-    model : LSTM, RNN, LSTMClassifier or LSTMRegressor
+    model : LSTM, GRU, RNN, LSTMClassifier, LSTMRegressor, SequenceScaler or Pipeline
 
     Raises
     ------
