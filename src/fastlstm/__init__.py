@@ -12,6 +12,7 @@ from fastlstm._version import __version__ as __version__
 from fastlstm.estimators.classifier import LSTMClassifier
 from fastlstm.estimators.regressor import LSTMRegressor
 from fastlstm.estimators.scaler import SequenceScaler
+from fastlstm.export.onnx_pipeline import to_onnx
 from fastlstm.io.saving import load, save
 from fastlstm.nn.cells.gru import GRU
 from fastlstm.nn.cells.lstm import LSTM
@@ -32,4 +33,5 @@ __all__ = [
     "load",
     "save",
     "set_config",
+    "to_onnx",
 ]
