@@ -10,6 +10,7 @@ from fastlstm import _compat
 from fastlstm import export as _export  # noqa: F401 - provides to_onnx, to_torch, predict_step
 from fastlstm._version import __version__ as __version__
 from fastlstm.estimators.classifier import LSTMClassifier
+from fastlstm.estimators.forecaster import LSTMForecaster
 from fastlstm.estimators.regressor import LSTMRegressor
 from fastlstm.estimators.scaler import SequenceScaler
 from fastlstm.export.onnx_pipeline import to_onnx
@@ -25,6 +26,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "LSTMClassifier",
+    "LSTMForecaster",
     "LSTMRegressor",
     "RNN",
     "SequenceScaler",

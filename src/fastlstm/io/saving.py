@@ -53,10 +53,12 @@ from sklearn.pipeline import Pipeline
 
 from fastlstm._version import __version__
 from fastlstm.estimators import LSTMClassifier, LSTMRegressor
+from fastlstm.estimators.forecaster import LSTMForecaster
 from fastlstm.estimators.scaler import SequenceScaler
 from fastlstm.io.archive import FORMAT_NAME, FORMAT_VERSION, _open, _Reader, _write
 from fastlstm.io.checks import _check, _Invalid, _short
 from fastlstm.io.estimator_state import _dump_estimator, _load_estimator
+from fastlstm.io.forecaster_state import _dump_forecaster, _load_forecaster
 from fastlstm.io.layer_state import _dump_layer, _load_layer
 from fastlstm.io.pipeline_state import _dump_pipeline, _load_pipeline
 from fastlstm.io.scaler_state import _dump_scaler, _load_scaler
@@ -70,7 +72,7 @@ _LAYERS: dict[str, type] = {registry.layer_class(n).__name__: registry.layer_cla
                             for n in registry.names()}
 _CLASSES: dict[str, type] = {**_LAYERS, "LSTMClassifier": LSTMClassifier,
                              "LSTMRegressor": LSTMRegressor, "SequenceScaler": SequenceScaler,
-                             "Pipeline": Pipeline}
+                             "Pipeline": Pipeline, "LSTMForecaster": LSTMForecaster}
 
 
 def _steps() -> dict[str, type]:
@@ -88,6 +90,8 @@ def _dump(model: Any, header: dict, arrays: dict[str, np.ndarray],
                        lambda m, h, a: _dump(m, h, a, include_optimizer), _steps())
     elif kind in _LAYERS:
         _dump_layer(model, header, arrays)
+    elif kind == "LSTMForecaster":  # its inner regressors are saved as estimators are
+        _dump_forecaster(model, header, arrays, include_optimizer)
     else:
         _dump_estimator(model, header, arrays, include_optimizer)
 
@@ -97,6 +101,8 @@ def _load_kind(reader: _Reader, kind: str) -> Any:
         return _load_scaler(reader, SequenceScaler)
     if kind == "Pipeline":
         return _load_pipeline(reader, Pipeline, _load_kind, _steps())
+    if kind == "LSTMForecaster":
+        return _load_forecaster(reader, LSTMForecaster)
     load_fn: Callable = _load_layer if kind in _LAYERS else _load_estimator
     return load_fn(reader, _CLASSES[kind])
 
