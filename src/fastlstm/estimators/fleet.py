@@ -117,7 +117,7 @@ class _FleetProgress:
 def _params(est: Any) -> dict:
     inner = est._inner(n_jobs=1)
     return {k: v for k, v in inner.get_params(deep=False).items()
-            if k not in ("random_state", "validation_split")}
+            if k not in ("random_state", "validation_split", "warm_start")}
 
 
 def fit_fleet(est: Any, series: list[np.ndarray], spec: WindowSpec, seeds: list[int],
