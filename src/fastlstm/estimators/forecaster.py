@@ -14,6 +14,7 @@ from fastlstm.estimators.fleet import derive_seeds, fit_fleet, forecast_fleet
 from fastlstm.estimators.forecaster_core import WindowSpec, combine, fit_regressor, forecast
 from fastlstm.estimators.forecaster_data import Layout, format_forecast, read_series
 from fastlstm.estimators.forecaster_doc import FORECASTER_DOC
+from fastlstm.estimators.forecaster_interop import ForecasterInterop
 from fastlstm.estimators.regressor import LSTMRegressor
 from fastlstm.train.windows import SCALINGS
 
@@ -31,7 +32,7 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
-class LSTMForecaster(BaseEstimator):
+class LSTMForecaster(ForecasterInterop, BaseEstimator):
     __doc__ = FORECASTER_DOC
 
     def __init__(

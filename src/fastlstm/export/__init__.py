@@ -5,12 +5,13 @@ estimators' methods (:mod:`fastlstm.runtime.hooks`); ``import fastlstm``
 does that.  onnx and torch themselves are imported only when an export runs.
 """
 
-from fastlstm.export import onnx, streaming, torch_interop
+from fastlstm.export import onnx, onnx_forecaster, streaming, torch_interop
 from fastlstm.runtime import hooks
 
 for _name, _fn in {
     "layer_to_onnx": onnx.layer_to_onnx,
     "estimator_to_onnx": onnx.estimator_to_onnx,
+    "forecaster_to_onnx": onnx_forecaster.forecaster_to_onnx,
     "layer_to_torch": torch_interop.layer_to_torch,
     "layer_from_torch": torch_interop.layer_from_torch,
     "estimator_to_torch": torch_interop.estimator_to_torch,
