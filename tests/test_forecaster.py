@@ -402,3 +402,21 @@ def test_co2_one_step_beats_persistence():
     rmse = np.sqrt(np.mean((preds - truth) ** 2))
     persistence = np.sqrt(np.mean((y.to_numpy()[-n_test - 1:-1] - truth) ** 2))
     assert rmse < persistence
+
+
+# ---------------------------------------------------------------- scikit-learn's checks
+# fit(y, X) is a forecaster's signature, not fit(X, y): the checks that fit on
+# tabular (X, y) do not apply; those about parameters, cloning and tags do
+@pytest.mark.parametrize("check", [
+    "check_get_params_invariance", "check_parameters_default_constructible",
+    "check_no_attributes_set_in_init", "check_set_params",
+    "check_do_not_raise_errors_in_init_or_set_params", "check_estimator_repr",
+    "check_estimator_cloneable", "check_valid_tag_types", "check_mixin_order",
+])
+def test_scikit_learn_parameter_checks(check):
+    import sklearn.utils.estimator_checks as checks
+
+    fn = getattr(checks, check, None)
+    if fn is None:
+        pytest.skip(f"this scikit-learn has no {check}")
+    fn("LSTMForecaster", LSTMForecaster())
