@@ -54,13 +54,15 @@ def make_series(n: int, seed: int = 0) -> list[np.ndarray]:
             for _ in range(n)]
 
 
-def fastlstm_fleet(series: list[np.ndarray], hidden: int, cores: int, lr: float) -> float:
+def fastlstm_fleet(series: list[np.ndarray], hidden: int, cores: int, lr: float,
+                   backend: str | None = None) -> tuple[float, list]:
     f = fastlstm.LSTMForecaster(window=WINDOW, horizon=HORIZON, hidden_size=hidden,
                                 max_epochs=EPOCHS, batch_size=BATCH, learning_rate=lr,
-                                per_series=True, n_jobs=cores, random_state=0)
+                                per_series=True, n_jobs=cores, random_state=0,
+                                backend=backend)
     start = time.perf_counter()
     f.fit(series)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, f.predict()
 
 
 def torch_one(torch, series: np.ndarray, hidden: int, lr: float, seed: int) -> float:
@@ -99,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--threads", type=int, default=usable_cores(),
                     help="cores for both (default: all usable)")
+    ap.add_argument("--dask", action="store_true",
+                    help="also fit the fleet on a LocalCluster of one single-threaded worker "
+                         "process per core (and check it equals the threads' fleet)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")  # 20 epochs do not converge, on purpose
     series = make_series(args.series)
@@ -111,9 +116,20 @@ def main(argv: list[str] | None = None) -> int:
         blas = "threadpoolctl not installed"
     print(f"fleet: {args.series} series of {LENGTH} steps, window {WINDOW}, horizon {HORIZON}, "
           f"hidden {args.hidden_size}, {EPOCHS} epochs, batch {BATCH}; {cores} cores; {blas}")
-    t_fast = fastlstm_fleet(series, args.hidden_size, cores, args.lr)
+    t_fast, forecast = fastlstm_fleet(series, args.hidden_size, cores, args.lr)
     print(f"fastlstm, one fit of the fleet on {cores} threads: {t_fast:.2f} s "
           f"({1000 * t_fast / args.series:.1f} ms per series)")
+    if args.dask:
+        import distributed
+
+        with distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None,
+                                      silence_logs=40) as cluster, distributed.Client(cluster):
+            t_dask, on_dask = fastlstm_fleet(series, args.hidden_size, 1, args.lr, "dask")
+        same = all(np.array_equal(a, b) for a, b in zip(forecast, on_dask, strict=True))
+        print(f"fastlstm on a LocalCluster of {cores} single-threaded workers: {t_dask:.2f} s "
+              f"({1000 * t_dask / args.series:.1f} ms per series); identical to the "
+              f"threads' fleet: {same}")
     try:
         import torch
     except ImportError:

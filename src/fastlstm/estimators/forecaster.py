@@ -121,7 +121,10 @@ class LSTMForecaster(ForecasterInterop, BaseEstimator):
         if self.per_series and self.callbacks:
             fail("callbacks", "None with per_series=True (a fleet trains many models at "
                  "once; use verbose for the fleet's progress)")
-        self._inner().__class__._check_params(self._inner())
+        try:  # the network's and the training's parameters, as the regressor checks them
+            self._inner()._check_params()
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("of LSTMRegressor", "of LSTMForecaster")) from None
 
     def _inner(self, random_state: Any = None, n_jobs: Any = "same") -> LSTMRegressor:
         """A new inner regressor with this forecaster's parameters."""
@@ -340,7 +343,10 @@ class LSTMForecaster(ForecasterInterop, BaseEstimator):
                 if X is None:
                     raise ValueError(f"This forecaster reads covariates known in the future: "
                                      f"pass X with their {n_future} forecast rows.")
-                xs = read_series(X, name="X")[0]
+                xs, _, x_layout = read_series(X, name="X")
+                if layout.kind == "panel" and x_layout.keys != layout.keys:
+                    raise ValueError(f"X's series {x_layout.keys!r} are not the fitted series "
+                                     f"{layout.keys!r}.")
                 if len(xs) != len(tails):
                     raise ValueError(f"X holds {len(xs)} series; the model continues "
                                      f"{len(tails)}.")
