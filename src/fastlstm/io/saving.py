@@ -38,7 +38,9 @@ The code is split by idea: :mod:`fastlstm.io.archive` (the zip and its
 :mod:`fastlstm.io.checks` (checks of header values),
 :mod:`fastlstm.io.rng_state` (generator states),
 :mod:`fastlstm.io.layer_state` and :mod:`fastlstm.io.estimator_state` (a
-layer's and an estimator's state); this module holds the allow-list of
+layer's and an estimator's state), :mod:`fastlstm.io.forecaster_state` (a
+forecaster's: its inner regressors, as estimators, with their window
+scalings and the ends of the training series); this module holds the allow-list of
 classes and the entry points.
 """
 
