@@ -160,6 +160,23 @@ def test_a_pipeline_ending_in_a_scaler_and_a_scaler_alone_round_trip():
     np.testing.assert_array_equal(copy_.scale_, scaler.scale_)
 
 
+@pytest.mark.parametrize("per_series", [False, True], ids=["global", "fleet"])
+def test_a_pipeline_of_a_forecaster_round_trips(per_series):
+    t = np.arange(90.0)
+    series = [np.sin(t / 4) + t / 30, np.cos(t / 5) * 2 + 5]
+    forecaster = fastlstm.LSTMForecaster(window=8, horizon=3, hidden_size=4, max_epochs=2,
+                                         n_jobs=1, random_state=0, per_series=per_series)
+    pipe = Pipeline([("forecaster", forecaster)]).fit(series)
+    loaded = _round_trip(pipe)
+    assert type(loaded["forecaster"]) is fastlstm.LSTMForecaster
+    for got, want in zip(loaded["forecaster"].predict(), forecaster.predict(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    context = [s[:60] for s in series]
+    for got, want in zip(loaded["forecaster"].predict(2, y=context),
+                         forecaster.predict(2, y=context), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_feature_names_travel_with_a_panel():
     pd = pytest.importorskip("pandas")
     X = _dense(6, n=12, steps=5)
