@@ -420,3 +420,19 @@ def test_scikit_learn_parameter_checks(check):
     if fn is None:
         pytest.skip(f"this scikit-learn has no {check}")
     fn("LSTMForecaster", LSTMForecaster())
+
+
+def test_sunspots_twelve_years_beat_seasonal_naive():
+    sm = pytest.importorskip("statsmodels.api")
+    y = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
+    horizon, n_test = 12, 60
+    f = LSTMForecaster(window=30, horizon=horizon, strategy="recursive", scaling="none",
+                       hidden_size=32, max_epochs=300, early_stopping=True,
+                       validation_fraction=0.2, random_state=0, n_jobs=1).fit(y[:-n_test])
+    origins = range(len(y) - n_test, len(y) - horizon + 1)
+    mae = np.mean([np.abs(f.predict(y=y[:s], horizon=horizon) - y[s:s + horizon]).mean()
+                   for s in origins])
+    # the value one 11-year cycle before
+    seasonal_naive = np.mean([np.abs(y[s - 11 + np.arange(horizon) % 11]
+                                     - y[s:s + horizon]).mean() for s in origins])
+    assert mae < seasonal_naive
