@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--threads", type=int, default=usable_cores(),
                     help="cores for both (default: all usable)")
+    ap.add_argument("--processes", action="store_true",
+                    help="also fit the fleet with backend='processes' (joblib's loky workers)")
     ap.add_argument("--dask", action="store_true",
                     help="also fit the fleet on a LocalCluster of one single-threaded worker "
                          "process per core (and check it equals the threads' fleet)")
@@ -119,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     t_fast, forecast = fastlstm_fleet(series, args.hidden_size, cores, args.lr)
     print(f"fastlstm, one fit of the fleet on {cores} threads: {t_fast:.2f} s "
           f"({1000 * t_fast / args.series:.1f} ms per series)")
+    if args.processes:
+        t_proc, in_procs = fastlstm_fleet(series, args.hidden_size, cores, args.lr,
+                                          "processes")
+        same = all(np.array_equal(a, b) for a, b in zip(forecast, in_procs, strict=True))
+        print(f"fastlstm on {cores} worker processes (backend='processes'): {t_proc:.2f} s "
+              f"({1000 * t_proc / args.series:.1f} ms per series, worker start included); "
+              f"identical to the threads' fleet: {same}")
     if args.dask:
         import distributed
 

@@ -58,6 +58,16 @@ def test_threads_give_the_same_fleet_bit_for_bit():
             np.testing.assert_array_equal(w1, w2)
 
 
+def test_process_workers_give_the_same_fleet_bit_for_bit():
+    ys = fleet_series(5)
+    threads = fleet(n_jobs=2).fit(ys)
+    processes = fleet(n_jobs=2, backend="processes", verbose=1).fit(ys)
+    for a, b in zip(threads.predict(), processes.predict(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for m1, m2 in zip(threads.models_, processes.models_, strict=True):
+        assert m1.loss_curve_ == m2.loss_curve_
+
+
 def test_seeds_depend_on_position_only():
     assert derive_seeds(7, 3) == derive_seeds(7, 10)[:3]
     assert derive_seeds(7, 3) != derive_seeds(8, 3)

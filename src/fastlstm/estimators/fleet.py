@@ -7,7 +7,10 @@ one per thread (the kernels release the GIL, members share nothing) or, with
 ``backend="dask"``, in chunks on the workers of the current
 ``dask.distributed`` client.  Each member trains with one thread and its own
 seed, derived from ``random_state`` and its position only, so the result is
-the same bit for bit at any ``n_jobs`` and on any backend.
+the same bit for bit at any ``n_jobs`` and on any backend.  With
+``backend="processes"`` the chunks go to joblib's process workers (loky)
+instead of threads: the Python work between kernel calls holds the GIL, so
+processes scale further across cores than threads do.
 """
 
 from __future__ import annotations
@@ -135,6 +138,9 @@ def fit_fleet(est: Any, series: list[np.ndarray], spec: WindowSpec, seeds: list[
     progress = _FleetProgress(est.verbose, len(series))
     if est.backend == "dask":
         members = _fit_dask(params, series, spec, seeds, fraction, est.scaling, old, progress)
+    elif est.backend == "processes":
+        members = _fit_processes(params, series, spec, seeds, fraction, est.scaling, old,
+                                 progress, min(effective_n_jobs(est.n_jobs), len(series)))
     else:
         n_workers = min(effective_n_jobs(est.n_jobs), len(series))
 
@@ -153,6 +159,30 @@ def fit_fleet(est: Any, series: list[np.ndarray], spec: WindowSpec, seeds: list[
     return [m for m, _ in members], [s for _, s in members]
 
 
+def _chunks(n: int, n_workers: int) -> list[tuple[int, int]]:
+    """Consecutive chunks of at most 32 members, about four per worker."""
+    chunk = max(1, min(32, -(-n // (4 * n_workers))))
+    return [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
+
+
+def _fit_processes(params: dict, series: list, spec: WindowSpec, seeds: list, fraction: Any,
+                   scaling: str, old: list | None, progress: _FleetProgress,
+                   n_workers: int) -> list:
+    from joblib import Parallel, delayed
+
+    chunks = _chunks(len(series), n_workers)
+    # the chunks are sent as workers need them (two per worker ahead) and come back in order
+    results = Parallel(n_jobs=n_workers, backend="loky", return_as="generator",
+                       pre_dispatch="2*n_jobs")(
+        delayed(fit_members)(params, series[a:b], spec, seeds[a:b], fraction, scaling,
+                             None if old is None else old[a:b]) for a, b in chunks)
+    members = []
+    for part in results:
+        members.extend(part)
+        progress.advance(len(part))
+    return members
+
+
 def _fit_dask(params: dict, series: list, spec: WindowSpec, seeds: list, fraction: Any,
               scaling: str, old: list | None, progress: _FleetProgress) -> list:
     try:
@@ -166,18 +196,16 @@ def _fit_dask(params: dict, series: list, spec: WindowSpec, seeds: list, fractio
         raise ValueError("backend='dask' fits on the current dask.distributed client: "
                          "create one first (distributed.Client(...)).") from None
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    n = len(series)
-    chunk = max(1, min(32, -(-n // (4 * n_workers))))
-    starts = list(range(0, n, chunk))
+    chunks = _chunks(len(series), n_workers)
+    starts = [a for a, _ in chunks]
     results: dict[int, list] = {}
-    pending = iter(starts)
+    pending = iter(chunks)
     futures = as_completed()
 
     def submit() -> bool:
-        start = next(pending, None)
+        start, stop = next(pending, (None, None))
         if start is None:
             return False
-        stop = min(n, start + chunk)
         fut = client.submit(fit_members, params, series[start:stop], spec, seeds[start:stop],
                             fraction, scaling, None if old is None else old[start:stop],
                             pure=False)

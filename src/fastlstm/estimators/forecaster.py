@@ -113,11 +113,11 @@ class LSTMForecaster(ForecasterInterop, BaseEstimator):
         for name in ("per_series", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 fail(name, "an instance of 'bool'")
-        if self.backend not in (None, "threads", "dask"):
-            fail("backend", "None, 'threads' or 'dask'")
-        if self.backend == "dask" and not self.per_series:
-            fail("backend", "None or 'threads' unless per_series=True (Dask spreads the "
-                 "models of a fleet)")
+        if self.backend not in (None, "threads", "processes", "dask"):
+            fail("backend", "None, 'threads', 'processes' or 'dask'")
+        if self.backend in ("processes", "dask") and not self.per_series:
+            fail("backend", "None or 'threads' unless per_series=True (processes and Dask "
+                 "spread the models of a fleet)")
         if self.per_series and self.callbacks:
             fail("callbacks", "None with per_series=True (a fleet trains many models at "
                  "once; use verbose for the fleet's progress)")

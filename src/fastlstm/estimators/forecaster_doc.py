@@ -67,10 +67,11 @@ FORECASTER_DOC = """Forecaster: an LSTM over sliding windows of one or many seri
         instead of one global model; each member equals an
         ``LSTMForecaster`` fitted on its series alone with the seed of
         :func:`fastlstm.estimators.fleet.derive_seeds`.
-    backend : {None, "threads", "dask"}, default=None
+    backend : {None, "threads", "processes", "dask"}, default=None
         Where a fleet trains: threads of this process (None, "threads"),
-        or the workers of the current ``dask.distributed`` client
-        ("dask"), with identical results.
+        ``n_jobs`` worker processes (joblib's loky; "processes"), or the
+        workers of the current ``dask.distributed`` client ("dask"), with
+        identical results.
 
     Attributes
     ----------
