@@ -106,6 +106,19 @@ def test_a_saved_fleet_is_one_file_that_loads_identically():
         np.testing.assert_array_equal(a, b)
 
 
+def test_one_convergence_warning_for_the_whole_fleet():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fleet(n_jobs=2).fit(fleet_series(4))
+    messages = [str(w.message) for w in caught if w.category is ConvergenceWarning]
+    assert messages == ["4 of the fleet's 4 models reached max_epochs (3) before their "
+                        "optimization converged."]
+
+
 def test_one_progress_for_the_whole_fleet(capsys):
     fleet(verbose=1, n_jobs=2).fit(fleet_series(3))
     err = capsys.readouterr().err

@@ -18,10 +18,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm.estimators.forecaster_core import WindowSpec, fit_regressor, forecast
 from fastlstm.estimators.regressor import LSTMRegressor
@@ -59,8 +62,8 @@ def derive_seeds(random_state: Any, n: int) -> list[int]:
 
 
 def fit_members(params: dict, series: list[np.ndarray], spec: WindowSpec, seeds: list[int],
-                fraction: float | None, scaling: str, old: list | None = None
-                ) -> list[tuple[LSTMRegressor, WindowScaling]]:
+                fraction: float | None, scaling: str, old: list | None = None,
+                quiet: bool = False) -> list[tuple[LSTMRegressor, WindowScaling]]:
     """Fit members one after the other in this thread (a Dask task runs this).
 
     Parameters
@@ -77,13 +80,19 @@ def fit_members(params: dict, series: list[np.ndarray], spec: WindowSpec, seeds:
         The per-window scaling method.
     old : list of (regressor, scaling), optional
         Members to continue (warm start).
+    quiet : bool, default=False
+        Silence the members' ConvergenceWarnings here (in a worker process:
+        the fleet reports them once, counted).
 
     Returns
     -------
     members : list of (LSTMRegressor, WindowScaling)
     """
     out = []
-    with blas_single_threaded():
+    # (catch_warnings changes process-wide state: only where one task runs at a time)
+    with blas_single_threaded(), warnings.catch_warnings() if quiet else nullcontext():
+        if quiet:
+            warnings.simplefilter("ignore", ConvergenceWarning)
         for i, (s, seed) in enumerate(zip(series, seeds, strict=True)):
             if old is not None:
                 inner, sc = old[i]
@@ -136,6 +145,21 @@ def fit_fleet(est: Any, series: list[np.ndarray], spec: WindowSpec, seeds: list[
     if old is not None:  # continue copies: a failed fit leaves the fleet as it was
         old = [copy.deepcopy(m) for m in old]
     progress = _FleetProgress(est.verbose, len(series))
+    before = [0] * len(series) if old is None else [m.n_iter_ for m, _ in old]
+    with warnings.catch_warnings():  # one warning for the fleet, below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        members = _run(est, params, series, spec, seeds, fraction, old, progress)
+    at_limit = sum(m.n_iter_ - b >= est.max_epochs
+                   for (m, _), b in zip(members, before, strict=True))
+    if at_limit:
+        warnings.warn(f"{at_limit} of the fleet's {len(series)} models reached max_epochs "
+                      f"({est.max_epochs}) before their optimization converged.",
+                      ConvergenceWarning, stacklevel=3)
+    return [m for m, _ in members], [s for _, s in members]
+
+
+def _run(est: Any, params: dict, series: list, spec: WindowSpec, seeds: list, fraction: Any,
+         old: list | None, progress: _FleetProgress) -> list:
     if est.backend == "dask":
         members = _fit_dask(params, series, spec, seeds, fraction, est.scaling, old, progress)
     elif est.backend == "processes":
@@ -156,7 +180,7 @@ def fit_fleet(est: Any, series: list[np.ndarray], spec: WindowSpec, seeds: list[
             else:
                 with ThreadPoolExecutor(n_workers) as pool:
                     members = list(pool.map(one, range(len(series))))
-    return [m for m, _ in members], [s for _, s in members]
+    return members
 
 
 def _chunks(n: int, n_workers: int) -> list[tuple[int, int]]:
@@ -175,7 +199,7 @@ def _fit_processes(params: dict, series: list, spec: WindowSpec, seeds: list, fr
     results = Parallel(n_jobs=n_workers, backend="loky", return_as="generator",
                        pre_dispatch="2*n_jobs")(
         delayed(fit_members)(params, series[a:b], spec, seeds[a:b], fraction, scaling,
-                             None if old is None else old[a:b]) for a, b in chunks)
+                             None if old is None else old[a:b], True) for a, b in chunks)
     members = []
     for part in results:
         members.extend(part)
@@ -207,7 +231,7 @@ def _fit_dask(params: dict, series: list, spec: WindowSpec, seeds: list, fractio
         if start is None:
             return False
         fut = client.submit(fit_members, params, series[start:stop], spec, seeds[start:stop],
-                            fraction, scaling, None if old is None else old[start:stop],
+                            fraction, scaling, None if old is None else old[start:stop], True,
                             pure=False)
         fut.start = start  # type: ignore[attr-defined]
         futures.add(fut)
