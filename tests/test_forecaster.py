@@ -292,6 +292,9 @@ def test_bad_predict_calls_are_refused():
         g.predict(X=X[90:92])
     with pytest.raises(ValueError, match="X has 99 rows"):
         small().fit(y, X[:99])
+    shifted = X.set_axis(X.index + 1)
+    with pytest.raises(ValueError, match="X's index does not match y's"):
+        small().fit(y, shifted)
 
 
 @pytest.mark.parametrize("param, value", [

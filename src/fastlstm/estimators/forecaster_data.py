@@ -81,6 +81,16 @@ def _one(obj: Any, name: str, what: str) -> tuple[np.ndarray, str, Any, Any]:
     return arr, "array1d" if np.ndim(obj) == 1 else "array2d", None, None
 
 
+def _check_aligned(y: Any, X: Any, where: str) -> None:
+    """pandas ``y`` and ``X``: X's first rows must carry y's index."""
+    if not (_is_pandas(y) and _is_pandas(X)) or len(X) < len(y):
+        return  # row counts are checked with the values
+    if not X.index[:len(y)].equals(y.index):
+        raise ValueError(f"X's index does not match y's{where}: the covariates are read row "
+                         "by row with y, so X must have y's index (then, for forecasts, the "
+                         "forecast rows). Reindex X like y (X.reindex(y.index)).")
+
+
 def _panel_groups(frame: Any, name: str) -> tuple[list, list, list]:
     index = frame.index
     if index.nlevels != 2:
@@ -142,6 +152,8 @@ def read_series(y: Any, X: Any = None, *, name: str = "y") -> tuple[list, list |
             if xkeys[:len(keys)] != keys or len(xkeys) != len(keys):
                 raise ValueError(f"X's series {xkeys!r} are not {name}'s {keys!r}.")
             xs = [_values(p, f"X[{k!r}]", what) for k, p in zip(keys, xparts, strict=True)]
+            for k, part, xpart in zip(keys, parts, xparts, strict=True):
+                _check_aligned(part, xpart, f" (series {k!r})")
     elif isinstance(y, (list, tuple)):
         if not len(y):
             raise ValueError(f"{name} is an empty list: pass at least one series.")
@@ -155,11 +167,15 @@ def read_series(y: Any, X: Any = None, *, name: str = "y") -> tuple[list, list |
                 raise ValueError(f"{name} is a list of {len(y)} series, so X must be a list "
                                  "of as many covariate arrays (one per series).")
             xs = [_one(x, f"X[{i}]", what)[0] for i, x in enumerate(X)]
+            for i, (s, x) in enumerate(zip(y, X, strict=True)):
+                _check_aligned(s, x, f" (series {i})")
     else:
         arr, kind, names, index = _one(y, name, what)
         ys = [arr]
         layout = Layout(kind, arr.shape[1], target_names=names, indexes=[index])
         xs = None if X is None else [_one(X, "X", what)[0]]
+        if X is not None:
+            _check_aligned(y, X, "")
     widths = {a.shape[1] for a in ys}
     if len(widths) > 1:
         raise ValueError(f"The series of {name} have different numbers of columns "
