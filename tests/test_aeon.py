@@ -48,6 +48,20 @@ def test_aeon_check_estimator_passes(cls):
     assert len(results) >= 30
 
 
+@pytest.mark.parametrize("cls", [AeonLSTMClassifier, AeonLSTMRegressor])
+def test_aeon_multithreading_check_passes(cls, monkeypatch):
+    # aeon leaves its multithreading check out unless its test configuration
+    # asks for it: one thread and several give the same predictions
+    from aeon.testing.estimator_checking import _yield_multithreading_checks as checks
+
+    monkeypatch.setattr(checks, "MULTITHREAD_TESTING", True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(cls, raise_exceptions=False,
+                                  checks_to_run="check_estimator_multithreading")
+    assert len(results) >= 6 and all(r == "PASSED" for r in results.values()), results
+
+
 def test_tags_say_what_the_adapters_take():
     for cls in (AeonLSTMClassifier, AeonLSTMRegressor):
         tags = cls.get_class_tags()

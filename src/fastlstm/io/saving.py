@@ -125,7 +125,9 @@ def save(model: Any, path: str | os.PathLike | BinaryIO, *,
         ``Pipeline`` whose steps are fitted fastlstm estimators and scalers
         (or ``"passthrough"``); a Pipeline with any other step is refused
         with a ``TypeError`` naming the step.  The Pipeline's step names,
-        ``memory`` (None or a path) and ``verbose`` travel with it.
+        ``memory`` (None or a path) and ``verbose`` travel with it (a loaded
+        Pipeline caches its transformers in that ``memory`` directory when
+        fitted again: check it in a file from elsewhere).
     path : str, path-like or binary file object
         Where to write (an existing file is replaced).
     include_optimizer : bool, default=True
