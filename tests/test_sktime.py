@@ -126,6 +126,12 @@ def test_exogenous_X_is_known_in_the_future():
     assert not np.array_equal(f.predict(X=other).to_numpy(), pred.to_numpy())
     with pytest.raises(ValueError, match="X must hold the 3 time points after the cutoff"):
         f.predict(X=X_test[1:])
+    # update: the new rows of X come with those of y, and the context moves
+    with pytest.raises(ValueError, match="update needs X for every new time point"):
+        f.update(y[80:83], update_params=False)
+    f.update(y[80:83], X=X[80:83], update_params=False)
+    want = f.forecaster_.predict(3, y=y.to_numpy()[77:83], X=X.to_numpy()[77:86])
+    np.testing.assert_array_equal(f.predict(X=X[83:]).to_numpy(), want)
 
 
 def test_update_moves_the_context_or_refits():

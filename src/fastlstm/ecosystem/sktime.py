@@ -186,9 +186,12 @@ class SktimeLSTMForecaster(BaseForecaster):
     def _update(self, y: pd.Series | pd.DataFrame, X: pd.DataFrame | None = None,
                 update_params: bool = True) -> SktimeLSTMForecaster:
         """Append the new data to the context; with ``update_params``, refit on all of it."""
-        self._cur_y = _appended(self._cur_y, y)
-        if self._cur_X is not None and X is not None:
+        if self._cur_X is not None:
+            if X is None or not y.index.isin(X.index).all():
+                raise ValueError("this forecaster was fitted with exogenous X: update needs "
+                                 "X for every new time point of y")
             self._cur_X = _appended(self._cur_X, X)
+        self._cur_y = _appended(self._cur_y, y)
         if update_params:
             self._fit_forecaster(self.forecaster_.horizon)
         return self
@@ -213,7 +216,10 @@ class SktimeLSTMForecaster(BaseForecaster):
         else:
             n_future = h if forecaster.strategy == "recursive" else forecaster.horizon
             future = self._future_X(X, n_future, fh)
-            past = _values(self._cur_X.iloc[len(self._cur_X) - window:], "X")
+            tail = y.index[len(y) - window:]
+            if not tail.isin(self._cur_X.index).all():
+                raise ValueError("X does not cover the last window of y")
+            past = _values(self._cur_X.loc[tail], "X")
             out = forecaster.predict(h, y=context, X=np.concatenate([past, future]))
         out = np.asarray(out)[steps - 1]
         index = fh.to_absolute_index(self.cutoff)
