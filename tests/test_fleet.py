@@ -144,3 +144,28 @@ def test_fleet_parameters_and_failures():
         np.testing.assert_array_equal(a, b)
     f.fit(ys)  # warm start continues every member
     assert all(m.n_iter_ == 6 for m in f.models_)
+
+
+def test_a_failing_member_stops_the_fleet(monkeypatch):
+    import threading
+
+    from fastlstm.estimators import fleet as fleet_module
+
+    calls = []
+    lock = threading.Lock()
+    real = fleet_module.fit_regressor
+
+    def failing(inner, series, *args):
+        with lock:
+            calls.append(1)
+            n = len(calls)
+        if n == 3:
+            raise RuntimeError("member failed")
+        return real(inner, series, *args)
+
+    monkeypatch.setattr(fleet_module, "fit_regressor", failing)
+    f = fleet(n_jobs=2)
+    with pytest.raises(RuntimeError, match="member failed"):
+        f.fit(fleet_series(40))
+    assert len(calls) < 40  # the members after the failure never started
+    assert not hasattr(f, "models_")

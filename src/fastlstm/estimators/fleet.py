@@ -178,8 +178,13 @@ def _run(est: Any, params: dict, series: list, spec: WindowSpec, seeds: list, fr
             if n_workers <= 1:
                 members = [one(i) for i in range(len(series))]
             else:
-                with ThreadPoolExecutor(n_workers) as pool:
+                pool = ThreadPoolExecutor(n_workers)
+                try:
                     members = list(pool.map(one, range(len(series))))
+                finally:
+                    # on a failure or Ctrl-C the members not started are dropped: the
+                    # running ones end their fit, the rest never start
+                    pool.shutdown(wait=True, cancel_futures=True)
     return members
 
 
@@ -225,6 +230,7 @@ def _fit_dask(params: dict, series: list, spec: WindowSpec, seeds: list, fractio
     results: dict[int, list] = {}
     pending = iter(chunks)
     futures = as_completed()
+    submitted: list = []
 
     def submit() -> bool:
         start, stop = next(pending, (None, None))
@@ -235,16 +241,21 @@ def _fit_dask(params: dict, series: list, spec: WindowSpec, seeds: list, fractio
                             pure=False)
         fut.start = start  # type: ignore[attr-defined]
         futures.add(fut)
+        submitted.append(fut)
         return True
 
     # at most two chunks per worker in flight: the series stream to the workers
-    for _ in range(2 * n_workers):
-        if not submit():
-            break
-    for fut in futures:
-        results[fut.start] = fut.result()
-        progress.advance(len(results[fut.start]))
-        submit()
+    try:
+        for _ in range(2 * n_workers):
+            if not submit():
+                break
+        for fut in futures:
+            results[fut.start] = fut.result()
+            progress.advance(len(results[fut.start]))
+            submit()
+    except BaseException:  # a failed chunk or Ctrl-C: stop the rest on the cluster
+        client.cancel(submitted)
+        raise
     return [m for start in starts for m in results[start]]
 
 
