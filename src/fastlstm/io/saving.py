@@ -69,7 +69,7 @@ from fastlstm.nn import registry
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
 # the allow-list: load constructs these classes and nothing else (the
-# registered cells' layers and the estimators)
+# registered cells' layers, the estimators, the scaler and a Pipeline of them)
 _LAYERS: dict[str, type] = {registry.layer_class(n).__name__: registry.layer_class(n)
                             for n in registry.names()}
 _CLASSES: dict[str, type] = {**_LAYERS, "LSTMClassifier": LSTMClassifier,
