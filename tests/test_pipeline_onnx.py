@@ -150,6 +150,20 @@ def test_to_onnx_delegates_for_layers_and_estimators():
                                clf.predict_proba(X), **TOL)
 
 
+def test_a_forecaster_and_a_pipeline_of_it_export_its_graph():
+    t = np.arange(100.0)
+    y = np.sin(t / 4) + t / 10
+    forecaster = fastlstm.LSTMForecaster(window=12, horizon=3, hidden_size=6, max_epochs=3,
+                                         n_jobs=1, random_state=0)
+    pipe = Pipeline([("skip", "passthrough"), ("forecaster", forecaster)]).fit(y)
+    for model in (fastlstm.to_onnx(forecaster), fastlstm.to_onnx(pipe)):
+        out = _run(model, y=y[-12:].reshape(1, 12, 1))["forecast"]
+        np.testing.assert_allclose(out[0, :, 0], forecaster.predict(), **TOL)
+    scaled = Pipeline([("scale", SequenceScaler()), ("forecaster", forecaster)])
+    with pytest.raises(TypeError, match="last step 'forecaster' is a fastlstm"):
+        fastlstm.to_onnx(scaled)
+
+
 def test_other_pipelines_are_refused_by_name():
     X = _x(9)
     y = _labels(X)

@@ -18,12 +18,22 @@ from typing import Any
 import numpy as np
 
 from fastlstm.estimators import LSTMClassifier, LSTMRegressor
+from fastlstm.estimators.forecaster import LSTMForecaster
 from fastlstm.estimators.scaler import SequenceScaler
 from fastlstm.export.onnx import estimator_to_onnx, require_onnx
 
 __all__ = ["pipeline_to_onnx", "to_onnx"]
 
 _ESTIMATORS = (LSTMClassifier, LSTMRegressor)
+
+
+def _lone_forecaster(pipe: Any) -> Any:
+    """The pipeline's LSTMForecaster when it is its only step but passthrough ones."""
+    steps = [step for _, step in pipe.steps
+             if not (step is None or isinstance(step, str) and step == "passthrough")]
+    if len(steps) == 1 and type(steps[0]) is LSTMForecaster:
+        return steps[0]
+    return None
 
 
 def _steps(pipe: Any) -> tuple[list[tuple[str, SequenceScaler]], Any]:
@@ -36,6 +46,11 @@ def _steps(pipe: Any) -> tuple[list[tuple[str, SequenceScaler]], Any]:
         raise TypeError("cannot export a Pipeline of passthrough steps to ONNX: it has no "
                         "fastlstm estimator")
     *scalers, (last_name, final) = steps
+    if type(final) not in _ESTIMATORS:
+        raise TypeError(
+            f"cannot export the Pipeline to ONNX: its last step {last_name!r} is a "
+            f"{type(final).__module__}.{type(final).__qualname__}, not an LSTMClassifier or "
+            "LSTMRegressor (or an LSTMForecaster alone)")
     for name, step in scalers:
         if type(step) is not SequenceScaler:
             raise TypeError(
@@ -44,11 +59,6 @@ def _steps(pipe: Any) -> tuple[list[tuple[str, SequenceScaler]], Any]:
                 "fastlstm SequenceScaler steps (or 'passthrough') followed by an "
                 "LSTMClassifier or LSTMRegressor")
         check_is_fitted(step, "scale_")
-    if type(final) not in _ESTIMATORS:
-        raise TypeError(
-            f"cannot export the Pipeline to ONNX: its last step {last_name!r} is a "
-            f"{type(final).__module__}.{type(final).__qualname__}, not an LSTMClassifier or "
-            "LSTMRegressor")
     check_is_fitted(final, "network_")
     n_features = final.network_.config["n_features"]
     est_first = bool(getattr(final, "_channels_first", False))
@@ -76,9 +86,14 @@ def pipeline_to_onnx(pipe: Any, path: str | os.PathLike | None = None, *,
 
     The graph's inputs and outputs are the final estimator's
     (:meth:`fastlstm.LSTMClassifier.to_onnx`), the scalers applied to ``x``
-    first.
+    first.  A Pipeline of one :class:`LSTMForecaster` (and passthrough
+    steps) gives the forecaster's own graph.
     """
     onnx = require_onnx()
+    forecaster = _lone_forecaster(pipe)
+    if forecaster is not None:
+        return forecaster.to_onnx(path) if lengths is None else forecaster.to_onnx(
+            path, lengths=lengths)
     scalers, final = _steps(pipe)
     model = estimator_to_onnx(final, None, lengths=lengths)
     graph = model.graph
@@ -130,7 +145,9 @@ def to_onnx(model: Any, path: str | os.PathLike | None = None, *,
     ``probabilities`` / ``y`` match the Pipeline's ``predict`` /
     ``predict_proba`` on ``x`` (float32, shaped as the estimator's
     ``to_onnx`` documents: ``(batch, time, n_features)``, or ``(batch,
-    n_features, time)`` when fitted with ``channels_first=True``).
+    n_features, time)`` when fitted with ``channels_first=True``).  A
+    Pipeline whose only step is an :class:`LSTMForecaster` gives the
+    forecaster's graph.
 
     Parameters
     ----------
