@@ -98,7 +98,12 @@ def _dump_pipeline(pipe: Any, header: dict, arrays: dict[str, np.ndarray],
         try:
             dump_step(step, sub, sub_arrays)
         except (TypeError, ValueError, AttributeError) as exc:
-            raise type(exc)(f"step {name!r} of the Pipeline: {exc}") from exc
+            # the same exception class (NotFittedError stays one), naming the step
+            try:
+                named = type(exc)(f"step {name!r} of the Pipeline: {exc}")
+            except Exception:  # an exception class that takes other arguments
+                raise exc from None
+            raise named from exc
         entries.append({"name": name, "class": kind, "params": sub["params"],
                         "state": sub["state"]})
         for array_name, value in sub_arrays.items():
