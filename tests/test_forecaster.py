@@ -332,6 +332,25 @@ def test_early_stopping_and_warm_start_reuse_the_regressor():
         g.set_params(window=9).fit(ys)
 
 
+def test_callbacks_and_progress_reach_the_inner_training(capsys):
+    from fastlstm.callbacks import Callback
+
+    class Count(Callback):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_end(self, ctx, epoch, logs):
+            self.epochs.append((epoch, logs["loss"]))
+
+    count = Count()
+    f = small(max_epochs=3, callbacks=[count], verbose=2).fit(trend_series())
+    assert [e for e, _ in count.epochs] == [1, 2, 3]
+    assert [loss for _, loss in count.epochs] == f.loss_curve_
+    err = capsys.readouterr().err
+    assert [line.split(":")[0] for line in err.splitlines()] == [
+        "Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+
+
 def test_clone_pickle_and_params():
     f = small(cell="gru", horizon=2)
     assert clone(f).get_params() == f.get_params()
