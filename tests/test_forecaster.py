@@ -330,6 +330,9 @@ def test_early_stopping_and_warm_start_reuse_the_regressor():
     np.testing.assert_array_equal(g.scaling_.target_scale, scale)
     with pytest.raises(ValueError, match="changed window"):
         g.set_params(window=9).fit(ys)
+    with pytest.raises(ValueError, match="other targets or covariates"):
+        g.set_params(window=8).fit([np.stack([s, s], axis=1) for s in ys])
+    assert g.n_iter_ == 6
 
 
 def test_callbacks_and_progress_reach_the_inner_training(capsys):

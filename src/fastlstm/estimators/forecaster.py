@@ -215,9 +215,9 @@ class LSTMForecaster(ForecasterInterop, BaseEstimator):
         steps = self.horizon if self.strategy == "direct" else 1
         spec = WindowSpec(self.window, steps, ys[0].shape[1], n_cov, future_cols,
                           str(self.dtype))
-        if continuing and (spec.n_targets, spec.n_covariates) != (
-                self.spec_.n_targets, self.spec_.n_covariates) or continuing and not np.array_equal(
-                    spec.future_columns, self.spec_.future_columns):
+        old = self.spec_ if continuing else spec
+        if (spec.n_targets, spec.n_covariates) != (old.n_targets, old.n_covariates) or (
+                not np.array_equal(spec.future_columns, old.future_columns)):
             raise ValueError("Cannot continue training on series with other targets or "
                              "covariates than the first fit's.")
         series = combine(ys, xs)
