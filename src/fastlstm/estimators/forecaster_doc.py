@@ -104,4 +104,13 @@ FORECASTER_DOC = """Forecaster: an LSTM over sliding windows of one or many seri
     >>> forecast = f.predict()
     >>> bool(np.abs(forecast - y[-6:]).mean() < np.abs(y[-7] - y[-6:]).mean())
     True
+
+    A fleet: one small model per series, fitted concurrently, each one what a
+    forecaster fitted on its series alone would be:
+
+    >>> series = [y[:200], 2 * y[50:250] + 1, y[::-1][:180]]
+    >>> fleet = LSTMForecaster(window=24, horizon=6, hidden_size=8, max_epochs=5,
+    ...                        per_series=True, random_state=0).fit(series)
+    >>> [f.shape for f in fleet.predict()]
+    [(6,), (6,), (6,)]
     """
