@@ -169,3 +169,17 @@ def test_a_failing_member_stops_the_fleet(monkeypatch):
         f.fit(fleet_series(40))
     assert len(calls) < 40  # the members after the failure never started
     assert not hasattr(f, "models_")
+
+
+def test_each_member_holds_out_the_end_of_its_own_series():
+    ys = fleet_series(3)
+    f = fleet(early_stopping=True, max_epochs=20, n_iter_no_change=2,
+              validation_fraction=0.25).fit(ys)
+    seeds = derive_seeds(7, 3)
+    for i, member in enumerate(f.models_):
+        assert len(member.validation_losses_) == member.n_iter_
+        alone = LSTMForecaster(window=8, horizon=3, hidden_size=8, max_epochs=20,
+                               early_stopping=True, n_iter_no_change=2,
+                               validation_fraction=0.25, random_state=seeds[i],
+                               n_jobs=1).fit(ys[i])
+        assert member.validation_losses_ == alone.validation_losses_

@@ -388,6 +388,21 @@ def test_save_and_load_a_forecaster_with_covariates_and_an_index():
     np.testing.assert_array_equal(loaded.predict(X=X[90:94]), f.predict(X=X[90:94]))
 
 
+def test_saving_a_forecaster_with_callbacks_warns_once():
+    import warnings
+
+    from fastlstm.callbacks import Callback
+
+    f = small(callbacks=[Callback()]).fit(trend_series())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded, _ = round_trip(f)
+    messages = [str(w.message) for w in caught if w.category is UserWarning]
+    assert len(messages) == 1 and "this LSTMForecaster are not saved" in messages[0]
+    assert loaded.callbacks is None and loaded.regressor_.callbacks is None
+    np.testing.assert_array_equal(loaded.predict(), f.predict())
+
+
 def test_save_and_load_a_panel_forecaster():
     ys = [trend_series(50 + 10 * i, seed=i) for i in range(3)]
     frames = [pd.DataFrame({"y": s}) for s in ys]

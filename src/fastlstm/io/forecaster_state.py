@@ -10,6 +10,7 @@ estimator file is checked, and that the file holds exactly those arrays.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,13 @@ def _dump_forecaster(est: Any, header: dict, arrays: dict[str, np.ndarray],
 
     check_is_fitted(est, "spec_")
     params = est.get_params(deep=False)
-    params["callbacks"] = None  # the inner regressor warns when there were some
+    if params.get("callbacks"):
+        warnings.warn(
+            "the callbacks of this LSTMForecaster are not saved (they are Python objects, "
+            "which a safe file cannot hold): the loaded model has callbacks=None; pass them "
+            "again with set_params(callbacks=...) before training it further",
+            UserWarning, stacklevel=3)
+    params["callbacks"] = None
     header["params"] = {k: _encode_param(k, v, arrays) for k, v in params.items()}
     spec, layout = est.spec_, est.layout_
     members = (list(zip(est.models_, est.scalings_, strict=True)) if est.per_series
@@ -63,7 +70,9 @@ def _dump_forecaster(est: Any, header: dict, arrays: dict[str, np.ndarray],
     for i, (model, scaling) in enumerate(members):
         sub: dict[str, Any] = {}
         sub_arrays: dict[str, np.ndarray] = {}
-        _dump_estimator(model, sub, sub_arrays, include_optimizer)
+        with warnings.catch_warnings():  # said once above, for the forecaster
+            warnings.filterwarnings("ignore", "the callbacks of this", UserWarning)
+            _dump_estimator(model, sub, sub_arrays, include_optimizer)
         headers.append({"params": sub["params"], "state": sub["state"],
                         "scaling": scaling.method})
         for name, value in sub_arrays.items():
