@@ -156,7 +156,6 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
     cell = layer._cell_code
     N, B, H, D = plan.total, plan.batch, layer.hidden_size, layer.num_directions
     f32 = np.float32
-    lstm = cell == k.CELL_LSTM
     if training:
         out, acts, stores = _packed.training_buffers(layer, index, (N,))
     else:
@@ -179,7 +178,7 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
         # h_n: the output of each row's last step in running order
         last = plan.toff[plan.lengths - 1] + rows if d == 0 else plan.toff[0] + rows
         carry = [np.ascontiguousarray(out[last, d * H:(d + 1) * H])]
-        if lstm:
+        if cs[d] is not None:
             carry.append(np.ascontiguousarray(cs[d][:, :H]))
         carries.append(carry)
     return out, carries, acts, stores
@@ -249,6 +248,10 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
         h0 = cache.initial[index][d][0]
         hp[start] = 0 if h0 is None else h0[plan.row[start]]
         hprev.append(hp)
+    # the recurrent weights' gate gradients: the input side's unless the cell
+    # keeps its own (hh_grads_apart)
+    dghs = ([layer._hh_grad_rows(st) for st in cache.stores[index]]
+            if layer.spec.hh_grads_apart else acts)
     w_ih = [p["weight_ih" + layer._suffix(index, d)] for d in range(D)]
     d_w_ih = [np.empty((G, n_in), f32) for _ in range(D)]
     d_w_hh = [np.empty((G, H), f32) for _ in range(D)]
@@ -257,7 +260,7 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
     def weight_grads(lo: int, hi: int) -> None:
         for d in range(D):
             _matmul(acts[d][:, lo:hi], xs, d_w_ih[d][lo:hi], trans_a=True)
-            _matmul(acts[d][:, lo:hi], hprev[d], d_w_hh[d][lo:hi], trans_a=True)
+            _matmul(dghs[d][:, lo:hi], hprev[d], d_w_hh[d][lo:hi], trans_a=True)
 
     def input_grads(lo: int, hi: int) -> None:
         for d in range(D):
@@ -265,5 +268,8 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
 
     gradient_products(weight_grads, input_grads if input_grad else None, G, N,
                       D * ((2 if input_grad else 1) * n_in + H), plan.n_threads)
-    layer._store_grads(index, grads, d_w_ih, d_w_hh, d_bias)
+    d_bias_hh = None
+    if layer.spec.hh_grads_apart:  # per direction, in row order: deterministic
+        d_bias_hh = [dgh.sum(axis=0, dtype=np.float64) for dgh in dghs]
+    layer._store_grads(index, grads, d_w_ih, d_w_hh, d_bias, d_bias_hh)
     return (d_x if input_grad else None), dcarries
