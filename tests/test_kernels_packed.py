@@ -94,12 +94,44 @@ def test_padding_columns_are_zero(k, rng, cell):
     assert np.count_nonzero(np.any(out != 0, axis=0)) == n_real
 
 
+@pytest.mark.parametrize("rows,n_in,hidden", [(1, 1, 1), (3, 5, 9), (7, 16, 33), (6, 2, 129)])
+def test_gru_packing_keeps_the_candidate_parts_apart(k, rng, rows, n_in, hidden):
+    """The GRU's panel: r and z over [x | h] with b_ih + b_hh; n_x = x W_in^T + b_in
+    and n_h = h W_hn^T + b_hn, each with zeros over the other part; zeros past H."""
+    g = 3 * hidden
+    w_ih, w_hh, b_ih, b_hh = [rng.standard_normal(s).astype(np.float32)
+                              for s in ((g, n_in), (g, hidden), (g,), (g,))]
+    wp, bp = k.pack(k.CELL_GRU, w_ih, w_hh, b_ih, b_hh)
+    x = rng.standard_normal((rows, n_in)).astype(np.float32)
+    h = rng.standard_normal((rows, hidden)).astype(np.float32)
+    x64, h64 = x.astype(np.float64), h.astype(np.float64)
+    n = slice(2 * hidden, 3 * hidden)
+    full = x64 @ w_ih.T + h64 @ w_hh.T + b_ih + b_hh
+    want = [full[:, :hidden], full[:, hidden:n.start], x64 @ w_ih[n].T + b_ih[n],
+            h64 @ w_hh[n].T + b_hh[n]]
+    vw = k.packed_width()
+    assert k.packed_units(k.CELL_GRU) == vw
+    for tile_rows in range(1, k.packed_tile_rows() + 1):
+        out = k.packed_gemm(k.CELL_GRU, x, h, wp, bp, tile_rows)
+        panels = out.reshape(rows, -1, 4, vw)  # (row, panel, vector, lane)
+        for v in range(4):
+            got = panels[:, :, v, :].reshape(rows, -1)
+            np.testing.assert_allclose(got[:, :hidden], want[v], rtol=0,
+                                       atol=2e-6 * np.sqrt(n_in + hidden), err_msg=str(v))
+            assert (got[:, hidden:] == 0).all()
+
+
 def test_pack_rejects_mismatched_shapes(k, rng):
     w_ih, w_hh, b_ih, b_hh = _weights(rng, "lstm", 3, 5)
     with pytest.raises(ValueError, match="shapes"):
         k.pack(0, w_ih, w_hh[:-1], b_ih, b_hh)
     with pytest.raises(ValueError, match="shapes"):
         k.pack(1, w_ih, w_hh, b_ih, b_hh)  # LSTM-sized weights for the RNN
+    with pytest.raises(ValueError, match="shapes"):
+        k.pack(k.CELL_GRU, w_ih, w_hh, b_ih, b_hh)  # LSTM-sized weights for the GRU
+    for code in (-1, 99):
+        with pytest.raises(ValueError, match="unknown cell code"):
+            k.pack(code, w_ih, w_hh, b_ih, b_hh)
 
 
 def test_gate_functions_error_against_float64(k):
@@ -132,13 +164,14 @@ def _layer_pair(cls, n_in, hidden, **kwargs):
     return layer, ref
 
 
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
 @pytest.mark.parametrize("batch,hidden,n_in", [(1, 1, 1), (5, 9, 1), (7, 17, 3), (13, 33, 2)])
 def test_forward_tails_match_reference(k, rng, cls, batch, hidden, n_in):
     """Batch and hidden sizes that are no multiple of the tile, against float64.
 
-    The LSTM against the NumPy reference, the RNN against the float64 layer
-    (BLAS path; held to its own NumPy reference in test_rnn.py).
+    The LSTM against the NumPy reference, the RNN and the GRU against the
+    float64 layer (BLAS path; held to its own NumPy reference in test_rnn.py,
+    test_gru.py).
     """
     layer, ref = _layer_pair(cls, n_in, hidden, num_layers=2, bidirectional=True)
     assert _packed.uses_packed(layer) and not _packed.uses_packed(ref)
@@ -154,7 +187,7 @@ def test_forward_tails_match_reference(k, rng, cls, batch, hidden, n_in):
     assert (out[np.arange(6)[None, :] >= lengths[:, None]] == 0).all()
 
 
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
 def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     """A row's arithmetic is the same wherever it sits and however threads split the batch.
 
@@ -163,7 +196,7 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     bit, and batch shards, hidden slices and one thread agree bit for bit.
     """
     batch = 4 * k.packed_tile_rows() + 3
-    code = CELLS["lstm" if cls is fastlstm.LSTM else "rnn"][0]
+    code = cls.spec.kernel_code
     # three panels and a ragged last one on this variant's vector width, so
     # both axes (batch shards and hidden slices) run on every CPU
     hidden = 2 * k.packed_units(code) + 3
@@ -411,11 +444,11 @@ def test_step_past_32_bit_sizes():
 # ------------------------------------------------------------------ backward
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", [*CELLS, "gru"])
 @pytest.mark.parametrize("hidden", [1, 5, 8, 33, 70])
 def test_backward_product_matches_numpy(k, rng, cell, hidden):
     """dG W_hh on the backward packing: tails in rows, units and tile heights."""
-    code, gates = CELLS[cell]
+    code, gates = {**CELLS, "gru": (k.CELL_GRU, 3)}[cell]
     w_hh = rng.standard_normal((gates * hidden, hidden)).astype(np.float32)
     wp = k.pack_backward(code, w_hh)
     for rows in (1, 4, k.packed_tile_rows() + 1, 3 * k.packed_tile_rows()):
@@ -435,7 +468,7 @@ def test_pack_backward_rejects_mismatched_shapes(k, rng):
         k.backward_gemm(1, np.zeros((2, 5), np.float32), wp, 4)
 
 
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
 @pytest.mark.parametrize("batch,hidden,n_in", [(1, 1, 1), (5, 9, 1), (7, 17, 3), (13, 33, 2)])
 def test_backward_tails_match_float64(k, rng, cls, batch, hidden, n_in):
     """Gradients on the packed backward against the float64 layer, odd sizes, ragged.
@@ -453,7 +486,7 @@ def test_backward_tails_match_float64(k, rng, cls, batch, hidden, n_in):
     results = []
     for lay, dtype in ((layer, np.float32), (ref, np.float64)):
         kw = {"initial_state": tuple(a.astype(dtype) for a in init)}
-        if cls is fastlstm.RNN:
+        if states == 1:
             kw["initial_state"] = kw["initial_state"][0]
         lay.forward(x.astype(dtype), lengths=lengths, training=True, **kw)
         args = [d.astype(dtype) for d in d_fin]
@@ -466,7 +499,7 @@ def test_backward_tails_match_float64(k, rng, cls, batch, hidden, n_in):
         np.testing.assert_allclose(grads[name], want, atol=2e-4, rtol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
 def test_gradients_do_not_depend_on_order_or_threads(k, rng, cls):
     """From a tile of rows up, dx and the state gradients are the same bit for bit
     whatever the batch order and the thread split (weight gradients sum over

@@ -5,7 +5,7 @@
    in FL_CELLS and its include below. */
 #ifndef FL_CELLS_H
 #define FL_CELLS_H
-#define FL_CELLS(X) X(lstm) X(rnn)
+#define FL_CELLS(X) X(lstm) X(rnn) X(gru)
 #endif
 
 /* compiling an instruction set's kernels: each cell's header instantiates
@@ -14,4 +14,5 @@
 #define FL_CELLS_INCLUDED
 #include "fl_cell_lstm.h"
 #include "fl_cell_rnn.h"
+#include "fl_cell_gru.h"
 #endif
