@@ -16,7 +16,7 @@ FL_INLINE void fl_btile(int mr, int ms, int add, const float* const* a, int64_t 
     V acc[FL_MR][FL_NV];
     int64_t np = fl_backward_panels(H);
     for (int64_t p = 0; p < np; p++) {
-        fl_tile_acc(mr, ms, a, a, 0, K, wp + p * K * FL_PW, fl_zero_panel, acc);
+        fl_tile_acc(mr, ms, FL_ALL, FL_ALL, a, a, 0, K, wp + p * K * FL_PW, fl_zero_panel, acc);
 #pragma GCC unroll 8
         for (int i = 0; i < FL_MR; i++) {
             if (i >= mr) break;

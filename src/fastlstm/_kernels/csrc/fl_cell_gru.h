@@ -80,4 +80,6 @@ FL_INLINE void fl_gru_dg_row(int64_t H, float* g, float* aux, const float* auxp,
 #define FL_CELL_AUX_PREV 0
 #define FL_CELL_DGH_AUX 1
 #define FL_CELL_VECTORS FL_NV
+#define FL_CELL_XMASK 0x7          /* r, z, n_x: n_h is zero over x */
+#define FL_CELL_HMASK 0xB          /* r, z, n_h: n_x is zero over h */
 #include "fl_cell_kernels.h"

@@ -13,6 +13,9 @@
                         overwritten by dG W_hh
      FL_CELL_VECTORS    vectors of a panel one hidden unit's lane spans (the
                         panel covers FL_VW * FL_NV / FL_CELL_VECTORS units)
+     FL_CELL_XMASK      optional: the panel vectors with weights over x, and
+     FL_CELL_HMASK      over h (bit v: vector v; default all): the tile skips
+                        the others' zeros
 
    and the functions
      fl_<name>_column(H, p, v, l, &parts, &bias)   its packing (fl_cell.column)
@@ -28,14 +31,20 @@
 #define FL_PASTE_(a, b, c) a##b##c
 #define FL_PASTE(a, b, c) FL_PASTE_(a, b, c)
 #define FL_FN(f) FL_PASTE(fl_, FL_CELL, _##f)
+#ifndef FL_CELL_XMASK
+#define FL_CELL_XMASK FL_ALL
+#endif
+#ifndef FL_CELL_HMASK
+#define FL_CELL_HMASK FL_ALL
+#endif
 #define FL_STR_(x) #x
 #define FL_STR(x) FL_STR_(x)
 
 FL_INLINE void FL_FN(tile)(const fl_seq* s, int mr, int ms, int64_t t, int64_t r, int64_t p,
                            const float* const* xa, const float* const* ha) {
     V acc[FL_MR][FL_NV];
-    fl_tile_acc(mr, ms, xa, ha, s->NI, s->H, s->wp + p * (s->NI + s->H) * FL_PW,
-                s->bp + p * FL_PW, acc);
+    fl_tile_acc(mr, ms, FL_CELL_XMASK, FL_CELL_HMASK, xa, ha, s->NI, s->H,
+                s->wp + p * (s->NI + s->H) * FL_PW, s->bp + p * FL_PW, acc);
     FL_FN(epilogue)(s, mr, t, r, p, acc, ha);
 }
 
@@ -155,3 +164,5 @@ static const fl_cell FL_FN(cell) = {
 #undef FL_CELL_AUX_PREV
 #undef FL_CELL_DGH_AUX
 #undef FL_CELL_VECTORS
+#undef FL_CELL_XMASK
+#undef FL_CELL_HMASK

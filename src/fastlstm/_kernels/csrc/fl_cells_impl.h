@@ -132,7 +132,7 @@ void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float
     }
 }
 
-#define FL_ACC_CASE(m) case m: fl_tile_acc(m, 1, xa, ha, NI, H, panel, bp + p * FL_PW, acc); break;
+#define FL_ACC_CASE(m) case m: fl_tile_acc(m, 1, FL_ALL, FL_ALL, xa, ha, NI, H, panel, bp + p * FL_PW, acc); break;
 
 void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t NI, int64_t H, const float* x,
                     int64_t ldx, const float* h, int64_t ldh, const float* wp, const float* bp,

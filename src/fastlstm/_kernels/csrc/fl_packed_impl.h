@@ -82,14 +82,59 @@ static inline int64_t fl_panel_offset(int64_t K, int64_t k, int64_t v) {
      <= FL_MAXACC ? (8 + (mr) * FL_NVT - 1) / ((mr) * FL_NVT) : 1)
 #define FL_SMAX 8
 
+/* One part of K (the x rows or the h rows) of pass q into the stream
+   accumulators c, advancing *wp past its rows.  Only the vectors set in
+   `mask` (bit v: panel vector v) are loaded and multiplied: a cell whose
+   columns are zero over a part (the GRU's n_x over h, n_h over x) skips
+   them.  mask and q are constants where this is inlined. */
+FL_INLINE void fl_tile_part(int mr, int S, int mask, int q, const float* const* a, int64_t Kp,
+                            const float** wp, V c[FL_SMAX][FL_MR][FL_NVT]) {
+    const float* w = *wp;
+    int64_t k;
+    int i, j, u;
+    /* S consecutive k's at a time, one per stream */
+    for (k = 0; k + S <= Kp; k += S, w += S * FL_PASS_W) {
+#pragma GCC unroll 8
+        for (u = 0; u < S; u++) {
+            V bw[FL_NVT];
+#pragma GCC unroll 4
+            for (j = 0; j < FL_NVT; j++) {
+                if (!((mask >> (q * FL_NVT + j)) & 1)) continue;
+                bw[j] = v_load(w + u * FL_PASS_W + j * FL_VW);
+                FL_KEEP(bw[j]);
+            }
+#pragma GCC unroll 8
+            for (i = 0; i < mr; i++) {
+                V ai = v_bcast(a[i] + k + u);
+#pragma GCC unroll 4
+                for (j = 0; j < FL_NVT; j++)
+                    if ((mask >> (q * FL_NVT + j)) & 1) c[u][i][j] = v_fmadd(ai, bw[j], c[u][i][j]);
+            }
+        }
+    }
+    for (; k < Kp; k++, w += FL_PASS_W) {
+#pragma GCC unroll 8
+        for (i = 0; i < mr; i++) {
+            V ai = v_bcast(a[i] + k);
+#pragma GCC unroll 4
+            for (j = 0; j < FL_NVT; j++)
+                if ((mask >> (q * FL_NVT + j)) & 1)
+                    c[0][i][j] = v_fmadd(ai, v_load(w + j * FL_VW), c[0][i][j]);
+        }
+    }
+    *wp = w;
+}
+
 /* ms: split k into streams (faster for short tiles, but a row's rounding
    then depends on the tile's height); 0 gives every row the same arithmetic
-   in a tile of any height. */
-FL_INLINE void fl_tile_acc(int mr, int ms, const float* const* xa, const float* const* ha,
-                           int64_t NI, int64_t H, const float* panel, const float* b,
-                           V acc[FL_MR][FL_NV]) {
+   in a tile of any height.  xmask, hmask: the panel vectors with weights
+   over x and over h (FL_ALL: every vector, both parts). */
+#define FL_ALL ((1 << FL_NV) - 1)
+FL_INLINE void fl_tile_acc(int mr, int ms, int xmask, int hmask, const float* const* xa,
+                           const float* const* ha, int64_t NI, int64_t H, const float* panel,
+                           const float* b, V acc[FL_MR][FL_NV]) {
     const int S = ms ? FL_STREAMS_FOR(mr) : 1;
-    int64_t K = NI + H, k;
+    int64_t K = NI + H;
     int i, j, q, u;
 #pragma GCC unroll 4
     for (q = 0; q < FL_PASSES; q++) {
@@ -102,37 +147,8 @@ FL_INLINE void fl_tile_acc(int mr, int ms, const float* const* xa, const float* 
             for (i = 0; i < mr; i++)
 #pragma GCC unroll 4
                 for (j = 0; j < FL_NVT; j++) c[u][i][j] = u == 0 ? v_load(bq + j * FL_VW) : v_zero();
-        for (int part = 0; part < 2; part++) {
-            int64_t Kp = part == 0 ? NI : H;
-            const float* const* a = part == 0 ? xa : ha;
-            /* S consecutive k's at a time, one per stream */
-            for (k = 0; k + S <= Kp; k += S, w += S * FL_PASS_W) {
-#pragma GCC unroll 8
-                for (u = 0; u < S; u++) {
-                    V bw[FL_NVT];
-#pragma GCC unroll 4
-                    for (j = 0; j < FL_NVT; j++) {
-                        bw[j] = v_load(w + u * FL_PASS_W + j * FL_VW);
-                        FL_KEEP(bw[j]);
-                    }
-#pragma GCC unroll 8
-                    for (i = 0; i < mr; i++) {
-                        V ai = v_bcast(a[i] + k + u);
-#pragma GCC unroll 4
-                        for (j = 0; j < FL_NVT; j++) c[u][i][j] = v_fmadd(ai, bw[j], c[u][i][j]);
-                    }
-                }
-            }
-            for (; k < Kp; k++, w += FL_PASS_W) {
-#pragma GCC unroll 8
-                for (i = 0; i < mr; i++) {
-                    V ai = v_bcast(a[i] + k);
-#pragma GCC unroll 4
-                    for (j = 0; j < FL_NVT; j++)
-                        c[0][i][j] = v_fmadd(ai, v_load(w + j * FL_VW), c[0][i][j]);
-                }
-            }
-        }
+        fl_tile_part(mr, S, xmask, q, xa, NI, &w, c);
+        fl_tile_part(mr, S, hmask, q, ha, H, &w, c);
 #pragma GCC unroll 8
         for (i = 0; i < mr; i++)
 #pragma GCC unroll 4
