@@ -60,17 +60,20 @@ class RecurrentLayer(LayerInterop):
 
     # Each cell's layer class sets its spec (fastlstm.nn.cells); from it come
     # _gates (gate blocks of H rows in W_ih / W_hh), _cell_code (the kernels'
-    # cell) and _states (carried states, h first).
+    # cell), _states (carried states, h first) and _store_blocks (what a
+    # training forward keeps besides gates and outputs, in H per row).
     spec: Any
     _gates: int
     _cell_code: int
     _states: tuple[str, ...]
+    _store_blocks: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         spec = cls.__dict__.get("spec")
         if spec is not None:
             cls._gates, cls._cell_code, cls._states = spec.gates, spec.kernel_code, spec.states
+            cls._store_blocks = spec.store_blocks
     # what a training forward keeps for backward: one per thread (fastlstm.runtime.tape)
     _cache = ThreadTape()
     # scratch buffers reused by the next training pass: one per thread (fastlstm.runtime.workspace)

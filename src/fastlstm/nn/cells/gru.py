@@ -29,6 +29,7 @@ SPEC = CellSpec(
     onnx_op="GRU", onnx_gate_order=(1, 0, 2), onnx_attrs={"linear_before_reset": 1},
     torch_class="GRU",
     folded_bias=(0, 1), hh_grads_apart=True,
+    store_blocks=3,  # n_h and h_{t-1}, then the recurrent side's gate gradients
 )
 
 
