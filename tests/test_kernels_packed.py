@@ -94,33 +94,6 @@ def test_padding_columns_are_zero(k, rng, cell):
     assert np.count_nonzero(np.any(out != 0, axis=0)) == n_real
 
 
-@pytest.mark.parametrize("rows,n_in,hidden", [(1, 1, 1), (3, 5, 9), (7, 16, 33), (6, 2, 129)])
-def test_gru_packing_keeps_the_candidate_parts_apart(k, rng, rows, n_in, hidden):
-    """The GRU's panel: r and z over [x | h] with b_ih + b_hh; n_x = x W_in^T + b_in
-    and n_h = h W_hn^T + b_hn, each with zeros over the other part; zeros past H."""
-    g = 3 * hidden
-    w_ih, w_hh, b_ih, b_hh = [rng.standard_normal(s).astype(np.float32)
-                              for s in ((g, n_in), (g, hidden), (g,), (g,))]
-    wp, bp = k.pack(k.CELL_GRU, w_ih, w_hh, b_ih, b_hh)
-    x = rng.standard_normal((rows, n_in)).astype(np.float32)
-    h = rng.standard_normal((rows, hidden)).astype(np.float32)
-    x64, h64 = x.astype(np.float64), h.astype(np.float64)
-    n = slice(2 * hidden, 3 * hidden)
-    full = x64 @ w_ih.T + h64 @ w_hh.T + b_ih + b_hh
-    want = [full[:, :hidden], full[:, hidden:n.start], x64 @ w_ih[n].T + b_ih[n],
-            h64 @ w_hh[n].T + b_hh[n]]
-    vw = k.packed_width()
-    assert k.packed_units(k.CELL_GRU) == vw
-    for tile_rows in range(1, k.packed_tile_rows() + 1):
-        out = k.packed_gemm(k.CELL_GRU, x, h, wp, bp, tile_rows)
-        panels = out.reshape(rows, -1, 4, vw)  # (row, panel, vector, lane)
-        for v in range(4):
-            got = panels[:, :, v, :].reshape(rows, -1)
-            np.testing.assert_allclose(got[:, :hidden], want[v], rtol=0,
-                                       atol=2e-6 * np.sqrt(n_in + hidden), err_msg=str(v))
-            assert (got[:, hidden:] == 0).all()
-
-
 def test_pack_rejects_mismatched_shapes(k, rng):
     w_ih, w_hh, b_ih, b_hh = _weights(rng, "lstm", 3, 5)
     with pytest.raises(ValueError, match="shapes"):
