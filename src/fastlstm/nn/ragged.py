@@ -59,6 +59,20 @@ class RaggedPlan:
         inv[self.perm] = np.arange(self.perm.size)
         return inv
 
+    # the layout's part of the loop over layers (fastlstm.nn.stack)
+    def dropout_mask(self, keep: np.ndarray) -> np.ndarray:
+        """A (T, B, F) draw in user order as packed (N, F) rows: the padded
+        layout's masks, row for row."""
+        return keep[self.time, self.seq]
+
+    def initial(self, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """A user-order (B, H) state as a fresh array in sorted row order."""
+        return np.ascontiguousarray(a[self.perm], dtype=dtype)
+
+    def final(self, a: np.ndarray) -> np.ndarray:
+        """A sorted-order (B, H) state in user row order."""
+        return a[self.inverse()]
+
     def gather(self, a: np.ndarray) -> np.ndarray:
         """A user (B, T, F) array's valid entries as packed (N, F) rows."""
         return a[self.seq, self.time]
