@@ -22,6 +22,7 @@ import numpy as np
 
 from fastlstm.nn import packed as _packed
 from fastlstm.nn.inputs import check_d_out
+from fastlstm.nn.stack import backward_stack, forward_stack
 from fastlstm.runtime.parallel import blas_single_threaded, run_parallel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,32 +136,14 @@ def forward(layer: RecurrentLayer, x: np.ndarray, plan: RaggedPlan,
     # Checks are done: from here on nothing raises on bad input.
     layer._cache = None
     k = layer._kernels
-    H, D, L = layer.hidden_size, layer.num_directions, layer.num_layers
     from fastlstm.nn.cache import _Cache
 
     cache = _Cache(plan) if training else None
-    finals = [np.empty((D * L, plan.batch, H), dtype=np.float32) for _ in layer._states]
-    inverse = plan.inverse()
-    layer_in = xp
-    for index in range(L):
-        mask = None
-        if index > 0 and training and layer.dropout > 0:
-            # drawn as the padded layout draws them: the same masks, row for row
-            keep = layer._rng.random((plan.steps, plan.batch, D * H)) >= layer.dropout
-            mask = keep[plan.time, plan.seq].astype(np.float32)
-            mask *= np.float32(1.0 / (1.0 - layer.dropout))
-            layer_in = layer_in * mask
-        inits = [[None if a is None else
-                  np.ascontiguousarray(a[index * D + d][plan.perm], dtype=np.float32)
-                  for a in (init_all or [None] * len(layer._states))] for d in range(D)]
-        out, carries, acts, stores = _forward_layer(layer, k, index, layer_in, plan, inits,
-                                                    training)
-        for d in range(D):
-            for j, carry in enumerate(carries[d]):
-                finals[j][index * D + d] = carry[inverse]
-        if cache is not None:
-            cache.keep(layer_in, mask, out, acts, stores, inits)
-        layer_in = out
+    layer_in, finals = forward_stack(
+        layer, xp, plan, plan.steps, plan.batch, init_all, training,
+        lambda index, layer_in, inits: _forward_layer(layer, k, index, layer_in, plan, inits,
+                                                      training),
+        cache, np.float32)
     layer._cache = cache
     return plan.scatter(layer_in, np.float32), finals
 
@@ -204,8 +187,7 @@ def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
     """BPTT in the packed-sequence layout; returns (grads, dx, d_initial) as
     ``RecurrentLayer._backward`` does.  ``d_finals`` are checked (user order)."""
     plan = cache.plan
-    B, T, H, D, L = plan.batch, plan.steps, layer.hidden_size, layer.num_directions, \
-        layer.num_layers
+    B, T, H, D = plan.batch, plan.steps, layer.hidden_size, layer.num_directions
     if d_out is None:
         dy = np.zeros((plan.total, D * H), dtype=np.float32)
     else:
@@ -216,20 +198,12 @@ def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
             raise ValueError("d_out contains NaN or infinity "
                              "(or values too large for float32)")
     layer._cache = None
-    grads: dict[str, np.ndarray] = {}
-    d_initial = [np.zeros((D * L, B, H), dtype=np.float32) for _ in layer._states]
-    inverse = plan.inverse()
     with blas_single_threaded():
-        for index in reversed(range(L)):
-            dx, dcarries = _backward_layer(layer, index, cache, dy, d_finals, grads,
-                                           input_grad or index > 0)
-            for d in range(D):
-                for j, dcarry in enumerate(dcarries[d]):
-                    d_initial[j][index * D + d] = dcarry[inverse]
-            if cache.masks[index] is not None and dx is not None:
-                dx *= cache.masks[index]
-            dy = dx
-    grads = {name: grads[name] for name in layer._params}
+        grads, dy, d_initial = backward_stack(
+            layer, cache, dy, plan, B,
+            lambda index, dy, grads, ig: _backward_layer(layer, index, cache, dy, d_finals,
+                                                         grads, ig),
+            input_grad, np.float32)
     return grads, None if dy is None else plan.scatter(dy, np.float32), d_initial
 
 
