@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastlstm.nn.stack import forward_stack
 from fastlstm.runtime.parallel import run_parallel, usable_cores
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -264,16 +265,9 @@ def forward_batch_first(layer: RecurrentLayer, x: np.ndarray, plan: _Plan,
     directly: no time-major copies in or out.  Returns ``(out, finals)`` as
     ``RecurrentLayer._forward`` does.
     """
-    B, H, D = plan.batch, layer.hidden_size, layer.num_directions
-    layer_in = x  # from checked_input()
-    finals = [np.empty((D * layer.num_layers, B, H), dtype=np.float32) for _ in layer._states]
-    for index in range(layer.num_layers):
-        inits = [[None if init_all is None else np.ascontiguousarray(a[index * D + d])
-                  for a in (init_all or [None] * len(layer._states))] for d in range(D)]
-        out, carries, _, _ = forward_layer(layer, index, layer_in, plan, inits, False,
-                                           batch_first=True)
-        for d in range(D):
-            for k, carry in enumerate(carries[d]):
-                finals[k][index * D + d] = carry
-        layer_in = out
-    return layer_in, finals
+    # x from checked_input(); no dropout and no tape in inference
+    return forward_stack(
+        layer, x, plan, plan.steps, plan.batch, init_all, False,
+        lambda index, layer_in, inits: forward_layer(layer, index, layer_in, plan, inits, False,
+                                                     batch_first=True),
+        None, np.float32)
