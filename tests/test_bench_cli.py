@@ -50,9 +50,18 @@ def test_json_document(capsys):
     else:
         assert peak["fma_gflops"] is None
 
-    (row,) = doc["dense"]
+    assert doc["settings"]["cells"] == ["lstm", "gru"]
+    assert [row["cell"] for row in doc["dense"]] == ["lstm", "gru"]
+    for row, gates in zip(doc["dense"], (4, 3), strict=True):
+        _check_dense_row(doc, row, gates, peak, vector)
+    assert any(line.startswith("- lstm B,T,I,H=2,3,2,8") for line in doc["parity"])
+    assert any(line.startswith("- gru B,T,I,H=2,3,2,8") for line in doc["parity"])
+    assert _positive(doc["wall_time_s"])
+
+
+def _check_dense_row(doc, row, gates, peak, vector):
     assert row["case"] == {"B": 2, "T": 3, "I": 2, "H": 8} and row["threads"] == 1
-    assert row["forward_flops"] == 2 * 2 * 3 * 4 * 8 * (2 + 8)
+    assert row["forward_flops"] == 2 * 2 * 3 * gates * 8 * (2 + 8)
     fl = row["fastlstm"]
     for key in ("forward_ms", "train_ms", "forward_gflops", "train_gflops",
                 "forward_pct_sgemm_peak"):
@@ -73,8 +82,6 @@ def test_json_document(capsys):
                 assert _positive(row[name][key]), (name, key)
         else:
             assert row[name] is None and status["reason"]
-    assert any(line.startswith("- B,T,I,H=2,3,2,8") for line in doc["parity"])
-    assert _positive(doc["wall_time_s"])
 
 
 def test_markdown_report(capsys):
@@ -83,8 +90,9 @@ def test_markdown_report(capsys):
     assert out.startswith("## fastlstm benchmark")
     assert "- CPU: " in out and "- fastlstm kernel variant: " in out
     assert "| thr | sgemm GFLOP/s | FMA peak GFLOP/s |" in out
-    assert "| B,T,I,H | thr | fl fwd ms | fl f+b ms | fl fwd GF/s | fwd %sgemm | fwd %FMA |" in out
-    assert "\n| 2,3,2,8 | 1 | " in out
+    assert ("| cell | B,T,I,H | thr | fl fwd ms | fl f+b ms | fl fwd GF/s | fwd %sgemm "
+            "| fwd %FMA |") in out
+    assert "\n| lstm | 2,3,2,8 | 1 | " in out and "\n| gru | 2,3,2,8 | 1 | " in out
 
 
 def test_without_peers(capsys, monkeypatch):
@@ -97,12 +105,13 @@ def test_without_peers(capsys, monkeypatch):
         assert doc["dense"][0][name] is None
         assert any(n.startswith(f"peer {name} absent") for n in doc["notes"])
     assert _positive(doc["dense"][0]["fastlstm"]["forward_ms"])
-    assert doc["parity"] == ["- B,T,I,H=2,3,2,8: no peers"]
+    assert doc["parity"] == ["- lstm B,T,I,H=2,3,2,8: no peers",
+                             "- gru B,T,I,H=2,3,2,8: no peers"]
 
     assert main(TINY) == 0
     out = capsys.readouterr().out
     assert "- peers: torch absent; onnxruntime absent" in out
-    row = next(line for line in out.splitlines() if line.startswith("| 2,3,2,8 |"))
+    row = next(line for line in out.splitlines() if line.startswith("| lstm | 2,3,2,8 |"))
     assert row.endswith("| n/a | n/a | n/a | n/a | n/a | n/a |")
 
 

@@ -243,3 +243,21 @@ def test_a_channels_first_fit_is_sized_by_its_time_axis(monkeypatch):
     X = np.zeros((8, 2, 50), dtype=np.float32)
     check_estimator_memory(fastlstm.LSTMClassifier(channels_first=True), X, fitting=True)
     assert "up to 50 steps" in seen[-1]
+
+
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_training_estimate_covers_what_forward_and_backward_allocate(cls, dtype):
+    """Measured with tracemalloc: the cell's own store (CellSpec.store_blocks) counted."""
+    layer = cls(4, 32, num_layers=2, dtype=dtype, random_state=0)
+    x = np.random.default_rng(0).standard_normal((8, 400, 4)).astype(dtype)
+    layer.forward(x[:, :5], training=True)  # workspaces of an earlier pass do not count
+    layer.backward(None)
+    tracemalloc.start()
+    try:
+        out, _ = layer.forward(x, training=True)
+        layer.backward(np.ones_like(out))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= forward_bytes(layer, 8, 400, training=True)

@@ -100,6 +100,11 @@ def test_pack_rejects_mismatched_shapes(k, rng):
         k.pack(0, w_ih, w_hh[:-1], b_ih, b_hh)
     with pytest.raises(ValueError, match="shapes"):
         k.pack(1, w_ih, w_hh, b_ih, b_hh)  # LSTM-sized weights for the RNN
+    with pytest.raises(ValueError, match="shapes"):
+        k.pack(k.CELL_GRU, w_ih, w_hh, b_ih, b_hh)  # LSTM-sized weights for the GRU
+    for code in (-1, 99):
+        with pytest.raises(ValueError, match="unknown cell code"):
+            k.pack(code, w_ih, w_hh, b_ih, b_hh)
 
 
 def test_gate_functions_error_against_float64(k):
@@ -132,13 +137,14 @@ def _layer_pair(cls, n_in, hidden, **kwargs):
     return layer, ref
 
 
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
 @pytest.mark.parametrize("batch,hidden,n_in", [(1, 1, 1), (5, 9, 1), (7, 17, 3), (13, 33, 2)])
 def test_forward_tails_match_reference(k, rng, cls, batch, hidden, n_in):
     """Batch and hidden sizes that are no multiple of the tile, against float64.
 
-    The LSTM against the NumPy reference, the RNN against the float64 layer
-    (BLAS path; held to its own NumPy reference in test_rnn.py).
+    The LSTM against the NumPy reference, the RNN and the GRU against the
+    float64 layer (BLAS path; held to its own NumPy reference in test_rnn.py,
+    test_gru.py).
     """
     layer, ref = _layer_pair(cls, n_in, hidden, num_layers=2, bidirectional=True)
     assert _packed.uses_packed(layer) and not _packed.uses_packed(ref)
@@ -154,7 +160,7 @@ def test_forward_tails_match_reference(k, rng, cls, batch, hidden, n_in):
     assert (out[np.arange(6)[None, :] >= lengths[:, None]] == 0).all()
 
 
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
 def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     """A row's arithmetic is the same wherever it sits and however threads split the batch.
 
@@ -163,7 +169,7 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     bit, and batch shards, hidden slices and one thread agree bit for bit.
     """
     batch = 4 * k.packed_tile_rows() + 3
-    code = CELLS["lstm" if cls is fastlstm.LSTM else "rnn"][0]
+    code = cls.spec.kernel_code
     # three panels and a ragged last one on this variant's vector width, so
     # both axes (batch shards and hidden slices) run on every CPU
     hidden = 2 * k.packed_units(code) + 3
@@ -411,11 +417,11 @@ def test_step_past_32_bit_sizes():
 # ------------------------------------------------------------------ backward
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", [*CELLS, "gru"])
 @pytest.mark.parametrize("hidden", [1, 5, 8, 33, 70])
 def test_backward_product_matches_numpy(k, rng, cell, hidden):
     """dG W_hh on the backward packing: tails in rows, units and tile heights."""
-    code, gates = CELLS[cell]
+    code, gates = {**CELLS, "gru": (k.CELL_GRU, 3)}[cell]
     w_hh = rng.standard_normal((gates * hidden, hidden)).astype(np.float32)
     wp = k.pack_backward(code, w_hh)
     for rows in (1, 4, k.packed_tile_rows() + 1, 3 * k.packed_tile_rows()):
@@ -435,7 +441,7 @@ def test_pack_backward_rejects_mismatched_shapes(k, rng):
         k.backward_gemm(1, np.zeros((2, 5), np.float32), wp, 4)
 
 
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
 @pytest.mark.parametrize("batch,hidden,n_in", [(1, 1, 1), (5, 9, 1), (7, 17, 3), (13, 33, 2)])
 def test_backward_tails_match_float64(k, rng, cls, batch, hidden, n_in):
     """Gradients on the packed backward against the float64 layer, odd sizes, ragged.
@@ -453,7 +459,7 @@ def test_backward_tails_match_float64(k, rng, cls, batch, hidden, n_in):
     results = []
     for lay, dtype in ((layer, np.float32), (ref, np.float64)):
         kw = {"initial_state": tuple(a.astype(dtype) for a in init)}
-        if cls is fastlstm.RNN:
+        if states == 1:
             kw["initial_state"] = kw["initial_state"][0]
         lay.forward(x.astype(dtype), lengths=lengths, training=True, **kw)
         args = [d.astype(dtype) for d in d_fin]
@@ -466,7 +472,7 @@ def test_backward_tails_match_float64(k, rng, cls, batch, hidden, n_in):
         np.testing.assert_allclose(grads[name], want, atol=2e-4, rtol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN])
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.RNN, fastlstm.GRU])
 def test_gradients_do_not_depend_on_order_or_threads(k, rng, cls):
     """From a tile of rows up, dx and the state gradients are the same bit for bit
     whatever the batch order and the thread split (weight gradients sum over

@@ -1,4 +1,4 @@
-"""Peaks and dense batches: fastlstm vs PyTorch and ONNX Runtime at equal weights."""
+"""Peaks and dense batches: fastlstm vs PyTorch and ONNX Runtime at equal weights, per cell."""
 
 from __future__ import annotations
 
@@ -83,32 +83,32 @@ def timed(timer: Timer, report: Report, what: str, fn: Any, lib: str) -> float |
 
 
 def check_parity(shape: Shape, layer: Any, peers: dict[str, Any], x: np.ndarray,
-                 d_out: np.ndarray, report: Report) -> dict[str, bool]:
+                 d_out: np.ndarray, report: Report, cell: str = "lstm") -> dict[str, bool]:
     """Compare peers with fastlstm (or ORT with torch); return which peers pass."""
     ok: dict[str, bool] = {}
-    label = "B,T,I,H=" + ",".join(map(str, shape))
-    ref = None
+    label = f"{cell} B,T,I,H=" + ",".join(map(str, shape))
+    ref: Any = None
     if layer is not None:
-        out, (h, c) = layer.forward(x)
-        ref = ("fastlstm", np.asarray(out), np.asarray(h), np.asarray(c))
+        out, state = layer.forward(x)
+        ref = ("fastlstm", out, *(state if isinstance(state, tuple) else (state,)))
     parts = []
+
+    def err_vs_ref(arrays: Any) -> float:
+        return max(_peers.max_abs_diff(a, b) for a, b in zip(ref[1:], arrays, strict=True))
+
     if "torch" in peers:
         t = peers["torch"]
-        tout, th, tc = (a.numpy() for a in t.forward(t.tensor(x)))
+        touts = [a.numpy() for a in t.forward(t.tensor(x))]
         if ref is None:
-            ref = ("torch", tout, th, tc)
+            ref = ("torch", *touts)
         else:
-            err = max(_peers.max_abs_diff(ref[1], tout), _peers.max_abs_diff(ref[2], th),
-                      _peers.max_abs_diff(ref[3], tc))
+            err = err_vs_ref(touts)
             ok["torch"] = err <= PARITY_TOL
             parts.append(f"torch fwd {err:.1e}")
             if layer is not None:
                 parts.append(_grad_parity(layer, t, x, d_out))
     if "ort" in peers and ref is not None:
-        o = peers["ort"]
-        y, oh, oc = o.forward(x)
-        err = max(_peers.max_abs_diff(ref[1], y), _peers.max_abs_diff(ref[2], oh),
-                  _peers.max_abs_diff(ref[3], oc))
+        err = err_vs_ref(peers["ort"].forward(x))
         ok["ort"] = err <= PARITY_TOL
         parts.append(f"ORT fwd {err:.1e}" + ("" if ref[0] == "fastlstm" else " (vs torch)"))
         if err > PARITY_TOL:
@@ -145,24 +145,24 @@ def _grad_parity(layer: Any, t: _peers.TorchLSTM, x: np.ndarray, d_out: np.ndarr
 
 
 def measure_shape(shape: Shape, threads: int, timer: Timer, report: Report,
-                  check: bool = True) -> ShapeResult:
-    """Time fastlstm and the peers on one dense shape at ``threads`` threads."""
+                  check: bool = True, cell: str = "lstm") -> ShapeResult:
+    """Time fastlstm and the peers on one dense shape of ``cell`` at ``threads`` threads."""
     b, t, i, h = shape
-    layer, sd = weights(i, h, threads)
+    layer, sd = weights(i, h, threads, cell)
     skipped: list[str] = []
-    peers = _peers.build_peers(sd, threads, skipped)
+    peers = _peers.build_peers(sd, threads, skipped, cell=cell)
     for msg in skipped:
         report.note(msg)
     x, d_out = inputs(b, t, i, h)
     ok: dict[str, bool] = {}
     if check:
         try:
-            ok = check_parity(shape, layer, peers, x, d_out, report)
+            ok = check_parity(shape, layer, peers, x, d_out, report, cell)
         except Exception as exc:  # reported; timings still run
             report.note(f"parity check {shape} failed: {type(exc).__name__}: {exc}")
         timer.used("parity check")
     res = ShapeResult(peers=set(peers))
-    what = f"{shape} at {threads} thread(s)"
+    what = f"{cell} {shape} at {threads} thread(s)"
     if layer is not None:
         res.fl_fwd = timed(timer, report, f"fastlstm forward {what}",
                            lambda: layer.forward(x), "fastlstm")
@@ -188,27 +188,36 @@ def measure_shape(shape: Shape, threads: int, timer: Timer, report: Report,
 
 def dense_section(cases: Sequence[Shape], thread_counts: Sequence[int], timer: Timer,
                   report: Report, cache: dict[tuple[Shape, int], ShapeResult],
-                  peaks: dict[int, dict[str, Any]]) -> None:
-    """The main table: every case at every thread count."""
+                  peaks: dict[int, dict[str, Any]], cells: Sequence[str] = ("lstm",)) -> None:
+    """The main table: every cell and case at every thread count (the first
+    cell's results go into ``cache``, for the plot)."""
+    from fastlstm.nn import registry
+
     rows = []
     records = []
     for n in thread_counts:
         with thread_limit(n):
-            for shape in cases:
-                log(f"[{n} thread(s)] {shape} ...")
-                r = measure_shape(shape, n, timer, report, check=(n == thread_counts[0]))
-                cache[(shape, n)] = r
-                rec = dense_record(shape, n, r, peaks.get(n, {}))
-                records.append(rec)
-                rows.append(_dense_row(rec, r.mismatch))
+            for cell in cells:
+                gates = registry.spec(cell).gates
+                for shape in cases:
+                    log(f"[{n} thread(s)] {cell} {shape} ...")
+                    r = measure_shape(shape, n, timer, report, check=(n == thread_counts[0]),
+                                      cell=cell)
+                    if cell == cells[0]:
+                        cache[(shape, n)] = r
+                    rec = dense_record(shape, n, r, peaks.get(n, {}), cell, gates)
+                    records.append(rec)
+                    rows.append(_dense_row(rec, r.mismatch))
     report.data["dense"] = records
-    head = ["B,T,I,H", "thr", "fl fwd ms", "fl f+b ms", "fl fwd GF/s", "fwd %sgemm",
+    head = ["cell", "B,T,I,H", "thr", "fl fwd ms", "fl f+b ms", "fl fwd GF/s", "fwd %sgemm",
             "fwd %FMA", "fl f+b GF/s (%sgemm)", "torch fwd ms", "torch f+b ms",
             "ORT fwd ms", "torch/fl fwd", "torch/fl f+b", "ORT/fl fwd"]
     text = ("### Dense batches (median ms; ratios = peer / fastlstm, > 1: fastlstm faster)\n\n"
-            "FLOPs: forward 2*B*T*4H*(I+H) (input projection and recurrence, one fused "
-            "kernel), forward+backward 3x that; % of the peaks above at the same thread "
-            "count. fastlstm forward is `training=False`; torch forward under "
+            "FLOPs: forward 2*B*T*G*H*(I+H) (G gate blocks: LSTM 4, GRU 3; input "
+            "projection and recurrence, one fused kernel), forward+backward 3x that; % of "
+            "the peaks above at the same thread count. Peers run the same cell "
+            "(torch.nn.LSTM / GRU; ONNX LSTM / GRU with linear_before_reset=1). fastlstm "
+            "forward is `training=False`; torch forward under "
             "`inference_mode`, torch f+b includes dx; ORT gets time-major input (its "
             "native layout). n/a: peer absent or failed (see notes).\n\n"
             + table(head, rows))
@@ -221,9 +230,10 @@ def _pct(gflops: float | None, peak: float | None) -> float | None:
     return 100.0 * gflops / peak
 
 
-def dense_record(shape: Shape, n: int, r: ShapeResult, peak: dict[str, Any]) -> dict[str, Any]:
+def dense_record(shape: Shape, n: int, r: ShapeResult, peak: dict[str, Any],
+                 cell: str = "lstm", gates: int = 4) -> dict[str, Any]:
     """One dense measurement as JSON-ready data (ms, GFLOP/s, % of peaks, ratios)."""
-    f = forward_flops(*shape)
+    f = forward_flops(*shape, gates=gates)
 
     def ms(sec: float | None) -> float | None:
         return None if sec is None else 1e3 * sec
@@ -234,6 +244,7 @@ def dense_record(shape: Shape, n: int, r: ShapeResult, peak: dict[str, Any]) -> 
     fwd_gf, fb_gf = gf(r.fl_fwd, f), gf(r.fl_fb, 3 * f)
     sg, fma = peak.get("sgemm_gflops"), peak.get("fma_gflops")
     rec: dict[str, Any] = {
+        "cell": cell,
         "case": dict(zip("BTIH", shape, strict=True)),
         "threads": n,
         "forward_flops": f,
@@ -274,7 +285,7 @@ def _dense_row(rec: dict[str, Any], bad: set[str]) -> list[str]:
 
     fb = ("n/a" if fl["train_gflops"] is None
           else f"{fmt(fl['train_gflops'])} ({pct(fl['train_pct_sgemm_peak'])})")
-    return [",".join(str(v) for v in rec["case"].values()), str(rec["threads"]),
+    return [rec["cell"], ",".join(str(v) for v in rec["case"].values()), str(rec["threads"]),
             ms(fl["forward_ms"]), ms(fl["train_ms"]), fmt(fl["forward_gflops"]),
             pct(fl["forward_pct_sgemm_peak"]), pct(fl["forward_pct_fma_peak"]), fb,
             ms(tp.get("forward_ms"), "torch"), ms(tp.get("train_ms"), "torch"),

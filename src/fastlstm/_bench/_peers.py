@@ -8,12 +8,17 @@ weights drive fastlstm, PyTorch and ONNX Runtime.
 Peers are optional: :func:`peer_status` says which ones are importable and
 why not, and callers skip the missing ones with a note.
 
-* PyTorch: ``nn.LSTM(batch_first=True)``, ``pack_padded_sequence`` for ragged
-  batches, ``nn.LSTMCell`` for streaming.
-* ONNX Runtime: a graph of ``LSTM`` operators (one per layer) built directly
-  with ``onnx.helper``.  ONNX's gate order is i, o, f, c (PyTorch: i, f, g, o);
-  ``W`` is (D, 4H, I), ``R`` (D, 4H, H), ``B`` (D, 8H) = [Wb, Rb]; the input is
-  time-major (T, B, I).
+* PyTorch: ``nn.LSTM(batch_first=True)`` (or the cell's ``torch.nn`` class,
+  e.g. ``nn.GRU``), ``pack_padded_sequence`` for ragged batches,
+  ``nn.LSTMCell`` for streaming.
+* ONNX Runtime: a graph of the cell's standard operators (``LSTM``, ``GRU``;
+  one per layer) built directly with ``onnx.helper``.  ONNX's gate order is
+  the spec's ``onnx_gate_order`` (LSTM i, o, f, c for PyTorch's i, f, g, o;
+  GRU z, r, h for r, z, n); ``W`` is (D, G*H, I), ``R`` (D, G*H, H), ``B``
+  (D, 2*G*H) = [Wb, Rb]; the input is time-major (T, B, I).
+
+The cell is named as the estimators' ``cell=`` (its ``CellSpec`` says the
+rest); the default is the LSTM.
 """
 
 from __future__ import annotations
@@ -35,9 +40,6 @@ __all__ = [
 ]
 
 StateDict = Mapping[str, np.ndarray]
-
-# PyTorch block order [i, f, g, o] -> ONNX block order [i, o, f, c].
-_TORCH_TO_ONNX_BLOCKS = (0, 3, 1, 2)
 
 
 def peer_status() -> dict[str, str | None]:
@@ -106,30 +108,39 @@ def max_abs_diff(a: Any, b: Any) -> float:
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
 
-def _infer_sizes(sd: StateDict) -> tuple[int, int, int, bool]:
+def _spec(cell: str) -> Any:
+    from fastlstm.nn import registry
+
+    return registry.spec(cell)
+
+
+def _infer_sizes(sd: StateDict, gates: int = 4) -> tuple[int, int, int, bool]:
     """(input_size, hidden_size, num_layers, bidirectional) from a state dict."""
-    four_h, input_size = sd["weight_ih_l0"].shape
+    g_h, input_size = sd["weight_ih_l0"].shape
     num_layers = 0
     while f"weight_ih_l{num_layers}" in sd:
         num_layers += 1
-    return input_size, four_h // 4, num_layers, "weight_ih_l0_reverse" in sd
+    return input_size, g_h // gates, num_layers, "weight_ih_l0_reverse" in sd
 
 
 # --------------------------------------------------------------------------- PyTorch
 
 
 class TorchLSTM:
-    """``torch.nn.LSTM(batch_first=True)`` loaded with a fastlstm state dict."""
+    """``torch.nn.LSTM(batch_first=True)`` loaded with a fastlstm state dict
+    (``cell``: the torch class of another cell's spec, e.g. ``nn.GRU``)."""
 
-    def __init__(self, sd: StateDict, threads: int | None = None) -> None:
+    def __init__(self, sd: StateDict, threads: int | None = None, cell: str = "lstm") -> None:
         import torch
 
         self.torch = torch
         if threads is not None:
             torch.set_num_threads(threads)
-        input_size, hidden, layers, bidir = _infer_sizes(sd)
-        self.module = torch.nn.LSTM(
-            input_size, hidden, num_layers=layers, bidirectional=bidir, batch_first=True
+        spec = _spec(cell)
+        input_size, hidden, layers, bidir = _infer_sizes(sd, spec.gates)
+        self.module = getattr(torch.nn, spec.torch_class)(
+            input_size, hidden, num_layers=layers, bidirectional=bidir, batch_first=True,
+            **spec.torch_kwargs,
         )
         dtype = torch.float64 if sd["weight_ih_l0"].dtype == np.float64 else torch.float32
         self.module.to(dtype)
@@ -141,11 +152,11 @@ class TorchLSTM:
         t = self.torch.tensor(x, dtype=self.dtype)
         return t.requires_grad_(requires_grad)
 
-    def forward(self, x: Any) -> tuple[Any, Any, Any]:
-        """Inference forward: ``(out, h_n, c_n)``."""
+    def forward(self, x: Any) -> tuple[Any, ...]:
+        """Inference forward: ``(out, h_n, c_n)`` (``(out, h_n)`` for a cell with h alone)."""
         with self.torch.inference_mode():
-            out, (h, c) = self.module(x)
-        return out, h, c
+            out, state = self.module(x)
+        return (out, *state) if isinstance(state, tuple) else (out, state)
 
     def forward_backward(self, x: Any, d_out: Any) -> Any:
         """One training step's forward + backward; returns ``x.grad``."""
@@ -218,25 +229,27 @@ class TorchLSTMCell:
 
 
 def onnx_lstm_model(
-    sd: StateDict, with_lengths: bool = False, opset: int = 17
+    sd: StateDict, with_lengths: bool = False, opset: int = 17, cell: str = "lstm"
 ) -> Any:
-    """An ONNX model of stacked ``LSTM`` nodes with the weights of ``sd``.
+    """An ONNX model of stacked ``LSTM`` nodes (the cell's operator) with the weights of ``sd``.
 
     Inputs: ``X`` (T, B, I) time-major, and ``sequence_lens`` (B,) int32 if
     ``with_lengths``.  Outputs: ``Y`` (T, B, D*H), ``Y_h`` and ``Y_c``
-    (L*D, B, H) — the layout of PyTorch's ``out`` (time-major) and ``h_n``.
+    (L*D, B, H; ``Y_c`` only for a cell with two states) — the layout of
+    PyTorch's ``out`` (time-major) and ``h_n``.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    input_size, hidden, layers, bidir = _infer_sizes(sd)
+    spec = _spec(cell)
+    input_size, hidden, layers, bidir = _infer_sizes(sd, spec.gates)
     dirs = 2 if bidir else 1
     elem = TensorProto.DOUBLE if sd["weight_ih_l0"].dtype == np.float64 else TensorProto.FLOAT
     np_dtype = np.float64 if elem == TensorProto.DOUBLE else np.float32
+    two_states = len(spec.states) > 1
 
     def reorder(a: np.ndarray) -> np.ndarray:
-        blocks = np.split(np.asarray(a, dtype=np_dtype), 4, axis=0)
-        return np.concatenate([blocks[j] for j in _TORCH_TO_ONNX_BLOCKS], axis=0)
+        return spec.to_onnx_order(np.asarray(a, dtype=np_dtype), hidden)
 
     nodes: list[Any] = []
     inits: list[Any] = [
@@ -261,13 +274,14 @@ def onnx_lstm_model(
             numpy_helper.from_array(np.ascontiguousarray(b), f"B{layer}"),
         ]
         nodes.append(helper.make_node(
-            "LSTM",
+            spec.onnx_op,
             [layer_in, f"W{layer}", f"R{layer}", f"B{layer}",
              "sequence_lens" if with_lengths else ""],
-            [f"Y{layer}", f"Yh{layer}", f"Yc{layer}"],
+            [f"Y{layer}", f"Yh{layer}"] + ([f"Yc{layer}"] if two_states else []),
             hidden_size=hidden,
             direction="bidirectional" if bidir else "forward",
-            name=f"lstm{layer}",
+            name=f"{cell}{layer}",
+            **spec.onnx_attrs,
         ))
         # Y (T, D, B, H) -> (T, B, D, H) -> (T, B, D*H)
         nodes.append(helper.make_node("Transpose", [f"Y{layer}"], [f"Yt{layer}"],
@@ -277,12 +291,13 @@ def onnx_lstm_model(
         hs.append(f"Yh{layer}")
         cs.append(f"Yc{layer}")
     nodes.append(helper.make_node("Concat", hs, ["Y_h"], axis=0))
-    nodes.append(helper.make_node("Concat", cs, ["Y_c"], axis=0))
     outputs = [
         helper.make_tensor_value_info("Y", elem, ["T", "B", dirs * hidden]),
         helper.make_tensor_value_info("Y_h", elem, [layers * dirs, "B", hidden]),
-        helper.make_tensor_value_info("Y_c", elem, [layers * dirs, "B", hidden]),
     ]
+    if two_states:
+        nodes.append(helper.make_node("Concat", cs, ["Y_c"], axis=0))
+        outputs.append(helper.make_tensor_value_info("Y_c", elem, [layers * dirs, "B", hidden]))
     graph = helper.make_graph(nodes, "fastlstm_peer", inputs, outputs, inits)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="fastlstm-bench"
@@ -301,7 +316,8 @@ class OrtLSTM:
     """
 
     def __init__(
-        self, sd: StateDict, threads: int | None = None, with_lengths: bool = False
+        self, sd: StateDict, threads: int | None = None, with_lengths: bool = False,
+        cell: str = "lstm",
     ) -> None:
         import onnxruntime as ort
 
@@ -314,7 +330,7 @@ class OrtLSTM:
         # Idle pool threads must not spin into the next library's timings on a
         # small shared machine.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        model = onnx_lstm_model(sd, with_lengths=with_lengths)
+        model = onnx_lstm_model(sd, with_lengths=with_lengths, cell=cell)
         self.session = ort.InferenceSession(
             model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
         )
@@ -328,31 +344,31 @@ class OrtLSTM:
 
     def run(
         self, x_tm: np.ndarray, lengths: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Forward on time-major input: ``(Y (T,B,D*H), Y_h, Y_c)``."""
+    ) -> tuple[np.ndarray, ...]:
+        """Forward on time-major input: ``(Y (T,B,D*H), Y_h, Y_c)`` (no ``Y_c`` for a
+        cell with h alone)."""
         feed: dict[str, np.ndarray] = {"X": x_tm}
         if self.with_lengths:
             if lengths is None:
                 lengths = np.full(x_tm.shape[1], x_tm.shape[0], dtype=np.int32)
             feed["sequence_lens"] = np.asarray(lengths, dtype=np.int32)
-        y, h, c = self.session.run(None, feed)
-        return y, h, c
+        return tuple(self.session.run(None, feed))
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         """Batch-first convenience wrapper (for parity checks, not timing)."""
-        y, h, c = self.run(self.time_major(x))
-        return np.swapaxes(y, 0, 1), h, c
+        y, *states = self.run(self.time_major(x))
+        return (np.swapaxes(y, 0, 1), *states)
 
 
 def build_peers(
-    sd: StateDict, threads: int | None, notes: list[str] | None = None
+    sd: StateDict, threads: int | None, notes: list[str] | None = None, cell: str = "lstm"
 ) -> dict[str, Any]:
     """Build every available peer for ``sd``; append a note for each skipped one."""
     peers: dict[str, Any] = {}
     status = peer_status()
     builders: dict[str, Callable[[], Any]] = {
-        "torch": lambda: TorchLSTM(sd, threads),
-        "ort": lambda: OrtLSTM(sd, threads),
+        "torch": lambda: TorchLSTM(sd, threads, cell=cell),
+        "ort": lambda: OrtLSTM(sd, threads, cell=cell),
     }
     for name, build in builders.items():
         reason = status[name]

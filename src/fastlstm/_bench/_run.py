@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser, quick_cases: bool = False) ->
     parser.add_argument("--cases", type=_case, nargs="+", default=None, metavar="B,T,I,H",
                         help="dense shapes as batch,steps,inputs,hidden (default: "
                              + ", ".join(",".join(map(str, c)) for c in DEFAULT_CASES) + ")")
+    from fastlstm.nn import registry
+
+    parser.add_argument("--cells", nargs="+", default=["lstm", "gru"],
+                        choices=registry.names(),
+                        help="cells of the dense table (default: lstm gru)")
     parser.add_argument("--threads", type=_threads, nargs="+", default=None, metavar="N",
                         help=f"thread counts, e.g. 1 2 (default: 1 and all usable cores = "
                              f"{usable})")
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> Report:
         "peers": peers,
         "settings": {"quick": bool(args.quick), "threads": thread_counts,
                      "cases": [dict(zip("BTIH", c, strict=True)) for c in cases],
+                     "cells": list(args.cells),
                      "sections": [s for s in SECTIONS if s not in skip],
                      "fit_tasks": [] if "fit" in skip else list(args.fit_tasks),
                      "timer": {"budget_s": timer.budget, "min_reps": timer.min_reps}},
@@ -112,7 +118,7 @@ def run(args: argparse.Namespace) -> Report:
     cache: dict[tuple[Shape, int], ShapeResult] = {}
     peaks = peaks_section(thread_counts, timer, report, sgemm_n=1024 if args.quick else 2048)
     if "dense" not in skip:
-        dense_section(cases, thread_counts, timer, report, cache, peaks)
+        dense_section(cases, thread_counts, timer, report, cache, peaks, cells=args.cells)
     if "ragged" not in skip:
         from fastlstm._bench._ragged import ragged_section
 

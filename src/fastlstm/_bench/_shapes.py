@@ -58,18 +58,21 @@ def fastlstm_error() -> str | None:
     return None
 
 
-def make_layer(i: int, h: int, threads: int) -> Any:
-    """A seeded single-layer fastlstm.LSTM using ``threads`` threads."""
-    import fastlstm
+def make_layer(i: int, h: int, threads: int, cell: str = "lstm") -> Any:
+    """A seeded single-layer fastlstm layer of ``cell`` (default: the LSTM) on ``threads``."""
+    from fastlstm.nn import registry
 
-    return fastlstm.LSTM(i, h, n_jobs=threads, random_state=SEED)
+    return registry.layer_class(cell)(i, h, n_jobs=threads, random_state=SEED)
 
 
-def weights(i: int, h: int, threads: int) -> tuple[Any, dict[str, np.ndarray]]:
+def weights(i: int, h: int, threads: int, cell: str = "lstm"
+            ) -> tuple[Any, dict[str, np.ndarray]]:
     """(fastlstm layer or None, its state dict as NumPy) for one shape."""
     if fastlstm_error() is None:
-        layer = make_layer(i, h, threads)
+        layer = make_layer(i, h, threads, cell)
         return layer, _peers.state_dict_numpy(layer.state_dict())
+    if cell != "lstm":
+        raise RuntimeError(f"no {cell} weights without fastlstm's kernels")
     return None, _peers.random_state_dict(i, h, seed=SEED)
 
 

@@ -83,8 +83,8 @@ class Timer:
         return med
 
 
-def forward_flops(b: int, t: int, i: int, h: int) -> float:
-    """FLOPs of one single-layer LSTM forward: ``2*B*T*4H*(I+H)``.
+def forward_flops(b: int, t: int, i: int, h: int, gates: int = 4) -> float:
+    """FLOPs of one single-layer forward: ``2*B*T*G*H*(I+H)`` (G = 4: the LSTM).
 
     The input projection and the recurrence (one fused kernel) together; the
     gate nonlinearities are not counted.
@@ -93,8 +93,10 @@ def forward_flops(b: int, t: int, i: int, h: int) -> float:
     --------
     >>> forward_flops(1, 1, 1, 1)
     16.0
+    >>> forward_flops(1, 1, 1, 1, gates=3)
+    12.0
     """
-    return 2.0 * t * b * 4 * h * (i + h)
+    return 2.0 * t * b * gates * h * (i + h)
 
 
 def sgemm_peak(timer: Timer, n: int = 2048) -> float:

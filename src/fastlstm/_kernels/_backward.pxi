@@ -9,7 +9,7 @@ cdef extern from "csrc/fl_backward.h":
         int exact
         int64_t T, B, H
         float* dg
-        const float* cstore
+        float* aux
         const float* c0
         const float* dy
         int64_t ldy
@@ -28,12 +28,9 @@ cdef extern from "csrc/fl_backward.h":
 
 def pack_backward(int cell, const float[:, ::1] w_hh):
     """Pack one layer-direction's W_hh ((G*H, H), PyTorch's layout) for the backward tile."""
-    if fl_packed_width() == 0:
-        raise RuntimeError("this kernel variant has no packed kernels")
-    if cell not in (CELL_LSTM, CELL_RNN):
-        raise ValueError("unknown cell")
+    _check_cell(cell)
     cdef int64_t H = w_hh.shape[1]
-    if H < 1 or w_hh.shape[0] != _CELL_GATES[cell] * H:
+    if H < 1 or w_hh.shape[0] != fl_cell_gates(cell) * H:
         raise ValueError("pack_backward: w_hh must be (G*H, H)")
     wp = aligned_empty(fl_backward_size(cell, H))
     cdef float[::1] wpv = wp
@@ -42,19 +39,22 @@ def pack_backward(int cell, const float[:, ::1] w_hh):
     return wp
 
 
-def packed_backward(int cell, float[:, ::1] dg, cstore, c0, const float[::1] wp,
+def packed_backward(int cell, float[:, ::1] dg, aux, c0, const float[::1] wp,
                     const float[:, ::1] dy, int64_t dy_offset, float[:, ::1] dh, dc,
                     double[::1] db, const int32_t[::1] nact, toff, bint reverse,
                     int64_t r0, int64_t r1, bint exact=True):
     """Backpropagate rows [r0, r1) of one layer-direction through time (GIL released).
 
     Time-major buffers are given as rows: ``dg`` (rows, G*H) holds the
-    forward's activations on entry and dG on exit; ``cstore`` (rows, H) the
-    LSTM's cell states (None for the RNN); ``dy`` (rows, >= offset + H) the
+    forward's activations on entry and dG on exit; ``aux`` (rows,
+    packed_aux * H) the forward's aux store (None if the cell keeps none: the
+    LSTM's cell states; the GRU's, which receives the recurrent side's
+    dG_h); ``dy`` (rows, >= offset + H) the
     gradient of the outputs.  ``toff`` None: the padded layout, step t at
     rows [t*B, (t+1)*B), rows = T*B (dG of rows not running is zeroed);
     else the packed-sequence layout of :func:`packed_forward_rows`.
-    ``c0`` and ``dh``/``dc`` are (B, H): the initial cell state, and the
+    ``c0`` and ``dh``/``dc`` are (B, H): the initial second state (a cell with
+    two, else None), and the
     gradients of the final states on entry, of the initial states on exit;
     the column sums of dG are added to ``db``; ``wp`` is W_hh from
     :func:`pack_backward`.
@@ -62,15 +62,12 @@ def packed_backward(int cell, float[:, ::1] dg, cstore, c0, const float[::1] wp,
     cdef fl_bseq s
     cdef int64_t T = nact.shape[0], B = dh.shape[0], H = dh.shape[1], t
     cdef int64_t N = dg.shape[0]
-    cdef float[:, ::1] csv
+    cdef float[:, ::1] auxv
     cdef float[:, ::1] c0v
     cdef float[:, ::1] dcv
     cdef const int64_t[::1] tv
-    if fl_packed_width() == 0:
-        raise RuntimeError("this kernel variant has no packed kernels")
-    if cell not in (CELL_LSTM, CELL_RNN):
-        raise ValueError("unknown cell")
-    if (dg.shape[1] != _CELL_GATES[cell] * H or wp.shape[0] != fl_backward_size(cell, H)
+    _check_cell(cell)
+    if (dg.shape[1] != fl_cell_gates(cell) * H or wp.shape[0] != fl_backward_size(cell, H)
             or db.shape[0] != dg.shape[1]):
         raise ValueError("packed_backward: dg, wp, dh and db do not align")
     if dy.shape[0] != N or dy_offset < 0 or dy_offset + H > dy.shape[1]:
@@ -95,17 +92,19 @@ def packed_backward(int cell, float[:, ::1] dg, cstore, c0, const float[::1] wp,
     s.exact = exact
     s.T, s.B, s.H = T, B, H
     s.dg = &dg[0, 0]
-    s.cstore = NULL
+    s.aux = NULL
     s.c0 = NULL
     s.dc = NULL
-    if cell == CELL_LSTM:
-        csv = cstore
+    if fl_cell_aux(cell) > 0:
+        auxv = aux
+        if auxv.shape[0] != N or auxv.shape[1] != fl_cell_aux(cell) * H:
+            raise ValueError("packed_backward: aux (rows, packed_aux * H) expected")
+        s.aux = &auxv[0, 0]
+    if fl_cell_states(cell) == 2:
         c0v = c0
         dcv = dc
-        if (csv.shape[0] != N or csv.shape[1] != H or c0v.shape[0] != B or c0v.shape[1] != H
-                or dcv.shape[0] != B or dcv.shape[1] != H):
-            raise ValueError("packed_backward: cstore (rows, H), c0 and dc (B, H) expected")
-        s.cstore = &csv[0, 0]
+        if c0v.shape[0] != B or c0v.shape[1] != H or dcv.shape[0] != B or dcv.shape[1] != H:
+            raise ValueError("packed_backward: c0 and dc (B, H) expected")
         s.c0 = &c0v[0, 0]
         s.dc = &dcv[0, 0]
     s.dy = &dy[0, dy_offset]
@@ -121,9 +120,8 @@ def backward_gemm(int cell, const float[:, ::1] a, const float[::1] wp, int64_t 
                   int64_t tile_rows=0):
     """The backward tile's product a W_hh for a W_hh from :func:`pack_backward` (for tests)."""
     cdef int64_t rows = a.shape[0], H = hidden_size
-    if fl_packed_width() == 0:
-        raise RuntimeError("this kernel variant has no packed kernels")
-    if H < 1 or a.shape[1] != _CELL_GATES[cell] * H or wp.shape[0] != fl_backward_size(cell, H):
+    _check_cell(cell)
+    if H < 1 or a.shape[1] != fl_cell_gates(cell) * H or wp.shape[0] != fl_backward_size(cell, H):
         raise ValueError("backward_gemm: shapes do not align")
     out = np.empty((rows, H), dtype=np.float32)
     cdef float[:, ::1] ov = out

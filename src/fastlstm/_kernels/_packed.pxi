@@ -25,10 +25,15 @@ cdef extern from "csrc/fl_packed.h":
         float* out
         int64_t ldo, ots
         float* acts
-        float* cstore
+        float* aux
         const int32_t* nact
         const int64_t* toff
     void fl_gang_init(fl_gang* g, long long chunk) noexcept nogil
+    int fl_cell_count() noexcept nogil
+    const char* fl_cell_name(int cell) noexcept nogil
+    int fl_cell_gates(int cell) noexcept nogil
+    int fl_cell_states(int cell) noexcept nogil
+    int fl_cell_aux(int cell) noexcept nogil
     int64_t fl_packed_width() noexcept nogil
     int64_t fl_packed_tile_rows() noexcept nogil
     int64_t fl_packed_units(int cell) noexcept nogil
@@ -46,9 +51,28 @@ cdef extern from "csrc/fl_packed.h":
     void fl_tanh_n(const float* x, float* y, int64_t n) noexcept nogil
     double fl_fma_peak(int64_t iters) noexcept nogil
 
-CELL_LSTM = 0
-CELL_RNN = 1
-_CELL_GATES = (4, 1)
+# CELL_<NAME>: the kernels' code of each cell they run (csrc/fl_cells.h)
+for _code in range(fl_cell_count()):
+    globals()["CELL_" + fl_cell_name(_code).decode().upper()] = _code
+
+
+def _cell_code(name):
+    for code in range(fl_cell_count()):
+        if fl_cell_name(code).decode() == name:
+            return code
+    raise ValueError(f"the packed kernels know no cell {name!r}")
+
+
+# the streaming stepper below runs LSTM stacks
+_STEPPER_CELL = _cell_code("lstm")
+
+
+cdef _check_cell(int cell):
+    """The cell's code is known and this variant has packed kernels."""
+    if fl_packed_width() == 0:
+        raise RuntimeError("this kernel variant has no packed kernels")
+    if not 0 <= cell < fl_cell_count():
+        raise ValueError(f"unknown cell code {cell}")
 
 
 def aligned_empty(shape, dtype=np.float32):
@@ -76,13 +100,28 @@ def packed_tile_rows():
 
 
 def packed_units(int cell):
-    """Hidden units one packed panel covers for ``cell`` (CELL_LSTM or CELL_RNN)."""
+    """Hidden units one packed panel covers for ``cell`` (a ``CELL_*`` code)."""
+    _check_cell(cell)
     return fl_packed_units(cell)
 
 
 def packed_panels(int cell, int64_t hidden_size):
     """Panels the packed weights of a layer with ``hidden_size`` units have."""
+    _check_cell(cell)
     return fl_packed_panels(cell, hidden_size)
+
+
+def packed_aux(int cell):
+    """Floats per row, in units of hidden_size, of what a cell's training forward
+    keeps beside its activations for backward (0: nothing; the LSTM's c_t)."""
+    _check_cell(cell)
+    return fl_cell_aux(cell)
+
+
+def packed_states(int cell):
+    """States the cell carries: 1 (h) or 2 (h and c, updated in place in ``c``)."""
+    _check_cell(cell)
+    return fl_cell_states(cell)
 
 
 def pack(int cell, const float[:, ::1] w_ih, const float[:, ::1] w_hh,
@@ -90,13 +129,10 @@ def pack(int cell, const float[:, ::1] w_ih, const float[:, ::1] w_hh,
     """Pack one layer-direction's weights for the micro-kernels: returns (wp, bp).
 
     ``w_ih`` is (G*H, I), ``w_hh`` (G*H, H), the biases (G*H,), in PyTorch's
-    layout (G = 4 for the LSTM, 1 for the RNN).
+    layout (G gate blocks: 4 for the LSTM, 1 for the RNN).
     """
-    if fl_packed_width() == 0:
-        raise RuntimeError("this kernel variant has no packed kernels")
-    if cell not in (CELL_LSTM, CELL_RNN):
-        raise ValueError("unknown cell")
-    cdef int64_t H = w_hh.shape[1], I = w_ih.shape[1], G = _CELL_GATES[cell] * H
+    _check_cell(cell)
+    cdef int64_t H = w_hh.shape[1], I = w_ih.shape[1], G = fl_cell_gates(cell) * H
     if (w_ih.shape[0] != G or w_hh.shape[0] != G or b_ih.shape[0] != G
             or b_hh.shape[0] != G or I < 1 or H < 1):
         raise ValueError("pack: weight shapes do not match the cell")
@@ -139,16 +175,17 @@ cdef class Gang:
 
 def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, const float[::1] bp,
                    const float[:, ::1] h0, c, float[:, :, ::1] out, int64_t out_offset,
-                   acts, cstore, const int32_t[::1] nact, bint reverse,
+                   acts, aux, const int32_t[::1] nact, bint reverse,
                    int64_t r0, int64_t r1, int64_t p0, int64_t p1, Gang gang=None,
                    bint exact=True, bint batch_first=False):
     """Run rows [r0, r1) and panels [p0, p1) of one layer-direction's recurrence (GIL released).
 
     ``x`` is (T, B, I) (or (B, T, I) with ``batch_first``, and ``out``
-    alike); ``h0`` (B, H); ``c`` the LSTM's (B, >= panels*width)
-    cell state (c0 in, final out; None for the RNN); ``out`` (T, B, >=
-    offset + H) receives h_t; ``acts``/``cstore`` keep what backward needs
-    (None in inference); ``nact[t]`` counts the running rows from r0.  With
+    alike); ``h0`` (B, H); ``c`` the second state of a cell with two (the
+    LSTM's cell state, (B, >= panels*width), c0 in, final out; None
+    otherwise); ``out`` (T, B, >= offset + H) receives h_t; ``acts`` (T, B,
+    G*H) and ``aux`` (T, B, :func:`packed_aux` * H; None if 0) keep what
+    backward needs (None in inference); ``nact[t]`` counts the running rows from r0.  With
     ``gang``, every thread calls with the same arguments and they share the
     panels of each step (``p0``, ``p1`` are then ignored).
     ``exact=False`` lets tiles shorter than the register tile split k into
@@ -158,17 +195,15 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
     cdef fl_seq s
     cdef int64_t T = x.shape[1 if batch_first else 0], B = x.shape[0 if batch_first else 1]
     cdef int64_t I = x.shape[2], H = h0.shape[1]
-    cdef int64_t npan = fl_packed_panels(cell, H)
+    cdef int64_t npan
     cdef int64_t out_t = out.shape[1 if batch_first else 0], out_b = out.shape[0 if batch_first else 1]
     cdef float[:, ::1] cv
     cdef float[:, :, ::1] av
     cdef float[:, :, ::1] sv
     cdef fl_gang* gp = NULL
     cdef int64_t t
-    if fl_packed_width() == 0:
-        raise RuntimeError("this kernel variant has no packed kernels")
-    if cell not in (CELL_LSTM, CELL_RNN):
-        raise ValueError("unknown cell")
+    _check_cell(cell)
+    npan = fl_packed_panels(cell, H)
     if wp.shape[0] != fl_packed_size(cell, I, H) or bp.shape[0] != fl_packed_bias_size(cell, H):
         raise ValueError("packed weights do not match x and h0")
     if h0.shape[0] != B or out_t != T or out_b != B or out_offset < 0 \
@@ -191,30 +226,32 @@ def packed_forward(int cell, const float[:, :, ::1] x, const float[::1] wp, cons
     s.out = &out[0, 0, out_offset]
     s.ldo = T * out.shape[2] if batch_first else out.shape[2]
     s.ots = out.shape[2] if batch_first else B * out.shape[2]
-    if batch_first and (acts is not None or cstore is not None):
+    if batch_first and (acts is not None or aux is not None):
         raise ValueError("training buffers are time-major: run time-major to keep them")
     s.acts = NULL
-    s.cstore = NULL
+    s.aux = NULL
     s.nact = &nact[0]
     s.toff = NULL
-    if cell == CELL_LSTM:
+    if fl_cell_states(cell) == 2:
         cv = c
         if cv.shape[0] != B or cv.shape[1] < npan * fl_packed_width():
             raise ValueError("c must be (B, >= panels * width)")
         s.c = &cv[0, 0]
         s.ldc = cv.shape[1]
+    if (acts is None) != (aux is None) and fl_cell_aux(cell) > 0:
+        raise ValueError("a training forward keeps both acts and aux")
     if acts is not None:
         av = acts
-        if av.shape[0] != T or av.shape[1] != B or av.shape[2] != _CELL_GATES[cell] * H:
+        if av.shape[0] != T or av.shape[1] != B or av.shape[2] != fl_cell_gates(cell) * H:
             raise ValueError("acts must be (T, B, G*H)")
         s.acts = &av[0, 0, 0]
-    if cstore is not None:
-        if cell != CELL_LSTM:
-            raise ValueError("only the LSTM keeps cell states")
-        sv = cstore
-        if sv.shape[0] != T or sv.shape[1] != B or sv.shape[2] != H:
-            raise ValueError("cstore must be (T, B, H)")
-        s.cstore = &sv[0, 0, 0]
+    if aux is not None:
+        if fl_cell_aux(cell) == 0:
+            raise ValueError("this cell keeps no aux store")
+        sv = aux
+        if sv.shape[0] != T or sv.shape[1] != B or sv.shape[2] != fl_cell_aux(cell) * H:
+            raise ValueError("aux must be (T, B, packed_aux(cell) * H)")
+        s.aux = &sv[0, 0, 0]
     for t in range(T):
         if nact[t] < 0 or nact[t] > r1 - r0 or (t > 0 and nact[t] > nact[t - 1]):
             raise ValueError("nact must count running rows, non-increasing in time")
@@ -238,12 +275,12 @@ def _check_toff(const int64_t[::1] toff, const int32_t[::1] nact, int64_t r0, in
 
 def packed_forward_rows(int cell, const float[:, ::1] x, const float[::1] wp, const float[::1] bp,
                         const float[:, ::1] h0, c, float[:, ::1] out, int64_t out_offset,
-                        acts, cstore, const int32_t[::1] nact, const int64_t[::1] toff,
+                        acts, aux, const int32_t[::1] nact, const int64_t[::1] toff,
                         bint reverse, int64_t r0, int64_t r1, bint exact=True):
     """:func:`packed_forward` on the packed-sequence layout (rows of the batch ``r0``..``r1``).
 
     ``x`` (N, I), ``out`` (N, >= offset + H), ``acts`` (N, G*H) and
-    ``cstore`` (N, H) hold only running rows: step t's rows start at row
+    ``aux`` (N, packed_aux * H) hold only running rows: step t's rows start at row
     ``toff[t]`` (row r of the batch, sorted by decreasing length, at
     ``toff[t] + r``), N = the sum of the lengths.  ``h0`` and ``c`` are
     (B, ...) as for :func:`packed_forward`.
@@ -251,14 +288,12 @@ def packed_forward_rows(int cell, const float[:, ::1] x, const float[::1] wp, co
     cdef fl_seq s
     cdef int64_t T = nact.shape[0], B = h0.shape[0], N = x.shape[0]
     cdef int64_t I = x.shape[1], H = h0.shape[1], t
-    cdef int64_t npan = fl_packed_panels(cell, H)
+    cdef int64_t npan
     cdef float[:, ::1] cv
     cdef float[:, ::1] av
     cdef float[:, ::1] sv
-    if fl_packed_width() == 0:
-        raise RuntimeError("this kernel variant has no packed kernels")
-    if cell not in (CELL_LSTM, CELL_RNN):
-        raise ValueError("unknown cell")
+    _check_cell(cell)
+    npan = fl_packed_panels(cell, H)
     if wp.shape[0] != fl_packed_size(cell, I, H) or bp.shape[0] != fl_packed_bias_size(cell, H):
         raise ValueError("packed weights do not match x and h0")
     if out.shape[0] != N or out_offset < 0 or out_offset + H > out.shape[1]:
@@ -285,27 +320,29 @@ def packed_forward_rows(int cell, const float[:, ::1] x, const float[::1] wp, co
     s.ldo = out.shape[1]
     s.ots = 0
     s.acts = NULL
-    s.cstore = NULL
+    s.aux = NULL
     s.nact = &nact[0]
     s.toff = &toff[0]
-    if cell == CELL_LSTM:
+    if fl_cell_states(cell) == 2:
         cv = c
         if cv.shape[0] != B or cv.shape[1] < npan * fl_packed_width():
             raise ValueError("c must be (B, >= panels * width)")
         s.c = &cv[0, 0]
         s.ldc = cv.shape[1]
+    if (acts is None) != (aux is None) and fl_cell_aux(cell) > 0:
+        raise ValueError("a training forward keeps both acts and aux")
     if acts is not None:
         av = acts
-        if av.shape[0] != N or av.shape[1] != _CELL_GATES[cell] * H:
+        if av.shape[0] != N or av.shape[1] != fl_cell_gates(cell) * H:
             raise ValueError("acts must be (N, G*H)")
         s.acts = &av[0, 0] if N else NULL
-    if cstore is not None:
-        if cell != CELL_LSTM:
-            raise ValueError("only the LSTM keeps cell states")
-        sv = cstore
-        if sv.shape[0] != N or sv.shape[1] != H:
-            raise ValueError("cstore must be (N, H)")
-        s.cstore = &sv[0, 0] if N else NULL
+    if aux is not None:
+        if fl_cell_aux(cell) == 0:
+            raise ValueError("this cell keeps no aux store")
+        sv = aux
+        if sv.shape[0] != N or sv.shape[1] != fl_cell_aux(cell) * H:
+            raise ValueError("aux must be (N, packed_aux(cell) * H)")
+        s.aux = &sv[0, 0] if N else NULL
     if N == 0:
         return
     with nogil:
@@ -319,9 +356,9 @@ def packed_gemm(int cell, const float[:, ::1] x, const float[:, ::1] h, const fl
     Rows go through register tiles of ``tile_rows`` (default: the full tile).
     """
     cdef int64_t rows = x.shape[0], I = x.shape[1], H = h.shape[1]
-    cdef int64_t npan = fl_packed_panels(cell, H)
-    if fl_packed_width() == 0:
-        raise RuntimeError("this kernel variant has no packed kernels")
+    cdef int64_t npan
+    _check_cell(cell)
+    npan = fl_packed_panels(cell, H)
     if h.shape[0] != rows or wp.shape[0] != fl_packed_size(cell, I, H):
         raise ValueError("packed_gemm: shapes do not align")
     out = np.empty((rows, npan * 4 * fl_packed_width()), dtype=np.float32)
@@ -412,7 +449,7 @@ cdef class PackedStepper:
         self.num_layers = len(packed)
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.npan = fl_packed_panels(CELL_LSTM, hidden_size)
+        self.npan = fl_packed_panels(_STEPPER_CELL, hidden_size)
         self.ldc = self.npan * fl_packed_width()
         self._packed = []
         for layer in range(self.num_layers):
@@ -422,8 +459,8 @@ cdef class PackedStepper:
                 raise ValueError("packed weights must be float32 vectors, as pack() returns")
             n_in = input_size if layer == 0 else hidden_size
             if (wp.ndim != 1 or bp.ndim != 1
-                    or wp.shape[0] != fl_packed_size(CELL_LSTM, n_in, hidden_size)
-                    or bp.shape[0] != fl_packed_bias_size(CELL_LSTM, hidden_size)):
+                    or wp.shape[0] != fl_packed_size(_STEPPER_CELL, n_in, hidden_size)
+                    or bp.shape[0] != fl_packed_bias_size(_STEPPER_CELL, hidden_size)):
                 raise ValueError("packed weights do not match the layer sizes")
             self._packed.append((wp, bp))
         self._wp = <const float**> PyMem_Malloc(max(1, self.num_layers) * sizeof(float*))
@@ -478,7 +515,7 @@ cdef class PackedStepper:
                 raise MemoryError(f"step: cannot allocate the cell state of {B} rows")
             cb = <float*> ((<size_t> heap + 63) & ~(<size_t> 63))
         nact[0] = <int32_t> B
-        s.cell = CELL_LSTM
+        s.cell = _STEPPER_CELL
         s.reverse = 0
         # a batch of a whole tile or more: every row the same arithmetic, as in forward
         s.exact = B >= fl_packed_tile_rows()
@@ -491,7 +528,7 @@ cdef class PackedStepper:
         s.ots = 0
         s.xts = 0
         s.acts = NULL
-        s.cstore = NULL
+        s.aux = NULL
         s.nact = nact
         s.toff = NULL
         with nogil:

@@ -136,7 +136,7 @@ def check_estimator_memory(estimator: Any, X: Any, *, fitting: bool, n_outputs: 
         copies = _TRAINING_PARAM_COPIES + 2 * opt
 
     class _Shape:  # the layer's sizes, without building a layer
-        _gates, _states = cls._gates, cls._states
+        _gates, _states, _store_blocks = cls._gates, cls._states, cls._store_blocks
         input_size, hidden_size, num_layers = features, hidden, layers
         num_directions, dropout = directions, float(getattr(estimator, "dropout", 0.0))
 

@@ -44,6 +44,7 @@ from fastlstm.nn.plan import (
     _split,
     _step_block,
 )
+from fastlstm.nn.stack import backward_stack, forward_stack
 from fastlstm.runtime.memory import check_forward_memory, check_parameter_memory, uniform_init
 from fastlstm.runtime.parallel import (
     blas_single_threaded,
@@ -60,17 +61,20 @@ class RecurrentLayer(LayerInterop):
 
     # Each cell's layer class sets its spec (fastlstm.nn.cells); from it come
     # _gates (gate blocks of H rows in W_ih / W_hh), _cell_code (the kernels'
-    # cell) and _states (carried states, h first).
+    # cell), _states (carried states, h first) and _store_blocks (what a
+    # training forward keeps besides gates and outputs, in H per row).
     spec: Any
     _gates: int
     _cell_code: int
     _states: tuple[str, ...]
+    _store_blocks: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         spec = cls.__dict__.get("spec")
         if spec is not None:
             cls._gates, cls._cell_code, cls._states = spec.gates, spec.kernel_code, spec.states
+            cls._store_blocks = spec.store_blocks
     # what a training forward keeps for backward: one per thread (fastlstm.runtime.tape)
     _cache = ThreadTape()
     # scratch buffers reused by the next training pass: one per thread (fastlstm.runtime.workspace)
@@ -358,28 +362,14 @@ class RecurrentLayer(LayerInterop):
         # Checks are done: from here on nothing raises on bad input.
         self._cache = None
         cache = _Cache(plan) if training else None
-        H, D = self.hidden_size, self.num_directions
-        finals = [np.empty((D * self.num_layers, batch, H), dtype=self.dtype)
-                  for _ in self._states]
-        layer_in = xt
         # the packed kernels call no BLAS in forward: no limit to set and restore
         limit = contextlib.nullcontext() if _packed.uses_packed(self) else blas_single_threaded()
         with limit:
-            for layer in range(self.num_layers):
-                mask = None
-                if layer > 0 and training and self.dropout > 0:
-                    keep = self._rng.random((steps, batch, D * H)) >= self.dropout
-                    mask = plan.to_internal(keep, axis=1).astype(self.dtype)
-                    mask *= self.dtype.type(1.0 / (1.0 - self.dropout))
-                    layer_in = layer_in * mask
-                out, carries, gates, stores, inits = self._forward_layer(
-                    layer, layer_in, plan, init_all, training)
-                for d in range(D):
-                    for k, carry in enumerate(carries[d]):
-                        finals[k][layer * D + d] = plan.to_user(carry, axis=0)
-                if cache is not None:
-                    cache.keep(layer_in, mask, out, gates, stores, inits)
-                layer_in = out
+            layer_in, finals = forward_stack(
+                self, xt, plan, steps, batch, init_all, training,
+                lambda index, layer_in, inits: self._forward_layer(index, layer_in, plan, inits,
+                                                                   training),
+                cache, self.dtype)
         self._cache = cache
         return fresh(plan.to_user(layer_in, axis=1).transpose(1, 0, 2), layer_in), finals
 
@@ -390,16 +380,14 @@ class RecurrentLayer(LayerInterop):
         return np.array(plan.to_internal(states[index], axis=0), dtype=self.dtype, order="C")
 
     def _forward_layer(self, layer: int, layer_in: np.ndarray, plan: _Plan,
-                       init_all: list[np.ndarray] | None, training: bool):
+                       inits: list[list[np.ndarray | None]], training: bool):
+        """One layer, every direction, from ``inits[d][k]`` (internal order):
+        ``(out, carries, gates, stores)``."""
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
         G = self._gates * H
         k = self._kernels
-        inits = [[None if init_all is None else self._initial(a, layer * D + d, plan)
-                  for a in (init_all or [None] * len(self._states))] for d in range(D)]
         if _packed.uses_packed(self):
-            out, carries, gates, stores = _packed.forward_layer(
-                self, layer, layer_in, plan, inits, training)
-            return out, carries, gates, stores, inits
+            return _packed.forward_layer(self, layer, layer_in, plan, inits, training)
         rows_in = layer_in.reshape(T * B, -1)
         out = np.empty((T, B, D * H), dtype=self.dtype)
         gates = [np.empty((T, B, G), dtype=self.dtype) for _ in range(D)]
@@ -437,7 +425,7 @@ class RecurrentLayer(LayerInterop):
 
         run_parallel([lambda d=d, s=s: recur(d, s)
                       for d in range(D) for s in range(len(plan.shards))])
-        return out, carries, gates, stores, inits
+        return out, carries, gates, stores
 
     # --------------------------------------------------------------- backward
     def _backward(self, d_out: Any, d_finals: list[Any], input_grad: bool = True):
@@ -456,7 +444,6 @@ class RecurrentLayer(LayerInterop):
             return _ragged.backward(self, cache, d_out, d_finals, input_grad)
         plan = cache.plan
         T, B, H, D = plan.steps, plan.batch, self.hidden_size, self.num_directions
-        L = self.num_layers
         # not read by the pending tape: safe to fill before the checks below
         dy = self._scratch().zeros("dy", (T, B, D * H), self.dtype)
         if d_out is not None:
@@ -472,20 +459,12 @@ class RecurrentLayer(LayerInterop):
                     for name, v in zip(self._states, d_finals, strict=True)]
         self._cache = None
 
-        grads: dict[str, np.ndarray] = {}
-        d_initial = [np.zeros((D * L, B, H), dtype=self.dtype) for _ in self._states]
         with blas_single_threaded():
-            for layer in reversed(range(L)):
-                dx_layer, dcarries = self._backward_layer(layer, cache, dy, d_finals, grads,
-                                                          input_grad or layer > 0)
-                for d in range(D):
-                    for k, dcarry in enumerate(dcarries[d]):
-                        d_initial[k][layer * D + d] = plan.to_user(dcarry, axis=0)
-                mask = cache.masks[layer]
-                if mask is not None and dx_layer is not None:
-                    dx_layer *= mask
-                dy = dx_layer
-        grads = {name: grads[name] for name in self._params}
+            grads, dy, d_initial = backward_stack(
+                self, cache, dy, plan, B,
+                lambda index, dy, grads, ig: self._backward_layer(index, cache, dy, d_finals,
+                                                                  grads, ig),
+                input_grad, self.dtype)
         dx = None if dy is None else fresh(plan.to_user(dy, axis=1).transpose(1, 0, 2), dy)
         return grads, dx, d_initial
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastlstm.nn.stack import forward_stack
 from fastlstm.runtime.parallel import run_parallel, usable_cores
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,9 +83,10 @@ def direction_start(layer: RecurrentLayer, index: int, d: int,
                     inits: list[np.ndarray | None], batch: int) -> tuple[Any, ...]:
     """What a forward of one layer-direction starts from: ``(wp, bp, h0, c)``.
 
-    The packed weights, h0 (zeros if not given) and, for the LSTM, the cell
-    state buffer the kernel updates in place, padded to whole vectors (the
-    padding stays 0), c0 in (zeros if not given); None for the RNN.
+    The packed weights, h0 (zeros if not given) and, for a cell with a
+    second state (the LSTM's c), the buffer the kernel updates in place,
+    padded to whole vectors (the padding stays 0), its initial value in
+    (zeros if not given); None for a cell with h alone.
     """
     k = layer._kernels
     cell, H = layer._cell_code, layer.hidden_size
@@ -93,7 +95,7 @@ def direction_start(layer: RecurrentLayer, index: int, d: int,
                     p[f"bias_hh{s}"])
     h0 = np.zeros((batch, H), np.float32) if inits[0] is None else inits[0]
     c = None
-    if cell == k.CELL_LSTM:
+    if len(layer._states) > 1:
         c = k.aligned_empty((batch, k.packed_panels(cell, H) * k.packed_width()))
         c[...] = 0
         if inits[1] is not None:
@@ -106,13 +108,14 @@ def backward_start(layer: RecurrentLayer, index: int, d: int,
                    batch: int) -> tuple[Any, ...]:
     """What a backward of one layer-direction starts from: ``(wp, c0, dc)``.
 
-    W_hh packed for the backward tile and, for the LSTM, c0 (zeros if the
-    forward had none) and the carried dc; None for the RNN.
+    W_hh packed for the backward tile and, for a cell with a second state,
+    its initial value (zeros if the forward had none) and its carried
+    gradient; None for a cell with h alone.
     """
     k = layer._kernels
     cell = layer._cell_code
     wp = k.pack_backward(cell, layer._params["weight_hh" + layer._suffix(index, d)])
-    if cell != k.CELL_LSTM:
+    if len(layer._states) == 1:
         return wp, None, None
     c0 = initial[1]
     if c0 is None:
@@ -182,7 +185,7 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
         else:
             h_n = tm[plan.lengths - 1, np.arange(B), cols]
         carry = [np.ascontiguousarray(h_n)]
-        if cell == k.CELL_LSTM:
+        if cs[d] is not None:
             carry.append(np.ascontiguousarray(cs[d][:, :H]))
         carries.append(carry)
     return out, carries, acts, stores
@@ -193,14 +196,16 @@ def training_buffers(layer: RecurrentLayer, index: int, rows: tuple[int, ...]
     """``(out, acts, stores)`` of a training forward of one layer, from the workspace.
 
     ``rows`` is the time-major row shape: ``(T, B)`` padded, ``(N,)`` packed
-    sequences.  The buffers live until backward, then serve the next pass.
+    sequences.  ``stores`` are the cell's aux stores (what its backward reads
+    besides the activations; None for a cell that keeps none).  The buffers
+    live until backward, then serve the next pass.
     """
     H, D, f32 = layer.hidden_size, layer.num_directions, np.float32
     ws = layer._scratch()
     out = ws.empty(("out", index), (*rows, D * H), f32)
     acts = [ws.empty(("acts", index, d), (*rows, layer._gates * H), f32) for d in range(D)]
-    lstm = layer._cell_code == layer._kernels.CELL_LSTM
-    stores = [ws.empty(("cstore", index, d), (*rows, H), f32) if lstm else None
+    aux = layer._kernels.packed_aux(layer._cell_code) * H
+    stores = [ws.empty(("aux", index, d), (*rows, aux), f32) if aux else None
               for d in range(D)]
     return out, acts, stores
 
@@ -230,8 +235,7 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list
 
     dy = as_rows(dy)
     acts = [as_rows(a) for a in acts]
-    if cell == k.CELL_LSTM:
-        stores = [as_rows(c) for c in stores]
+    stores = [None if st is None else as_rows(st) for st in stores]
     tasks = []
     for d in range(D):
         wp, c0, dc = backward_start(layer, index, d, initial[d], dcarries[d], B)
@@ -261,16 +265,9 @@ def forward_batch_first(layer: RecurrentLayer, x: np.ndarray, plan: _Plan,
     directly: no time-major copies in or out.  Returns ``(out, finals)`` as
     ``RecurrentLayer._forward`` does.
     """
-    B, H, D = plan.batch, layer.hidden_size, layer.num_directions
-    layer_in = x  # from checked_input()
-    finals = [np.empty((D * layer.num_layers, B, H), dtype=np.float32) for _ in layer._states]
-    for index in range(layer.num_layers):
-        inits = [[None if init_all is None else np.ascontiguousarray(a[index * D + d])
-                  for a in (init_all or [None] * len(layer._states))] for d in range(D)]
-        out, carries, _, _ = forward_layer(layer, index, layer_in, plan, inits, False,
-                                           batch_first=True)
-        for d in range(D):
-            for k, carry in enumerate(carries[d]):
-                finals[k][index * D + d] = carry
-        layer_in = out
-    return layer_in, finals
+    # x from checked_input(); no dropout and no tape in inference
+    return forward_stack(
+        layer, x, plan, plan.steps, plan.batch, init_all, False,
+        lambda index, layer_in, inits: forward_layer(layer, index, layer_in, plan, inits, False,
+                                                     batch_first=True),
+        None, np.float32)

@@ -63,3 +63,16 @@ class _Plan:
 
     def to_user(self, a: np.ndarray, axis: int) -> np.ndarray:
         return a if self.inverse is None else np.take(a, self.inverse, axis=axis)
+
+    # the layout's part of the loop over layers (fastlstm.nn.stack)
+    def dropout_mask(self, keep: np.ndarray) -> np.ndarray:
+        """A (T, B, F) draw in user row order as this layout's rows (T, B, F)."""
+        return self.to_internal(keep, axis=1)
+
+    def initial(self, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """A user-order (B, H) state as a fresh C-contiguous array in internal row order."""
+        return np.array(self.to_internal(a, axis=0), dtype=dtype, order="C")
+
+    def final(self, a: np.ndarray) -> np.ndarray:
+        """An internal-order (B, H) state in user row order."""
+        return self.to_user(a, axis=0)

@@ -22,6 +22,7 @@ import numpy as np
 
 from fastlstm.nn import packed as _packed
 from fastlstm.nn.inputs import check_d_out
+from fastlstm.nn.stack import backward_stack, forward_stack
 from fastlstm.runtime.parallel import blas_single_threaded, run_parallel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +59,20 @@ class RaggedPlan:
         inv = np.empty_like(self.perm)
         inv[self.perm] = np.arange(self.perm.size)
         return inv
+
+    # the layout's part of the loop over layers (fastlstm.nn.stack)
+    def dropout_mask(self, keep: np.ndarray) -> np.ndarray:
+        """A (T, B, F) draw in user order as packed (N, F) rows: the padded
+        layout's masks, row for row."""
+        return keep[self.time, self.seq]
+
+    def initial(self, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """A user-order (B, H) state as a fresh array in sorted row order."""
+        return np.ascontiguousarray(a[self.perm], dtype=dtype)
+
+    def final(self, a: np.ndarray) -> np.ndarray:
+        """A sorted-order (B, H) state in user row order."""
+        return a[self.inverse()]
 
     def gather(self, a: np.ndarray) -> np.ndarray:
         """A user (B, T, F) array's valid entries as packed (N, F) rows."""
@@ -121,32 +136,14 @@ def forward(layer: RecurrentLayer, x: np.ndarray, plan: RaggedPlan,
     # Checks are done: from here on nothing raises on bad input.
     layer._cache = None
     k = layer._kernels
-    H, D, L = layer.hidden_size, layer.num_directions, layer.num_layers
     from fastlstm.nn.cache import _Cache
 
     cache = _Cache(plan) if training else None
-    finals = [np.empty((D * L, plan.batch, H), dtype=np.float32) for _ in layer._states]
-    inverse = plan.inverse()
-    layer_in = xp
-    for index in range(L):
-        mask = None
-        if index > 0 and training and layer.dropout > 0:
-            # drawn as the padded layout draws them: the same masks, row for row
-            keep = layer._rng.random((plan.steps, plan.batch, D * H)) >= layer.dropout
-            mask = keep[plan.time, plan.seq].astype(np.float32)
-            mask *= np.float32(1.0 / (1.0 - layer.dropout))
-            layer_in = layer_in * mask
-        inits = [[None if a is None else
-                  np.ascontiguousarray(a[index * D + d][plan.perm], dtype=np.float32)
-                  for a in (init_all or [None] * len(layer._states))] for d in range(D)]
-        out, carries, acts, stores = _forward_layer(layer, k, index, layer_in, plan, inits,
-                                                    training)
-        for d in range(D):
-            for j, carry in enumerate(carries[d]):
-                finals[j][index * D + d] = carry[inverse]
-        if cache is not None:
-            cache.keep(layer_in, mask, out, acts, stores, inits)
-        layer_in = out
+    layer_in, finals = forward_stack(
+        layer, xp, plan, plan.steps, plan.batch, init_all, training,
+        lambda index, layer_in, inits: _forward_layer(layer, k, index, layer_in, plan, inits,
+                                                      training),
+        cache, np.float32)
     layer._cache = cache
     return plan.scatter(layer_in, np.float32), finals
 
@@ -156,7 +153,6 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
     cell = layer._cell_code
     N, B, H, D = plan.total, plan.batch, layer.hidden_size, layer.num_directions
     f32 = np.float32
-    lstm = cell == k.CELL_LSTM
     if training:
         out, acts, stores = _packed.training_buffers(layer, index, (N,))
     else:
@@ -179,7 +175,7 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
         # h_n: the output of each row's last step in running order
         last = plan.toff[plan.lengths - 1] + rows if d == 0 else plan.toff[0] + rows
         carry = [np.ascontiguousarray(out[last, d * H:(d + 1) * H])]
-        if lstm:
+        if cs[d] is not None:
             carry.append(np.ascontiguousarray(cs[d][:, :H]))
         carries.append(carry)
     return out, carries, acts, stores
@@ -191,8 +187,7 @@ def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
     """BPTT in the packed-sequence layout; returns (grads, dx, d_initial) as
     ``RecurrentLayer._backward`` does.  ``d_finals`` are checked (user order)."""
     plan = cache.plan
-    B, T, H, D, L = plan.batch, plan.steps, layer.hidden_size, layer.num_directions, \
-        layer.num_layers
+    B, T, H, D = plan.batch, plan.steps, layer.hidden_size, layer.num_directions
     if d_out is None:
         dy = np.zeros((plan.total, D * H), dtype=np.float32)
     else:
@@ -203,20 +198,12 @@ def backward(layer: RecurrentLayer, cache: _Cache, d_out: Any,
             raise ValueError("d_out contains NaN or infinity "
                              "(or values too large for float32)")
     layer._cache = None
-    grads: dict[str, np.ndarray] = {}
-    d_initial = [np.zeros((D * L, B, H), dtype=np.float32) for _ in layer._states]
-    inverse = plan.inverse()
     with blas_single_threaded():
-        for index in reversed(range(L)):
-            dx, dcarries = _backward_layer(layer, index, cache, dy, d_finals, grads,
-                                           input_grad or index > 0)
-            for d in range(D):
-                for j, dcarry in enumerate(dcarries[d]):
-                    d_initial[j][index * D + d] = dcarry[inverse]
-            if cache.masks[index] is not None and dx is not None:
-                dx *= cache.masks[index]
-            dy = dx
-    grads = {name: grads[name] for name in layer._params}
+        grads, dy, d_initial = backward_stack(
+            layer, cache, dy, plan, B,
+            lambda index, dy, grads, ig: _backward_layer(layer, index, cache, dy, d_finals,
+                                                         grads, ig),
+            input_grad, np.float32)
     return grads, None if dy is None else plan.scatter(dy, np.float32), d_initial
 
 
@@ -249,6 +236,10 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
         h0 = cache.initial[index][d][0]
         hp[start] = 0 if h0 is None else h0[plan.row[start]]
         hprev.append(hp)
+    # the recurrent weights' gate gradients: the input side's unless the cell
+    # keeps its own (hh_grads_apart)
+    dghs = ([layer._hh_grad_rows(st) for st in cache.stores[index]]
+            if layer.spec.hh_grads_apart else acts)
     w_ih = [p["weight_ih" + layer._suffix(index, d)] for d in range(D)]
     d_w_ih = [np.empty((G, n_in), f32) for _ in range(D)]
     d_w_hh = [np.empty((G, H), f32) for _ in range(D)]
@@ -257,7 +248,7 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
     def weight_grads(lo: int, hi: int) -> None:
         for d in range(D):
             _matmul(acts[d][:, lo:hi], xs, d_w_ih[d][lo:hi], trans_a=True)
-            _matmul(acts[d][:, lo:hi], hprev[d], d_w_hh[d][lo:hi], trans_a=True)
+            _matmul(dghs[d][:, lo:hi], hprev[d], d_w_hh[d][lo:hi], trans_a=True)
 
     def input_grads(lo: int, hi: int) -> None:
         for d in range(D):
@@ -265,5 +256,8 @@ def _backward_layer(layer: RecurrentLayer, index: int, cache: _Cache, dy: np.nda
 
     gradient_products(weight_grads, input_grads if input_grad else None, G, N,
                       D * ((2 if input_grad else 1) * n_in + H), plan.n_threads)
-    layer._store_grads(index, grads, d_w_ih, d_w_hh, d_bias)
+    d_bias_hh = None
+    if layer.spec.hh_grads_apart:  # per direction, in row order: deterministic
+        d_bias_hh = [dgh.sum(axis=0, dtype=np.float64) for dgh in dghs]
+    layer._store_grads(index, grads, d_w_ih, d_w_hh, d_bias, d_bias_hh)
     return (d_x if input_grad else None), dcarries

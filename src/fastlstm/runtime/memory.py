@@ -289,7 +289,8 @@ def forward_bytes(layer: Any, batch: int, steps: int, training: bool,
     rows = float(batch) * float(steps)
     H, D, L = layer.hidden_size, layer.num_directions, layer.num_layers
     G = layer._gates * H
-    stored = H if len(layer._states) > 1 else 0   # the LSTM's cell states
+    # what the cell keeps for backward besides its gates (CellSpec.store_blocks)
+    stored = H * getattr(layer, "_store_blocks", 1 if len(layer._states) > 1 else 0)
     total = input_copies * rows * layer.input_size * s
     # Per layer: its output, gates per direction and the cell's stored states;
     # the layers after the first also have dropout's buffers and read D*H

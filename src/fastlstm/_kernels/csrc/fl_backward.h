@@ -3,9 +3,12 @@
    fl_packed_<isa>.c) and the portable build stubs out.
 
    Per step and row tile: dG of the tile from the stored activations and the
-   carried gradients (lane-wise, in registers), written over the
-   activations (the weight gradients are products with dG after the loop),
-   then dh_{t-1} = dG W_hh through the forward's register tile, K = G*H deep.
+   carried gradients (lane-wise, in registers: the cell's gate-gradient
+   row), written over the activations (the weight gradients are products
+   with dG after the loop), then dh_{t-1} = dG_h W_hh through the forward's
+   register tile, K = G*H deep.  dG_h is dG, or for a cell whose recurrent
+   gate gradients differ from the input side's (the GRU's r * da_n) its
+   own, written over the aux store, and dh_{t-1} = dh z + dG_h W_hh.
    W_hh is packed into panels of output columns: panel p holds columns
    [p*PW, (p+1)*PW) of W_hh (PW = four vectors), K rows, zero past H. */
 #ifndef FL_BACKWARD_H
@@ -13,14 +16,15 @@
 #include <stdint.h>
 
 typedef struct {
-    int cell;                   /* FL_CELL_LSTM or FL_CELL_RNN */
+    int cell;                   /* the cell's code (fl_cells.h) */
     int reverse;                /* the direction ran t = T-1 ... 0 */
     int exact;                  /* as fl_seq.exact */
     int64_t T, B, H;
-    float* dg;                  /* (T, B, G*H): activations in (LSTM [i, f, g, o]; RNN h_t),
-                                   dG out; rows not running at a step are zeroed */
-    const float* cstore;        /* LSTM: (T, B, H) c_t */
-    const float* c0;            /* LSTM: (B, H) initial cell state */
+    float* dg;                  /* (T, B, G*H): activations in (fl_seq.acts), input-side dG
+                                   out; rows not running at a step are zeroed */
+    float* aux;                 /* (T, B, aux*H) the forward's fl_seq.aux, or NULL if the
+                                   cell keeps none; the GRU's dG_h out (zeroed likewise) */
+    const float* c0;            /* a cell with two states: (B, H) its initial second state */
     const float* dy;            /* dL/dh_t of row r at dy + (t*B + r)*ldy (H floats) */
     int64_t ldy;
     float* dh;                  /* (B, H) dL/dh carried: of the final state in, initial out */
@@ -28,7 +32,7 @@ typedef struct {
     const float* wp;            /* W_hh packed by fl_pack_backward */
     const int32_t* nact;        /* as fl_seq.nact */
     const int64_t* toff;        /* as fl_seq.toff: NULL (padded, t*B rows a step) or the
-                                   packed-sequence layout of dg, cstore and dy */
+                                   packed-sequence layout of dg, aux and dy */
 } fl_bseq;
 
 int64_t fl_backward_panels(int64_t H);

@@ -5,20 +5,23 @@
    A cell's weights [W_ih | W_hh] are packed, once per forward, into panels
    of four vectors' worth of columns, K = NI + H rows deep, row-major inside
    a panel, so a register tile streams one panel from L1 for every tile of
-   batch rows.  The cell decides which output column each lane holds:
+   batch rows.  The cell decides which output column each lane holds (its
+   column map, fl_cell_<name>.h), e.g.
      LSTM: panel p, vector v, lane l -> gate v of hidden unit p*VW + l
            (the four gates of VW units side by side, so the gate math is
            lane-wise on the accumulators);
-     RNN:  panel p, vector v, lane l -> hidden unit (4p + v)*VW + l.
-   A GRU fits the same four vectors (r, z, and the candidate's input and
-   recurrent parts kept apart).  Columns past H are zero. */
+     RNN:  panel p, vector v, lane l -> hidden unit (4p + v)*VW + l;
+     GRU:  vectors r, z, n_x (W_in over x, zero over h), n_h (zero over x,
+           W_hn over h) of units p*VW + l: the candidate's input and
+           recurrent parts stay apart, as the reset gate scales only n_h.
+   Columns past H are zero.  A cell is known by its code: its place in
+   FL_CELLS (fl_cells.h). */
 #ifndef FL_PACKED_H
 #define FL_PACKED_H
 #include <stdint.h>
 #include "fl_gang.h"
 
-#define FL_CELL_LSTM 0
-#define FL_CELL_RNN 1
+#include "fl_cells.h"
 
 typedef struct {
     int cell;
@@ -32,19 +35,29 @@ typedef struct {
     const float* wp;            /* packed weights, fl_packed_size() floats */
     const float* bp;            /* packed b_ih + b_hh, fl_packed_bias_size() floats */
     const float* h0;            /* (B, H) initial hidden state */
-    float* c;                   /* LSTM: (B, ldc) cell state, c0 in, final out; ldc >= panels*VW */
+    float* c;                   /* a cell with two states (LSTM): (B, ldc) second state (c),
+                                   c0 in, final out; ldc >= panels*VW */
     int64_t ldc;
     float* out;                 /* h_t of row r at out + t*ots + r*ldo, zero past a row's end */
     int64_t ldo, ots;
-    float* acts;                /* training or NULL: LSTM (T, B, 4H) [i, f, g, o]; RNN (T, B, H) h_t */
-    float* cstore;              /* training or NULL: LSTM (T, B, H) c_t */
+    float* acts;                /* training or NULL: (T, B, G*H) the gate activations
+                                   (LSTM [i, f, g, o]; RNN h_t; GRU [r, z, n]) */
+    float* aux;                 /* training or NULL: (T, B, fl_cell_aux(cell)*H), what else the
+                                   cell's backward reads (LSTM c_t; GRU [n_h, h_{t-1}, -]) */
     const int32_t* nact;        /* (T,): rows [r0, r0 + nact[t]) of the caller's range run at
                                    step t (rows sorted by decreasing length) */
     const int64_t* toff;        /* NULL, or the packed-sequence layout: step t's rows start at
-                                   row toff[t] of x, out, acts and cstore (row strides ldx, ldo;
+                                   row toff[t] of x, out, acts and aux (row strides ldx, ldo;
                                    xts, ots unused) and only running rows are stored */
 } fl_seq;
 
+/* The cells: how many, and per code its name, gate blocks of H rows in W,
+   states (1: h; 2: h and the c of fl_seq.c) and aux floats per row (in H). */
+int fl_cell_count(void);
+const char* fl_cell_name(int cell);
+int fl_cell_gates(int cell);
+int fl_cell_states(int cell);
+int fl_cell_aux(int cell);
 int64_t fl_packed_width(void);                       /* floats a vector, 0 if none */
 int64_t fl_packed_tile_rows(void);                   /* rows of the register tile */
 int64_t fl_packed_units(int cell);                   /* hidden units a panel covers */

@@ -2,3 +2,4 @@
 #include "fl_simd_avx2.h"
 #include "fl_packed_impl.h"
 #include "fl_backward_impl.h"
+#include "fl_cells_impl.h"

@@ -22,12 +22,14 @@ from fastlstm.nn.hidden_state import HiddenStateLayer
 from fastlstm.nn.params import LAYER_PARAMETERS
 
 SPEC = CellSpec(
-    # no packed SIMD kernels yet (kernel_code None): float32 runs the BLAS kernels too
-    name="gru", gates=3, states=("h",), kernel_code=None,
+    # float32 on the packed SIMD kernels (csrc/fl_cell_gru.h); float64 and the
+    # portable build on the BLAS kernels (_kernels/_gru.pxi)
+    name="gru", gates=3, states=("h",), kernel_code=2,
     # PyTorch's (r, z, n) as ONNX's (z, r, h)
     onnx_op="GRU", onnx_gate_order=(1, 0, 2), onnx_attrs={"linear_before_reset": 1},
     torch_class="GRU",
     folded_bias=(0, 1), hh_grads_apart=True,
+    store_blocks=3,  # n_h and h_{t-1}, then the recurrent side's gate gradients
 )
 
 
@@ -38,8 +40,8 @@ class GRU(HiddenStateLayer):
     dropout, threads, ``state_dict``, ``step``), with three gate blocks
     (r, z, n, in PyTorch's order) and no cell state; parameter names, shapes
     and the math are those of ``torch.nn.GRU``, so weights interchange.
-    Every dtype runs on the BLAS kernels (the packed SIMD kernels run the
-    LSTM and the RNN).
+    float32 runs on the packed SIMD kernels where the CPU has them, float64
+    and the portable build on BLAS.
 
     Parameters
     ----------{LAYER_PARAMETERS}

@@ -29,6 +29,7 @@ SPEC = CellSpec(
     # PyTorch's (i, f, g, o) as ONNX's (i, o, f, c)
     onnx_op="LSTM", onnx_gate_order=(0, 3, 1, 2),
     torch_class="LSTM", estimator_init=_open_forget_gates,
+    store_blocks=1,  # c_t
 )
 
 

@@ -59,6 +59,10 @@ class CellSpec:
         ``bias_hh`` gets their sum instead of ``bias_ih``'s gradient.
     onnx_attrs : dict
         Attributes the ONNX operator needs to run this cell.
+    store_blocks : int, default=0
+        Blocks of ``hidden_size`` floats per row and direction that a training
+        forward keeps besides the gates and the outputs (the LSTM's c_t: 1;
+        the GRU's: 3), for the memory estimate.
 
     Examples
     --------
@@ -79,6 +83,7 @@ class CellSpec:
     folded_bias: tuple[int, ...] | None = None
     hh_grads_apart: bool = False
     onnx_attrs: Mapping[str, Any] = field(default_factory=dict)
+    store_blocks: int = 0
 
     def to_onnx_order(self, a: np.ndarray, hidden_size: int) -> np.ndarray:
         """Rows of a stacked weight or bias in the ONNX operator's gate order."""
