@@ -75,6 +75,9 @@ class RecurrentLayer(LayerInterop):
     _cache = ThreadTape()
     # scratch buffers reused by the next training pass: one per thread (fastlstm.runtime.workspace)
     _workspace = ThreadTape()
+    # step()'s compiled stepper for one parameter version (fastlstm.nn.step); never pickled
+    _stepper: Any = None
+    _version = 0
 
     def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0,
@@ -105,8 +108,7 @@ class RecurrentLayer(LayerInterop):
         bound = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in self._param_shapes():
             self._params[name] = uniform_init(self._rng, bound, shape, self.dtype)
-        # bumped whenever the parameters may have changed: caches of packed
-        # weights (LSTM.step) compare it
+        # bumped whenever the parameters may have changed: step()'s stepper compares it
         self._version = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -114,6 +116,7 @@ class RecurrentLayer(LayerInterop):
         # keeping: pickle the configuration, parameters and random state
         state = self.__dict__.copy()
         del state["_kernels"]
+        state.pop("_stepper", None)
         type(self)._cache.drop(state)
         type(self)._workspace.drop(state)
         return state
@@ -124,7 +127,8 @@ class RecurrentLayer(LayerInterop):
         params = state.get("_params")
         if not isinstance(params, dict):
             raise ValueError("not a pickled fastlstm layer: it has no parameter dict")
-        self.__dict__.update({k: v for k, v in state.items() if k != "_params"})
+        self.__dict__.update({k: v for k, v in state.items()
+                              if k not in ("_params", "_stepper", "_stepper_version")})
         self._params = {}
         try:
             check_config(self)
