@@ -232,7 +232,9 @@ cdef class Stepper:
                 if _step_overlap(pa, nbytes,
                                  <const char*> cnp.PyArray_DATA(<cnp.ndarray> arrays[m]), nbytes):
                     raise ValueError("out's h and c must not share memory")
-        return tuple(arrays) if self.lstm else arrays[0]
+        if self.lstm:
+            return out if type(out) is tuple else tuple(arrays)
+        return arrays[0]
 
     def run(self, x, state, out=None, bint planned=False):
         """One step of every layer: ``(h_t, new_state)``, or None.
