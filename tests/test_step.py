@@ -251,7 +251,7 @@ def test_two_threads_step_one_stepper_on_states_of_their_own(kernel, rng, cell):
         results, errors = [None, None], []
         barrier = threading.Barrier(2)
 
-        def run(i, mode=mode):
+        def run(i, mode=mode, barrier=barrier, results=results, errors=errors):
             try:
                 barrier.wait()
                 results[i] = stream(i, mode)
