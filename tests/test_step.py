@@ -276,11 +276,17 @@ def test_predict_step_out_and_softmax_bits(kernel, rng):
     from fastlstm.train.network import softmax
 
     layer = fastlstm.LSTM(2, 3)
-    for classes in (2, 3, 7, 8, 9, 40):
+    for classes in (1, 2, 3, 7, 8, 9, 40, 300):
         logits = rng.standard_normal((5, classes)) * 30
+        bias = rng.standard_normal(classes) * 3
         for dtype in (np.float32, np.float64):
-            assert np.array_equal(layer._kernels.softmax_rows(logits.astype(dtype)),
-                                  softmax(logits.astype(dtype)))
+            y, b = logits.astype(dtype), bias.astype(dtype)
+            kept = y.copy()
+            got = layer._kernels.readout_softmax(y, b)
+            y2 = y.copy()
+            y2 += b
+            assert got.dtype == np.float64 and np.array_equal(got, softmax(y2)), classes
+            assert np.array_equal(y, kept)
     X = rng.standard_normal((30, 4, 2)).astype(np.float32)
     for cell in CELLS:
         reg = fastlstm.LSTMRegressor(hidden_size=5, cell=cell, max_epochs=1,

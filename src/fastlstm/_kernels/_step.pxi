@@ -403,39 +403,72 @@ cdef class Stepper:
         return h_out[L - 1], new
 
 
-def softmax_rows(y):
-    """Row-wise softmax of a 2D array, in float64: fastlstm's softmax, bit for bit.
+_np_exp = np.exp
 
-    The shift by the row maximum and the division are exact IEEE operations
-    in any order; exp is NumPy's (the same function); rows of fewer than 8
-    entries are summed in order, as NumPy's pairwise sum does, and wider
-    rows by NumPy itself.
+
+cdef void _shift_rows(const floating* y, const floating* b, double* z, Py_ssize_t n,
+                      Py_ssize_t m) noexcept nogil:
+    # z = (y + b) - max(y + b) per row: y + b rounded to the dtype first, as NumPy's
+    # `y += b` does; the maximum and the difference are exact in any order
+    cdef Py_ssize_t i, j
+    cdef double top, v
+    cdef floating s
+    for i in range(n):
+        for j in range(m):
+            s = y[i * m + j] + b[j]
+            z[i * m + j] = s
+        top = z[i * m]
+        for j in range(1, m):
+            v = z[i * m + j]
+            if v > top or v != v:
+                top = v
+                if top != top:
+                    break
+        for j in range(m):
+            z[i * m + j] = z[i * m + j] - top
+
+
+def readout_softmax(y, bias):
+    """``softmax(y + bias)`` per row, in float64: fastlstm's ``y += bias; softmax(y)``
+    (:func:`fastlstm.train.network.softmax`) to the bit.
+
+    ``y`` (n, m) and ``bias`` (m,) are C-contiguous arrays of one dtype
+    (``y`` is not modified).  The shift by the row maximum and the division
+    are exact IEEE operations in any order; exp is NumPy's own; rows of fewer
+    than 8 entries are summed in order, as NumPy's pairwise sum does, and
+    wider rows by NumPy itself.
     """
-    z = np.array(y, dtype=np.float64, order="C")
-    cdef double[:, ::1] zv = z
-    cdef Py_ssize_t n = zv.shape[0], m = zv.shape[1], i, j
-    cdef double top, total
+    cdef cnp.ndarray ya = y, ba = bias
+    cdef int t = cnp.PyArray_TYPE(ya)
+    if not (cnp.PyArray_NDIM(ya) == 2 and cnp.PyArray_IS_C_CONTIGUOUS(ya)
+            and cnp.PyArray_NDIM(ba) == 1 and cnp.PyArray_IS_C_CONTIGUOUS(ba)
+            and cnp.PyArray_TYPE(ba) == t and ba.shape[0] == ya.shape[1]
+            and (t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)):
+        raise ValueError("readout_softmax: y (n, m) and bias (m,) must be C-contiguous "
+                         "arrays of one float dtype")
+    cdef Py_ssize_t n = ya.shape[0], m = ya.shape[1], i, j
+    cdef cnp.npy_intp dims[2]
+    dims[0] = n
+    dims[1] = m
+    z = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT64, 0)
+    cdef double* zp = <double*> cnp.PyArray_DATA(<cnp.ndarray> z)
+    cdef double total
     if n == 0 or m == 0:
         return z
-    with nogil:
-        for i in range(n):
-            top = zv[i, 0]
-            for j in range(1, m):
-                if zv[i, j] > top or zv[i, j] != zv[i, j]:
-                    top = zv[i, j]
-                    if top != top:
-                        break
-            for j in range(m):
-                zv[i, j] = zv[i, j] - top
-    np.exp(z, out=z)
+    if t == cnp.NPY_FLOAT32:
+        _shift_rows(<const float*> cnp.PyArray_DATA(ya), <const float*> cnp.PyArray_DATA(ba),
+                    zp, n, m)
+    else:
+        _shift_rows(<const double*> cnp.PyArray_DATA(ya), <const double*> cnp.PyArray_DATA(ba),
+                    zp, n, m)
+    _np_exp(z, out=z)
     if m >= 8:
         z /= z.sum(axis=-1, keepdims=True)
         return z
-    with nogil:
-        for i in range(n):
-            total = 0.0
-            for j in range(m):
-                total = total + zv[i, j]
-            for j in range(m):
-                zv[i, j] = zv[i, j] / total
+    for i in range(n):
+        total = 0.0
+        for j in range(m):
+            total = total + zp[i * m + j]
+        for j in range(m):
+            zp[i * m + j] = zp[i * m + j] / total
     return z

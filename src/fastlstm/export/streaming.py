@@ -61,7 +61,8 @@ class _StreamPlan:
         self.n_features, self.name = net.config["n_features"], name
         self.h_only = len(layer.spec.states) == 1  # the state is h alone
         self.classifier = est._kind == "classifier"
-        self.softmax = layer._kernels.softmax_rows  # train.network.softmax, bit for bit
+        # softmax(y + bias) of train.network, bit for bit, in one call
+        self.softmax = layer._kernels.readout_softmax
         if not self.classifier:
             self.y_scale, self.y_mean, self.y_single = est._y_scale, est._y_mean, est._y_single
 
@@ -97,8 +98,8 @@ def predict_step(est: Any, x_t: Any, state: Any = None, out: Any = None
                              f"got {state.shape}")
     h_t, new_state = plan.layer.step(x, state, out=out)
     y = h_t @ plan.weight_t
-    y += plan.bias
     if plan.classifier:
-        return plan.softmax(y), new_state
+        return plan.softmax(y, plan.bias), new_state
+    y += plan.bias
     y = y * plan.y_scale + plan.y_mean
     return (y[:, 0] if plan.y_single else y), new_state
