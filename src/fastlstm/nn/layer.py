@@ -195,6 +195,8 @@ class RecurrentLayer(LayerInterop):
     def named_parameters(self) -> dict[str, np.ndarray]:
         """Return the live parameter arrays by PyTorch name (edits update the layer).
 
+        Edited in place after a :meth:`step`, they need this call again before the next.
+
         Examples
         --------
         >>> from fastlstm import LSTM
