@@ -65,6 +65,22 @@ def test_step_is_the_forward_over_one_step(kernel, rng, cell, dtype):
                 assert np.array_equal(h_t, want_h) and _same(new, want), (batch, hidden)
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_batches_the_forward_splits_step_as_the_forward(kernel, rng, cell):
+    """A batch whose one-step forward is split over threads: the same numbers, out= too."""
+    layer = CELLS[cell](3, 8, dtype="float64", random_state=0, n_jobs=2)
+    x = rng.standard_normal((12, 3))
+    state = _random_state(layer, 12, rng)
+    want_h, want = _forward_one(layer, x, state)
+    h_t, new = layer.step(x, state)
+    assert np.array_equal(h_t, want_h) and np.array_equal(new, want)
+    own = np.empty_like(want)
+    h_t, new = layer.step(x, state, out=own)
+    assert new is own and np.array_equal(own, want) and np.array_equal(h_t, want_h)
+    with pytest.raises(ValueError, match="out must hold"):
+        layer.step(x, state, out=own[:, :6])
+
+
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
 def test_packed_steps_are_the_whole_forward(kernel, rng, cell):
     """On the packed kernels, stepping through a sequence is its forward, bit for bit."""

@@ -102,7 +102,8 @@ cdef class Stepper:
     one task; :meth:`run` takes larger ones only when told they do.
     """
 
-    cdef int kind, cell, typenum
+    cdef readonly int kind
+    cdef int cell, typenum
     cdef bint dbl, lstm
     cdef readonly int64_t num_layers, input_size, hidden_size, plain_rows
     cdef readonly object version
@@ -255,8 +256,10 @@ cdef class Stepper:
         if not _step_array(x, 2, self.typenum):
             return None
         B = (<cnp.ndarray> x).shape[0]
-        if B < 1 or (<cnp.ndarray> x).shape[1] != I or B > 2 ** 31 - 1:
+        if B < 1 or (<cnp.ndarray> x).shape[1] != I:
             return None
+        if B > 2 ** 31 - 1:
+            raise ValueError(f"step: a batch of {B} rows is too large (at most 2**31 - 1)")
         if B > self.plain_rows and not planned and (
                 self.kind == K_RNN_BLAS or self.kind == K_GRU_BLAS):
             return None
@@ -297,7 +300,8 @@ cdef class Stepper:
         cdef size_t need = 0
         cdef bint pad = self.kind == K_PACKED and self.lstm and ldc != H
         if self.kind == K_PACKED:
-            need = (<size_t> (B * ldc) * 4 if pad else 0) + <size_t> (B * H) * 4
+            need = (<size_t> (B * ldc) * 4 if pad else 0) + (<size_t> (B * H) * 4 if ho == hi
+                                                             else 0)
         elif self.kind != K_LSTM_BLAS:
             need = <size_t> (2 * B * self.G + B * H) * isz
         cdef char stack_buf[STEP_STACK_BYTES]

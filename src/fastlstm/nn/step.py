@@ -39,7 +39,8 @@ def build(layer: Any) -> Any:
     names = [[f"{w}_l{i}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
              for i in range(L)]
     block, plain = 0, 0
-    if _packed.uses_packed(layer):
+    # the stepper's packed path runs the cells whose packed step it knows
+    if _packed.uses_packed(layer) and layer._cell_code in (k.CELL_LSTM, k.CELL_RNN):
         kind = k.STEP_PACKED
         arrays = []
         for w_ih, w_hh, b_ih, b_hh in names:
@@ -101,8 +102,8 @@ def checked_step(layer: Any, stepper: Any, x_t: Any, state: Any, out: Any
         else:
             state = _state_array(layer, "h", state, shape)
     planned = False
-    if batch > stepper.plain_rows and layer._step_kind != "lstm" and not _packed.uses_packed(
-            layer):
+    k = layer._kernels
+    if batch > stepper.plain_rows and stepper.kind in (k.STEP_RNN_BLAS, k.STEP_GRU_BLAS):
         if not _one_task(layer, batch):
             return _forward_step(layer, x, state, out)
         planned = True
