@@ -14,6 +14,8 @@ cdef enum:
     K_RNN_BLAS = 2
     K_GRU_BLAS = 3
 
+from libc.stdint cimport uint32_t, uint64_t
+
 STEP_PACKED = K_PACKED
 STEP_LSTM_BLAS = K_LSTM_BLAS
 STEP_RNN_BLAS = K_RNN_BLAS
@@ -33,9 +35,17 @@ cdef inline bint _step_array(object a, int ndim, int typenum):
             and cnp.PyArray_ISALIGNED(<cnp.ndarray> a))
 
 
-cdef inline bint _step_state_ok(object a, int typenum, int64_t L, int64_t B, int64_t H):
+cdef inline bint _step_state_ok(object a, int typenum, int64_t L, int64_t B, int64_t H,
+                                bint out=False):
+    """A state array (exactly an ndarray), or with ``out`` any writable ndarray."""
     cdef cnp.ndarray arr
-    if not _step_array(a, 3, typenum):
+    if out:
+        arr = <cnp.ndarray> a
+        if not (cnp.PyArray_NDIM(arr) == 3 and cnp.PyArray_TYPE(arr) == typenum
+                and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+                and cnp.PyArray_ISWRITEABLE(arr)):
+            return False
+    elif not _step_array(a, 3, typenum):
         return False
     arr = <cnp.ndarray> a
     return arr.shape[0] == L and arr.shape[1] == B and arr.shape[2] == H
@@ -47,9 +57,20 @@ cdef inline bint _step_overlap(const char* a, size_t na, const char* b,
 
 
 cdef bint _step_finite(const void* a, Py_ssize_t n, bint dbl) noexcept nogil:
+    # no entry with an all-ones exponent (NaN or infinity): an integer OR over
+    # the bits, which the compiler vectorizes (a float sum in order it cannot)
+    cdef const uint32_t* f = <const uint32_t*> a
+    cdef const uint64_t* d = <const uint64_t*> a
+    cdef uint32_t acc32 = 0
+    cdef uint64_t acc64 = 0
+    cdef Py_ssize_t j
     if dbl:
-        return _all_finite_(<const double*> a, n)
-    return _all_finite_(<const float*> a, n)
+        for j in range(n):
+            acc64 |= (d[j] & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL
+        return acc64 == 0
+    for j in range(n):
+        acc32 |= (f[j] & 0x7f800000U) == 0x7f800000U
+    return acc32 == 0
 
 
 cdef void _step_hidden_blas(int kind, int64_t L, int64_t B, int64_t I, int64_t H, int block,
@@ -192,20 +213,15 @@ cdef class Stepper:
                 return (cnp.PyArray_EMPTY(3, dims, self.typenum, 0),
                         cnp.PyArray_EMPTY(3, dims, self.typenum, 0))
             return cnp.PyArray_EMPTY(3, dims, self.typenum, 0)
-        shape = (L, B, H)
         if self.lstm:
             if not isinstance(out, (tuple, list)) or len(out) != 2:
-                raise TypeError(f"out must be a tuple (h, c) of two arrays of shape {shape}, "
+                raise TypeError(f"out must be a tuple (h, c) of two arrays of shape {(L, B, H)}, "
                                 f"as step() returns the state; got {type(out).__name__}")
             arrays = list(out)
         else:
             arrays = [out]
         for a in arrays:
-            if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray> a) == self.typenum
-                    and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a)
-                    and cnp.PyArray_ISALIGNED(<cnp.ndarray> a)
-                    and cnp.PyArray_ISWRITEABLE(<cnp.ndarray> a)
-                    and a.shape == shape):
+            if not (cnp.PyArray_Check(a) and _step_state_ok(a, self.typenum, L, B, H, True)):
                 if cnp.PyArray_Check(a):
                     got = (f"an array of dtype {a.dtype} and shape {a.shape}"
                            + ("" if a.flags.c_contiguous else ", not C-contiguous")
@@ -213,26 +229,28 @@ cdef class Stepper:
                 else:
                     got = type(a).__name__
                 raise ValueError(f"out must hold C-contiguous, writable {self.dtype} arrays of "
-                                 f"shape {shape} (num_layers, batch, hidden_size), as step() "
+                                 f"shape {(L, B, H)} (num_layers, batch, hidden_size), as step() "
                                  f"returns the state; got {got}")
         # each output is memory of its own, or exactly its own input state (a step in place)
-        inputs = [h_in, c_in] if self.lstm else [h_in]
-        for k in range(len(arrays)):
-            pa = <const char*> cnp.PyArray_DATA(<cnp.ndarray> arrays[k])
-            if _step_overlap(pa, nbytes, <const char*> cnp.PyArray_DATA(<cnp.ndarray> x),
-                             <size_t> cnp.PyArray_NBYTES(<cnp.ndarray> x)):
+        cdef const char* px = <const char*> cnp.PyArray_DATA(<cnp.ndarray> x)
+        cdef size_t nx = <size_t> cnp.PyArray_NBYTES(<cnp.ndarray> x)
+        cdef const char* pin[2]
+        cdef const char* pout[2]
+        cdef int n_arr = 2 if self.lstm else 1
+        pin[0] = <const char*> cnp.PyArray_DATA(<cnp.ndarray> h_in)
+        pin[1] = <const char*> cnp.PyArray_DATA(<cnp.ndarray> c_in) if self.lstm else NULL
+        for k in range(n_arr):
+            pout[k] = <const char*> cnp.PyArray_DATA(<cnp.ndarray> arrays[k])
+        for k in range(n_arr):
+            if _step_overlap(pout[k], nbytes, px, nx):
                 raise ValueError("out must not share memory with x_t")
-            for m in range(len(inputs)):
-                if m == k and arrays[k] is inputs[m]:
-                    continue
-                if _step_overlap(pa, nbytes,
-                                 <const char*> cnp.PyArray_DATA(<cnp.ndarray> inputs[m]), nbytes):
-                    raise ValueError("out may be the state passed in (updated in place), but "
-                                     "must not otherwise share memory with it")
-            for m in range(k):
-                if _step_overlap(pa, nbytes,
-                                 <const char*> cnp.PyArray_DATA(<cnp.ndarray> arrays[m]), nbytes):
-                    raise ValueError("out's h and c must not share memory")
+            for m in range(n_arr):
+                if m != k or pout[k] != pin[m]:
+                    if _step_overlap(pout[k], nbytes, pin[m], nbytes):
+                        raise ValueError("out may be the state passed in (updated in place), "
+                                         "but must not otherwise share memory with it")
+            if k == 1 and _step_overlap(pout[1], nbytes, pout[0], nbytes):
+                raise ValueError("out's h and c must not share memory")
         if self.lstm:
             return out if type(out) is tuple else tuple(arrays)
         return arrays[0]
