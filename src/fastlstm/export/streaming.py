@@ -66,25 +66,25 @@ class _StreamPlan:
         if not self.classifier:
             self.y_scale, self.y_mean, self.y_single = est._y_scale, est._y_mean, est._y_single
 
-    def valid(self, est: Any, net: Any) -> bool:
-        return (self.owner is est and self.version == self.layer._version
-                and self.weight is net.weight and self.bias is net.bias)
 
-
-def _plan(est: Any) -> _StreamPlan:
-    """The estimator's streaming plan, kept on its network (which never pickles it)."""
-    net = est.__dict__.get("network_")
-    plan = None if net is None else net.__dict__.get("_stream")
-    if plan is None or not plan.valid(est, net):
-        plan = _StreamPlan(est)
-        est.network_._stream = plan
+def _new_plan(est: Any) -> _StreamPlan:
+    """A streaming plan for the estimator's current network, kept on the network
+    (whose pickles never hold it)."""
+    plan = _StreamPlan(est)
+    est.network_._stream = plan
     return plan
 
 
 def predict_step(est: Any, x_t: Any, state: Any = None, out: Any = None
                  ) -> tuple[np.ndarray, Any]:
     """One step of every sequence: (the prediction if the sequences ended now, new state)."""
-    plan = _plan(est)
+    net = est.__dict__.get("network_")
+    plan = None if net is None else net.__dict__.get("_stream")
+    # valid while the network's layer, its parameter version and the readout arrays hold
+    if (plan is None or plan.owner is not est or plan.layer is not net.layer
+            or plan.version != plan.layer._version or plan.weight is not net.weight
+            or plan.bias is not net.bias):
+        plan = _new_plan(est)
     x = x_t
     if not (type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == plan.n_features):
         x = _check_x_t(x_t, plan.n_features, plan.name)
