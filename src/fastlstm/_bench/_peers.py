@@ -10,7 +10,7 @@ why not, and callers skip the missing ones with a note.
 
 * PyTorch: ``nn.LSTM(batch_first=True)`` (or the cell's ``torch.nn`` class,
   e.g. ``nn.GRU``), ``pack_padded_sequence`` for ragged batches,
-  ``nn.LSTMCell`` for streaming.
+  ``nn.LSTMCell``, ``GRUCell`` and ``RNNCell`` for streaming.
 * ONNX Runtime: a graph of the cell's standard operators (``LSTM``, ``GRU``;
   one per layer) built directly with ``onnx.helper``.  ONNX's gate order is
   the spec's ``onnx_gate_order`` (LSTM i, o, f, c for PyTorch's i, f, g, o;
@@ -31,8 +31,8 @@ import numpy as np
 
 __all__ = [
     "OrtLSTM",
+    "TorchCell",
     "TorchLSTM",
-    "TorchLSTMCell",
     "max_abs_diff",
     "peer_status",
     "random_state_dict",
@@ -199,25 +199,29 @@ class TorchLSTM:
         }
 
 
-class TorchLSTMCell:
-    """``torch.nn.LSTMCell`` with layer 0's forward weights, for streaming."""
+class TorchCell:
+    """``torch.nn.LSTMCell``, ``GRUCell`` or ``RNNCell`` (tanh) with layer 0's forward
+    weights of a fastlstm state dict, for streaming."""
 
-    def __init__(self, sd: StateDict, threads: int | None = None) -> None:
+    CLASSES = {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "RNNCell"}
+
+    def __init__(self, cell: str, sd: StateDict, threads: int | None = None) -> None:
         import torch
 
         self.torch = torch
         if threads is not None:
             torch.set_num_threads(threads)
-        input_size, hidden, _, _ = _infer_sizes(sd)
-        self.cell = torch.nn.LSTMCell(input_size, hidden)
+        gates = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+        rows, input_size = sd["weight_ih_l0"].shape
+        self.hidden = rows // gates
+        self.cell = getattr(torch.nn, self.CLASSES[cell])(input_size, self.hidden)
         self.cell.load_state_dict(
             {k: torch.from_numpy(np.array(sd[k + "_l0"])) for k in
              ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         )
-        self.hidden = hidden
 
-    def step(self, x_t: Any, state: tuple[Any, Any] | None) -> tuple[Any, Any]:
-        """One step: returns ``(h, c)`` to carry into the next call.
+    def step(self, x_t: Any, state: Any) -> Any:
+        """One step: returns the state to carry into the next call (``(h, c)`` or ``h``).
 
         Call it under ``torch.inference_mode()`` (entered once, outside the
         timed loop) to keep autograd out of the measurement.

@@ -138,7 +138,8 @@ class EstimatorInterop:
         """
         return hooks.call("estimator_to_torch", self)
 
-    def predict_step(self, x_t: Any, state: Any = None) -> tuple[np.ndarray, Any]:
+    def predict_step(self, x_t: Any, state: Any = None, *, out: Any = None
+                     ) -> tuple[np.ndarray, Any]:
         """Advance every sequence by one time step and predict as if they ended there.
 
         For streaming: feeding a sequence step by step, starting from
@@ -156,6 +157,12 @@ class EstimatorInterop:
         state : object or None, default=None
             The state returned by the previous call for the same sequences;
             None starts new sequences.
+        out : object or None, default=None
+            Arrays to write the new state into, as the layer's ``step`` takes
+            them (``(h, c)`` for an LSTM, ``h`` otherwise, each of shape
+            ``(num_layers, n_samples, hidden_size)`` and the model's dtype);
+            pass the state itself to update it in place.  The prediction is
+            always a fresh array.
 
         Returns
         -------
@@ -163,8 +170,8 @@ class EstimatorInterop:
             Classifier: ``(n_samples, n_classes)`` probabilities.  Regressor:
             ``(n_samples,)`` or ``(n_samples, n_outputs)`` as :meth:`predict`.
         state : object
-            The recurrent state after this step (fresh arrays: the state
-            passed in is not modified).
+            The recurrent state after this step: fresh arrays (the state
+            passed in is not modified), or ``out``.
 
         Raises
         ------
@@ -184,5 +191,13 @@ class EstimatorInterop:
         ...     proba, state = clf.predict_step(X[:5, t], state)
         >>> bool(np.allclose(proba, clf.predict_proba(X[:5, :3]), atol=1e-6))
         True
+
+        The same stream with its state updated in place:
+
+        >>> state = None
+        >>> for t in range(3):
+        ...     proba, state = clf.predict_step(X[:5, t], state, out=state)
+        >>> bool(np.allclose(proba, clf.predict_proba(X[:5, :3]), atol=1e-6))
+        True
         """
-        return hooks.call("predict_step", self, x_t, state)
+        return hooks.call("predict_step", self, x_t, state, out)

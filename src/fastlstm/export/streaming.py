@@ -3,9 +3,10 @@
 The prediction "if the sequence ended now" of a unidirectional network is
 the readout of the last layer's hidden state at this step, which is what
 ``predict`` reads at a sequence's last step; so stepping through a sequence
-gives ``predict`` on each of its prefixes.  Every layer advances with its
-own ``step`` (the LSTM's on a cached stepper; the h-only layers with a
-one-step ``forward`` from the carried state).
+gives ``predict`` on each of its prefixes.  The layer advances with its
+``step`` (on its stepper, cached per parameter version); what the readout
+needs is gathered once per parameter version too, so a repeated call with
+arrays of the model's dtype checks only a few shapes before the kernels run.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from fastlstm.train.network import softmax
 
 __all__ = ["predict_step"]
 
@@ -38,30 +37,69 @@ def _check_x_t(x_t: Any, n_features: int, name: str) -> np.ndarray:
     return x
 
 
-def predict_step(est: Any, x_t: Any, state: Any = None) -> tuple[np.ndarray, Any]:
-    """One step of every sequence: (the prediction if the sequences ended now, new state)."""
-    from sklearn.utils.validation import check_is_fitted
+class _StreamPlan:
+    """What an estimator's streaming step reads, gathered once per parameter version."""
 
-    check_is_fitted(est, "network_")
-    name = type(est).__name__
-    net = est.network_
-    if net.config["bidirectional"]:
-        raise ValueError(
-            f"predict_step needs a unidirectional model: this {name} is bidirectional, and "
-            "its backward direction reads each sequence from its end; use predict on the "
-            "whole sequences")
-    layer = net.layer
-    x = _check_x_t(x_t, net.config["n_features"], name)
-    if len(layer.spec.states) == 1 and state is not None:  # the state is h alone
+    __slots__ = ("owner", "layer", "version", "weight", "bias", "weight_t", "n_features",
+                 "name", "h_only", "classifier", "softmax", "y_scale", "y_mean", "y_single")
+
+    def __init__(self, est: Any) -> None:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(est, "network_")
+        name = type(est).__name__
+        net = est.network_
+        if net.config["bidirectional"]:
+            raise ValueError(
+                f"predict_step needs a unidirectional model: this {name} is bidirectional, "
+                "and its backward direction reads each sequence from its end; use predict "
+                "on the whole sequences")
+        layer = net.layer
+        self.owner, self.layer, self.version = est, layer, layer._version
+        self.weight, self.bias = net.weight, net.bias
+        self.weight_t = net.weight.T
+        self.n_features, self.name = net.config["n_features"], name
+        self.h_only = len(layer.spec.states) == 1  # the state is h alone
+        self.classifier = est._kind == "classifier"
+        # softmax(y + bias) of train.network, bit for bit, in one call
+        self.softmax = layer._kernels.readout_softmax
+        if not self.classifier:
+            self.y_scale, self.y_mean, self.y_single = est._y_scale, est._y_mean, est._y_single
+
+
+def _new_plan(est: Any) -> _StreamPlan:
+    """A streaming plan for the estimator's current network, kept on the network
+    (whose pickles never hold it)."""
+    plan = _StreamPlan(est)
+    est.network_._stream = plan
+    return plan
+
+
+def predict_step(est: Any, x_t: Any, state: Any = None, out: Any = None
+                 ) -> tuple[np.ndarray, Any]:
+    """One step of every sequence: (the prediction if the sequences ended now, new state)."""
+    net = est.__dict__.get("network_")
+    plan = None if net is None else net.__dict__.get("_stream")
+    # valid while the network's layer, its parameter version and the readout arrays hold
+    if (plan is None or plan.owner is not est or plan.layer is not net.layer
+            or plan.version != plan.layer._version or plan.weight is not net.weight
+            or plan.bias is not net.bias):
+        plan = _new_plan(est)
+    x = x_t
+    if not (type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == plan.n_features):
+        x = _check_x_t(x_t, plan.n_features, plan.name)
+    if plan.h_only and state is not None and not (
+            type(state) is np.ndarray and state.ndim == 3 and state.shape[1] == x.shape[0]):
+        layer = plan.layer
         state = np.asarray(state)
         if state.ndim != 3 or state.shape[1] != x.shape[0]:
             raise ValueError(f"state must be the array predict_step returned, of shape "
                              f"({layer.num_layers}, {x.shape[0]}, {layer.hidden_size}); "
                              f"got {state.shape}")
-    h_t, new_state = layer.step(x, state)
-    y = h_t @ net.weight.T
-    y += net.bias
-    if est._kind == "classifier":
-        return softmax(y), new_state
-    y = y * est._y_scale + est._y_mean
-    return (y[:, 0] if est._y_single else y), new_state
+    h_t, new_state = plan.layer.step(x, state, out=out)
+    y = h_t @ plan.weight_t
+    if plan.classifier:
+        return plan.softmax(y, plan.bias), new_state
+    y += plan.bias
+    y = y * plan.y_scale + plan.y_mean
+    return (y[:, 0] if plan.y_single else y), new_state

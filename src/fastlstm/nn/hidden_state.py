@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.nn.inputs import check_step_input
+from fastlstm.nn import step as _step
 from fastlstm.nn.layer import RecurrentLayer
 
 
@@ -89,11 +89,15 @@ class HiddenStateLayer(RecurrentLayer):
             return grads, dx, dh0
         return grads, dx
 
-    def step(self, x_t: Any, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, x_t: Any, state: np.ndarray | None = None, *,
+             out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Advance the layer by one time step, for streaming inference.
 
         The same math as :meth:`forward`, one step at a time: feeding a
         sequence step by step gives ``forward``'s outputs and final state.
+        The weights are prepared once per parameter version and reused by
+        every call, for any batch size and from any number of threads, each
+        stepping states of its own.
 
         Parameters
         ----------
@@ -102,13 +106,20 @@ class HiddenStateLayer(RecurrentLayer):
         state : ndarray or None
             The state returned by the previous call, of shape
             (num_layers, batch, hidden_size); None starts from zeros.
+        out : ndarray, optional
+            An array to write the new state into instead of allocating it:
+            C-contiguous, writable, of the layer's dtype and shape
+            (num_layers, batch, hidden_size).  It may be the ``state`` passed
+            in, which is then updated in place; otherwise it must not share
+            memory with ``x_t`` or ``state``.  A bad ``out`` raises
+            ValueError or TypeError before anything is written.
 
         Returns
         -------
         h_t : ndarray of shape (batch, hidden_size)
-            The last layer's hidden state at this step.
+            The last layer's hidden state at this step (a view of the new state).
         state : ndarray of shape (num_layers, batch, hidden_size)
-            The new state, to pass to the next call (a fresh array).
+            The new state, to pass to the next call: a fresh array, or ``out``.
 
         Examples
         --------
@@ -123,6 +134,10 @@ class HiddenStateLayer(RecurrentLayer):
         >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state, h_n, atol=1e-6))
         True
         """
-        x_t = check_step_input(self, x_t)
-        out, h = self.forward(x_t[:, None, :], initial_state=state)
-        return out[:, 0], h
+        st = self._stepper
+        if st is None or st.version != self._version:
+            st = _step.build(self)
+        result = st.run(x_t, state, out)
+        if result is None:
+            result = _step.checked_step(self, st, x_t, state, out)
+        return result

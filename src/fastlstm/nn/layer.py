@@ -79,6 +79,9 @@ class RecurrentLayer(LayerInterop):
     _cache = ThreadTape()
     # scratch buffers reused by the next training pass: one per thread (fastlstm.runtime.workspace)
     _workspace = ThreadTape()
+    # step()'s compiled stepper for one parameter version (fastlstm.nn.step); never pickled
+    _stepper: Any = None
+    _version = 0
 
     def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0,
@@ -109,8 +112,7 @@ class RecurrentLayer(LayerInterop):
         bound = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in self._param_shapes():
             self._params[name] = uniform_init(self._rng, bound, shape, self.dtype)
-        # bumped whenever the parameters may have changed: caches of packed
-        # weights (LSTM.step) compare it
+        # bumped whenever the parameters may have changed: step()'s stepper compares it
         self._version = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -118,6 +120,7 @@ class RecurrentLayer(LayerInterop):
         # keeping: pickle the configuration, parameters and random state
         state = self.__dict__.copy()
         del state["_kernels"]
+        state.pop("_stepper", None)
         type(self)._cache.drop(state)
         type(self)._workspace.drop(state)
         return state
@@ -128,7 +131,8 @@ class RecurrentLayer(LayerInterop):
         params = state.get("_params")
         if not isinstance(params, dict):
             raise ValueError("not a pickled fastlstm layer: it has no parameter dict")
-        self.__dict__.update({k: v for k, v in state.items() if k != "_params"})
+        self.__dict__.update({k: v for k, v in state.items()
+                              if k not in ("_params", "_stepper", "_stepper_version")})
         self._params = {}
         try:
             check_config(self)
@@ -194,6 +198,8 @@ class RecurrentLayer(LayerInterop):
 
     def named_parameters(self) -> dict[str, np.ndarray]:
         """Return the live parameter arrays by PyTorch name (edits update the layer).
+
+        Edited in place after a :meth:`step`, they need this call again before the next.
 
         Examples
         --------

@@ -298,10 +298,15 @@ class SequenceNet:
         for name, view in zip(self._names, flat.param_views, strict=False):
             layer_params[name] = view
         self.weight, self.bias = flat.param_views[-2:]
-        # caches of packed weights (LSTM.step) must not outlive the old arrays
-        self.layer._version = getattr(self.layer, "_version", 0) + 1
+        # the layer's stepper must not outlive the old arrays
+        self.params_changed()
         self._flat = flat
         return flat
+
+    def params_changed(self) -> None:
+        """Note that the parameters were updated in place (an optimizer step): the
+        layer's ``step`` then rebuilds what it prepared from them."""
+        self.layer._version += 1
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of :meth:`parameters`."""

@@ -167,11 +167,17 @@ class Trainer:
             norm = flat_grad_norm(flat, self.clip_norm)
         if not math.isfinite(norm):
             return loss, f"the gradient norm is {norm}"
-        with self.guard.step():  # undone if interrupted half-way
-            self.optimizer.step(self.params, grads)
-        if not (all_finite(self.params) if flat is None else all_finite([flat.params])):
-            self.guard.restore()
-            return loss, "the update made the weights non-finite"
+        try:
+            with self.guard.step():  # undone if interrupted half-way
+                self.optimizer.step(self.params, grads)
+            if not (all_finite(self.params) if flat is None else all_finite([flat.params])):
+                self.guard.restore()
+                return loss, "the update made the weights non-finite"
+        finally:
+            # in-place updates: the layer's streaming stepper is rebuilt on its next step
+            changed = getattr(self.net, "params_changed", None)
+            if changed is not None:
+                changed()
         return loss, None
 
     def run_epoch(self, epoch: int, lengths: np.ndarray) -> dict | None:

@@ -58,6 +58,7 @@ class GRU(HiddenStateLayer):
     """
 
     spec = SPEC
+    _step_kind = "gru"
 
     def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, bias_hh, carry, out, store,
                        block):

@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.nn import packed as _packed
+from fastlstm.nn import step as _step
 from fastlstm.nn.cells.spec import CellSpec
-from fastlstm.nn.inputs import check_step_input
 from fastlstm.nn.layer import RecurrentLayer
 from fastlstm.nn.params import LAYER_PARAMETERS
 
@@ -58,20 +57,7 @@ class LSTM(RecurrentLayer):
     """
 
     spec = SPEC
-
-    def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
-        super().__init__(input_size, hidden_size, **kwargs)
-        self._stepper = None  # built on first step() for one parameter version
-        self._stepper_version = -1
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_stepper"] = None  # holds raw pointers; rebuilt on the next step()
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._stepper = None  # never trust a pickled one: rebuilt on the next step()
+    _step_kind = "lstm"
 
     def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, bias_hh, carry, out, store,
                        block):
@@ -133,12 +119,16 @@ class LSTM(RecurrentLayer):
         return out, (h_n, c_n)
 
     # -------------------------------------------------------------- streaming
-    def step(self, x_t: Any, state: tuple[np.ndarray, np.ndarray] | None = None
+    def step(self, x_t: Any, state: tuple[np.ndarray, np.ndarray] | None = None, *,
+             out: tuple[np.ndarray, np.ndarray] | None = None
              ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """Advance the layer by one time step, for streaming inference.
 
         The same math as :meth:`forward`, one step at a time: feeding a
         sequence step by step gives ``forward``'s outputs and final state.
+        The weights are prepared once per parameter version (packed for the
+        SIMD kernels) and reused by every call, for any batch size and from
+        any number of threads, each stepping states of its own.
 
         Parameters
         ----------
@@ -147,14 +137,22 @@ class LSTM(RecurrentLayer):
         state : tuple (h, c) or None
             The state returned by the previous call, each of shape
             (num_layers, batch, hidden_size); None starts from zeros.
+        out : tuple (h, c) of ndarray, optional
+            Arrays to write the new state into instead of allocating it:
+            C-contiguous, writable, of the layer's dtype and shape
+            (num_layers, batch, hidden_size).  They may be the ``state``
+            passed in, which is then updated in place; otherwise they must
+            not share memory with ``x_t`` or ``state``.  A bad ``out`` raises
+            ValueError or TypeError before anything is written.
 
         Returns
         -------
         h_t : ndarray of shape (batch, hidden_size)
-            The last layer's hidden state at this step.
+            The last layer's hidden state at this step (a view of the new
+            state's ``h``).
         state : tuple (h, c)
-            The new state, to pass to the next call (fresh arrays; the state
-            passed in is not modified).
+            The new state, to pass to the next call: fresh arrays, or ``out``.
+            The state passed in is modified only when it is ``out``.
 
         Examples
         --------
@@ -167,63 +165,23 @@ class LSTM(RecurrentLayer):
         >>> out, (h_n, c_n) = layer.forward(x)
         >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state[1], c_n, atol=1e-6))
         True
+
+        Streaming into buffers of one's own, updated in place:
+
+        >>> h, c = np.zeros((2, 1, 3)), np.zeros((2, 1, 3))
+        >>> layer64 = LSTM(2, 3, num_layers=2, dtype="float64", random_state=0)
+        >>> for t in range(4):
+        ...     h_t, _ = layer64.step(x[:, t], (h, c), out=(h, c))
+        >>> bool(np.allclose(h[-1], layer64.forward(x)[0][:, -1]))
+        True
         """
-        x_t = check_step_input(self, x_t)
-        dtype = self.dtype
-        shape = (self.num_layers, x_t.shape[0], self.hidden_size)
-        if state is None:
-            h_in = c_in = np.zeros(shape, dtype)
-        else:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError("state must be None or the (h, c) tuple step() returned")
-            h_in = self._step_state("h", state[0], shape)
-            c_in = self._step_state("c", state[1], shape)
-        h = np.empty(shape, dtype)
-        c = np.empty(shape, dtype)
-        status = self._step_runner().step(x_t, h_in, c_in, h, c)
-        if status == 1:
-            raise ValueError(f"x_t contains NaN or infinity (or values too large for {dtype})")
-        if status == 2:
-            raise ValueError(f"state contains NaN or infinity (or values too large for {dtype})")
-        return h[-1], (h, c)
-
-    def _step_state(self, name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
-        """A state array as the kernel takes it (cast and made contiguous only if needed)."""
-        if type(value) is np.ndarray and value.dtype == self.dtype and value.flags.c_contiguous:
-            a = value
-        else:
-            if hasattr(value, "detach"):  # a torch tensor
-                value = value.detach().cpu().numpy()
-            a = np.asarray(value)
-            if a.dtype.kind not in "fiu":
-                raise TypeError(f"state {name} must hold real numbers, got dtype {a.dtype}")
-            with np.errstate(over="ignore"):  # an overflow is reported as non-finite
-                a = np.ascontiguousarray(a, dtype=self.dtype)
-        if a.shape != shape:
-            raise ValueError(f"state {name} must have shape {shape}, got {a.shape}")
-        return a
-
-    def _step_runner(self) -> Any:
-        """The kernels' stepper for the current parameters, rebuilt when they change.
-
-        The packed kernels work on a packed copy of the weights, made once per
-        parameter version (``load_state_dict``, ``named_parameters`` and the
-        optimizers bump it); the BLAS path reads the live arrays.
-        """
-        version = getattr(self, "_version", 0)
-        if self._stepper is None or self._stepper_version != version:
-            k = self._kernels
-            if _packed.uses_packed(self):
-                p = self._params
-                packed = [k.pack(k.CELL_LSTM, p[f"weight_ih_l{i}"], p[f"weight_hh_l{i}"],
-                                 p[f"bias_ih_l{i}"], p[f"bias_hh_l{i}"])
-                          for i in range(self.num_layers)]
-                self._stepper = k.PackedStepper(packed, self.input_size, self.hidden_size)
-            else:
-                self._stepper = k.StepRunner(list(self._params.values()), self.input_size,
-                                             self.hidden_size)
-            self._stepper_version = version
-        return self._stepper
+        st = self._stepper
+        if st is None or st.version != self._version:
+            st = _step.build(self)
+        result = st.run(x_t, state, out)
+        if result is None:
+            result = _step.checked_step(self, st, x_t, state, out)
+        return result
 
     def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
                  return_state_grads: bool = False, input_grad: bool = True):

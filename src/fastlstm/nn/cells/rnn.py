@@ -37,6 +37,7 @@ class RNN(HiddenStateLayer):
     """
 
     spec = SPEC
+    _step_kind = "rnn"
 
     def _recur_forward(self, d, r0, rows, nact, gates, w_hh_t, bias_hh, carry, out, store,
                        block):
