@@ -28,7 +28,7 @@ MIN_FLOPS_PER_THREAD = 4e6
 # MAX_CHUNKS shards of at least MIN_CHUNK_ROWS rows, a whole-sequence GEMM into
 # at most MAX_GEMM_BLOCKS blocks of MIN_FLOPS_PER_THREAD flops or more.  More
 # threads than chunks or blocks wait for the others in that phase.
-MIN_CHUNK_ROWS = 8
+MIN_CHUNK_ROWS = 4
 MAX_CHUNKS = 8
 MAX_GEMM_BLOCKS = 4
 
