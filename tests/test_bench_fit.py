@@ -34,7 +34,7 @@ def tiny(name, **changes):
 # ------------------------------------------------------------------ same model
 
 
-@pytest.mark.parametrize("name", ["digits", "drift", "sine", "ragged", "adding"])
+@pytest.mark.parametrize("name", ["digits", "pixels", "drift", "sine", "ragged", "adding"])
 def test_torch_loop_trains_the_estimators_model(name):
     """Same init, batches, loss, Adam and clipping: the same weights after training."""
     pytest.importorskip("torch")

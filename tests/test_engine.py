@@ -60,6 +60,9 @@ def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss):
         for name, g, r in zip(net.parameter_names(), grads, ref, strict=True):
             scale = max(float(np.abs(r).max()), 1e-6)
             np.testing.assert_allclose(g, r, rtol=0, atol=2e-5 * scale, err_msg=name)
+        # the global norm of what it wrote, for the trainer's clipping
+        exact = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
+        assert step.norm == pytest.approx(exact, rel=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
@@ -148,3 +151,17 @@ def test_regression_losses_the_engine_lacks_take_the_python_path(monkeypatch):
 
 def test_the_engine_module_names_its_losses():
     assert set(engine_module.ENGINE_LOSSES) == {"cross_entropy", "squared_error"}
+
+
+def test_clipping_after_the_compiled_step_equals_the_python_clipping(monkeypatch):
+    # a limit below every step's norm: each update is clipped
+    calls = []
+    compiled = _fit(monkeypatch, LSTMClassifier, True, calls, clip_norm=1e-3)
+    assert calls and all(calls)
+    plain = _fit(monkeypatch, LSTMClassifier, False, [], clip_norm=1e-3)
+    for a, b in zip(compiled.network_.parameters(), plain.network_.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    unclipped = _fit(monkeypatch, LSTMClassifier, True, [], clip_norm=None)
+    moved = [np.abs(a - b).max() for a, b in zip(compiled.network_.parameters(),
+                                                  unclipped.network_.parameters(), strict=True)]
+    assert max(moved) > 1e-3  # the limit did change the training

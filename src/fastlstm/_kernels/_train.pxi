@@ -206,9 +206,13 @@ cdef class TrainPlan:
 
     def reduce(self, float[:, ::1] d_w_ih, float[:, ::1] d_w_hh, float[::1] d_b_ih,
                float[::1] d_b_hh, float[:, ::1] d_w_out, float[::1] d_b_out):
-        """Sum the chunks' partial gradients in chunk order into the given arrays; the loss."""
+        """Sum the chunks' partial gradients in chunk order into the given arrays.
+
+        Returns ``(loss, squared norm)``: the squared global L2 norm of the
+        gradients, in float64, summed per array and then in array order.
+        """
         cdef int64_t c, j, G = self.G, I = self.NI, H = self.H, K = self.K
-        cdef double wsum = 0, lsum = 0, v
+        cdef double wsum = 0, lsum = 0, v, sq = 0, sq_b = 0, sq_bo = 0
         if (d_w_ih.shape[0] != G or d_w_ih.shape[1] != I or d_w_hh.shape[0] != G
                 or d_w_hh.shape[1] != H or d_b_ih.shape[0] != G or d_b_hh.shape[0] != G
                 or d_w_out.shape[0] != K or d_w_out.shape[1] != H or d_b_out.shape[0] != K):
@@ -237,18 +241,31 @@ cdef class TrainPlan:
                     v += pdb[2 * c][j]
                 d_b_ih[j] = <float> v
                 d_b_hh[j] = <float> v
+                sq_b += <double> d_b_ih[j] * <double> d_b_ih[j]
             for j in range(K):
                 v = 0
                 for c in range(self.n_chunks):
                     v += pdb[2 * c + 1][j]
                 d_b_out[j] = <float> v
+                sq_bo += <double> d_b_out[j] * <double> d_b_out[j]
+            # parameter order: weight_ih, weight_hh, bias_ih, bias_hh, head weight, head bias
+            sq = _sum_squares(&d_w_ih[0, 0], G * I) + _sum_squares(&d_w_hh[0, 0], G * H)
+            sq = sq + sq_b + sq_b + _sum_squares(&d_w_out[0, 0], K * H) + sq_bo
         PyMem_Free(pih)
         PyMem_Free(pdb)
         if wsum <= 0:
-            return 0.0
+            return 0.0, sq
         if self.loss == LOSS_CROSS_ENTROPY:
-            return lsum / wsum
-        return lsum / (wsum * self.K)
+            return lsum / wsum, sq
+        return lsum / (wsum * self.K), sq
+
+
+cdef double _sum_squares(const float* a, int64_t n) noexcept nogil:
+    cdef double s = 0
+    cdef int64_t j
+    for j in range(n):
+        s += <double> a[j] * <double> a[j]
+    return s
 
 
 cdef void _sum_chunks(float* out, float** parts, int64_t which, int64_t stride,

@@ -67,6 +67,8 @@ class CompiledStep:
         self.net = net
         self.loss = loss
         self._plans: dict[tuple[int, int], Any] = {}
+        # the global L2 norm of the last gradients (before any clipping)
+        self.norm = math.nan
 
     @classmethod
     def for_network(cls, net: Any, loss: str | None) -> CompiledStep | None:
@@ -114,7 +116,8 @@ class CompiledStep:
 
         ``failure`` names what was not finite (the loss, or the gradient of
         the recurrent features); ``grads`` are then not to be used.  None: the
-        batch is not one the engine covers (nothing was written).
+        batch is not one the engine covers (nothing was written).  The
+        gradients' global L2 norm is left in :attr:`norm`.
         """
         if (lengths is not None or not isinstance(x, np.ndarray) or x.dtype != np.float32
                 or x.ndim != 3 or not x.flags.c_contiguous):
@@ -144,7 +147,8 @@ class CompiledStep:
 
         run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                     self.threads(batch, steps))
-        loss = plan.reduce(*grads)
+        loss, squares = plan.reduce(*grads)
+        self.norm = math.sqrt(squares) if squares >= 0 else math.nan
         if not math.isfinite(loss):
             return loss, f"the loss is {loss}"
         if any(status):

@@ -181,6 +181,10 @@ class Trainer:
                 return loss, str(exc)
         if flat is None:
             norm = clip_grad_norm(grads, self.clip_norm)
+        elif compiled is not None:  # the engine summed the squares already
+            norm = self.engine.norm
+            if self.clip_norm is not None and math.isfinite(norm) and norm > self.clip_norm:
+                flat.grads *= self.clip_norm / (norm + 1e-6)
         else:
             norm = flat_grad_norm(flat, self.clip_norm)
         if not math.isfinite(norm):
