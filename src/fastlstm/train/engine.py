@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from fastlstm.nn.plan import _split, row_chunks
-from fastlstm.runtime.parallel import effective_n_jobs, run_grouped
+from fastlstm.runtime.parallel import blas_single_threaded, effective_n_jobs, run_grouped
 
 __all__ = ["CompiledStep", "ENGINE_LOSSES"]
 
@@ -145,8 +145,10 @@ class CompiledStep:
         def run(c: int) -> None:
             status[c] = plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out)
 
-        run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
-                    self.threads(batch, steps))
+        # the chunks' GEMMs on one BLAS thread each (a fit holds this already)
+        with blas_single_threaded():
+            run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
+                        self.threads(batch, steps))
         loss, squares = plan.reduce(*grads)
         self.norm = math.sqrt(squares) if squares >= 0 else math.nan
         if not math.isfinite(loss):
