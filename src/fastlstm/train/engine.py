@@ -77,9 +77,12 @@ class CompiledStep:
             return None
         layer = net.layer
         k = layer._kernels
+        # the cells whose recurrent weights take the input weights' gate gradients
+        cells = (getattr(k, "CELL_LSTM", None), getattr(k, "CELL_RNN", None))
         if (layer.num_layers != 1 or layer.bidirectional or layer.dtype != np.float32
                 or k.packed_width() == 0 or not hasattr(k, "TrainPlan")
-                or not layer.spec.packed or layer._cell_code not in (k.CELL_LSTM, k.CELL_RNN)):
+                or not layer.spec.packed or layer.spec.hh_grads_apart
+                or layer._cell_code not in cells):
             return None
         return cls(net, loss)
 
