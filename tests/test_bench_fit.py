@@ -34,7 +34,7 @@ def tiny(name, **changes):
 # ------------------------------------------------------------------ same model
 
 
-@pytest.mark.parametrize("name", ["digits", "drift", "sine", "ragged", "adding"])
+@pytest.mark.parametrize("name", ["digits", "pixels", "drift", "sine", "ragged", "adding"])
 def test_torch_loop_trains_the_estimators_model(name):
     """Same init, batches, loss, Adam and clipping: the same weights after training."""
     pytest.importorskip("torch")
@@ -124,14 +124,31 @@ def test_fit_section_tiny():
         assert rec["ratio"] == pytest.approx(rec["torch_s"] / rec["fastlstm_s"])
         assert rec["score_diff"] == pytest.approx(rec["fastlstm_score"] - rec["torch_score"])
         assert rec["within_tol"] is True  # the same training up to float32 rounding
+        assert rec["flops"] > 0 and rec["fastlstm_pct_fma_peak"] is None  # no peaks given
     text = report.sections[-1]
     assert text.startswith("### Whole fits: estimator vs the same model in a plain PyTorch loop")
     assert "torch/fastlstm > 1: fastlstm's fit is faster" in text
     assert "Target" not in text and "issue" not in text
     assert ("| task | thr | fastlstm fit s | torch fit s | torch/fastlstm | metric | fastlstm "
-            "| torch | scores within 0.01 |") in text
+            "| torch | scores within 0.01 | fastlstm % FMA peak | torch % FMA peak |") in text
     assert "\n| ragged | 1 | " in text and "| R^2 |" in text
     assert not report.notes
+
+
+def test_fit_efficiency_is_the_flops_over_the_peak_of_the_cores_used():
+    pytest.importorskip("torch")
+    report = Report(echo=False)
+    _fit.fit_section([1], report, tasks=[tiny("digits")], peaks={1: {"fma_gflops": 50.0}})
+    rec = report.data["fit"]["results"][0]
+    # T=8 steps of I=8 features, H=4: per step 2G(I+H) forward, 2GH + 2G(I+H) backward
+    gates, n_in, hidden = 16, 8, 4
+    n_train = report.data["fit"]["tasks"][0]["n_train"]
+    per_step = 2 * gates * (n_in + hidden) * 2 + 2 * gates * hidden
+    assert rec["flops"] == per_step * 8 * n_train * rec["epochs"]
+    for lib in ("fastlstm", "torch"):
+        assert rec[f"{lib}_pct_fma_peak"] == pytest.approx(
+            100 * rec["flops"] / rec[f"{lib}_s"] / 50e9)
+    assert "| digits | 1 | " in report.sections[-1] and "%" in report.sections[-1]
 
 
 def test_fit_section_without_torch(monkeypatch):

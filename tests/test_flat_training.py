@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm import LSTMClassifier, LSTMRegressor
 from fastlstm.callbacks import Callback
+from fastlstm.train.engine import CompiledStep
 from fastlstm.train.flat import FlatLayout, FlatParameters, flat_grad_norm
 from fastlstm.train.guard import StepGuard
 from fastlstm.train.network import SequenceNet
@@ -200,8 +201,14 @@ def _weights(est):
     return est.network_.get_weights()
 
 
+def _python_steps(monkeypatch):
+    """Both ways on the Python step (the compiled one, fastlstm.train.engine, has its tests)."""
+    monkeypatch.setattr(CompiledStep, "for_network", classmethod(lambda cls, net, loss: None))
+
+
 def _fit_both_ways(monkeypatch, make, X, y):
     """Fit and partial_fit with the flat step, then with the per-array step."""
+    _python_steps(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         flat = make().fit(X, y)
@@ -242,6 +249,7 @@ def test_batches_of_changing_shapes_do_not_leak_into_each_other(monkeypatch):
     # early stopping adds validation forwards between the training steps
     X, y = _ragged()
     labels = (y > 0).astype(int)
+    _python_steps(monkeypatch)
 
     def make():
         return LSTMClassifier(hidden_size=5, max_epochs=4, batch_size=8, early_stopping=True,

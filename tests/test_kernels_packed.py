@@ -14,6 +14,7 @@ import reference
 import fastlstm
 from fastlstm import _kernels
 from fastlstm.nn import packed as _packed
+from fastlstm.nn import plan as _plan_module
 
 SIMD = [v for v in _kernels.available_variants() if _kernels.load(v).packed_width() > 0]
 pytestmark = pytest.mark.skipif(not SIMD, reason="this CPU runs no SIMD kernel variant")
@@ -177,10 +178,14 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     x = rng.standard_normal((batch, 9, 5)).astype(np.float32)
     lengths = rng.integers(1, 10, size=batch)
     results = []
-    for n_jobs, shard_min in ((1, 4), (2, 10**6), (2, 1), (3, 1)):
-        # a huge SHARD_MIN_ROWS forces hidden slices, 1 batch shards
+    chunk_rows = _plan_module.MIN_CHUNK_ROWS
+    for n_jobs, shard_min, chunk_min in ((1, 4, chunk_rows), (2, 10**6, 10**6),
+                                         (2, 1, chunk_rows), (3, 1, chunk_rows)):
+        # huge SHARD_MIN_ROWS and MIN_CHUNK_ROWS (one row chunk) force hidden
+        # slices, 1 batch shards (the batch's fixed row chunks)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(_packed, "SHARD_MIN_ROWS", shard_min)
+            mp.setattr(_plan_module, "MIN_CHUNK_ROWS", chunk_min)
             mp.setattr(_packed, "SLICE_MIN_STEP_FLOPS", 0)
             mp.setattr(_packed, "SLICE_MIN_FLOPS", 0)
             # the axis is chosen for any core count (a one-core runner too)
@@ -373,7 +378,10 @@ def test_thread_axis_rule(k, monkeypatch):
     monkeypatch.setattr(_packed, "usable_cores", lambda: 2)
     big = fastlstm.LSTM(64, 256, n_jobs=2)
     assert big._plan(64, 100, None).slice_threads == 1          # wide: batch shards
-    assert len(big._plan(64, 100, None).shards) == 2
+    # the row chunks follow from the batch, not from the threads
+    assert 1 < len(big._plan(64, 100, None).shards) <= _plan_module.row_chunks(64)
+    assert fastlstm.LSTM(64, 256, n_jobs=1)._plan(64, 100, None).shards == \
+        big._plan(64, 100, None).shards
     assert big._plan(1, 100, None).slice_threads == 2           # narrow, big steps: slices
     assert big._plan(1, 2, None).slice_threads == 1             # too short to start a gang
     assert fastlstm.LSTM(8, 16, n_jobs=2)._plan(1, 1000, None).slice_threads == 1  # tiny steps

@@ -14,6 +14,7 @@ import pytest
 import fastlstm
 from fastlstm import _kernels
 from fastlstm.nn import ragged as _ragged
+from fastlstm.nn.plan import row_chunks
 
 SIMD = [v for v in _kernels.available_variants() if _kernels.load(v).packed_width() > 0]
 pytestmark = pytest.mark.skipif(not SIMD, reason="this CPU runs no SIMD kernel variant")
@@ -54,14 +55,18 @@ def test_plan_is_the_packed_sequence_layout(rng, threads):
         assert np.array_equal(nact, np.clip(plan.counts - r0, 0, n))
         lo += n
     assert lo == 23
-    assert len(plan.shards) == min(threads, 23 // _ragged.MIN_ROWS_PER_BLOCK)
+    # as many blocks as the batch gives, whatever the thread count
+    assert len(plan.shards) == row_chunks(23)
 
 
 def test_blocks_balance_the_work(rng):
     lengths = np.concatenate([np.full(4, 100), np.full(40, 10)])
     plan = _ragged.make_plan(lengths, 100, 2, 1)
     work = [plan.lengths[r0:r0 + n].sum() for r0, n in plan.shards]
-    assert len(work) == 2 and max(work) <= 1.3 * min(work)
+    assert len(work) == row_chunks(44) > 1
+    # cut at equal shares of the total: no block exceeds its share by a sequence
+    assert max(work) <= lengths.sum() / len(work) + lengths.max()
+    assert np.array_equal(_ragged.make_plan(lengths, 100, 1, 1).shards, plan.shards)
 
 
 @pytest.mark.parametrize("cls", CLASSES)

@@ -13,6 +13,8 @@ same thread count. The tasks:
 
 - ``digits``: scikit-learn's digits, 8 steps of 8 pixels, 10 classes (the
   ``fastlstm demo`` model);
+- ``pixels``: the same digits pixel by pixel, 64 steps of one pixel (a long
+  sequence of a narrow input at batch 32);
 - ``drift``: T=128 steps of one noisy feature whose mean is +0.3 or -0.3,
   2 classes by its sign (a long sequence of few features whose training
   converges smoothly, so that test scores compare the libraries);
@@ -30,6 +32,10 @@ same thread count. The tasks:
 What is timed: the estimator's ``fit`` (input validation and packing
 included) against the PyTorch loop on tensors prepared beforehand (padding
 and the initial weights outside its timer, favourable to PyTorch).
+
+Fit efficiency: the forward and backward FLOPs of the fit (:func:`fit_flops`)
+per second, as a share of the register-only FMA peak of the cores the fit
+ran on (the benchmark's peaks section, at the same thread count).
 """
 
 from __future__ import annotations
@@ -45,18 +51,24 @@ from typing import Any
 
 import numpy as np
 
+from fastlstm._bench._fit_data import (
+    Split,
+    adding_data,
+    digits_data,
+    drift_data,
+    pixel_digits_data,
+    ragged_data,
+    sine_data,
+)
 from fastlstm._bench._report import Report, fmt, table
 from fastlstm._bench._timing import log, thread_limit
 
 __all__ = ["CLIP", "DEFAULT_TASKS", "SCORE_TOL", "TASKS", "FitResult", "FitTask",
-           "fit_fastlstm", "fit_markdown", "fit_records", "fit_section", "fit_tables",
+           "fit_fastlstm", "fit_flops", "fit_markdown", "fit_records", "fit_section", "fit_tables",
            "fit_torch", "initial_net", "load_net", "make_estimator", "torch_model"]
 
 CLIP = 5.0  # the estimators' default clip_norm
 SCORE_TOL = 0.01  # "equal test accuracy": |fastlstm - PyTorch| <= this
-
-Split = tuple[Any, Any, np.ndarray, np.ndarray]  # X_train, X_test, y_train, y_test
-
 
 @dataclass(frozen=True)
 class FitTask:
@@ -84,93 +96,11 @@ class FitTask:
                 else (self.epochs, self.n_samples))
 
 
-# --------------------------------------------------------------------------- data
-
-
-def _split(X: Any, y: np.ndarray, seed: int, stratify: bool) -> Split:
-    from sklearn.model_selection import train_test_split
-
-    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.25, random_state=seed,
-                                           stratify=y if stratify else None)
-    if isinstance(X, list):
-        return [X[i] for i in idx_train], [X[i] for i in idx_test], y[idx_train], y[idx_test]
-    return X[idx_train], X[idx_test], y[idx_train], y[idx_test]
-
-
-def digits_data(seed: int, n_samples: int | None = None) -> Split:
-    """The demo's split: 8x8 images read row by row (8 steps of 8 pixels), in [0, 1].
-
-    Examples
-    --------
-    >>> X_train, X_test, y_train, y_test = digits_data(0, n_samples=40)
-    >>> X_train.shape, X_test.shape, X_train.dtype.name
-    ((30, 8, 8), (10, 8, 8), 'float32')
-    """
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    X = (digits.images / 16.0).astype(np.float32)
-    y = digits.target
-    if n_samples is not None:  # the images cycle through the classes: all present
-        X, y = X[:n_samples], y[:n_samples]
-    return _split(X, y, seed, stratify=n_samples is None)
-
-
-def sine_data(seed: int, n_samples: int | None = None) -> Split:
-    """Noisy sines of 128 steps, class = frequency (1/16 or 1/12 cycles per step)."""
-    rng = np.random.default_rng(seed)
-    n, steps = n_samples or 3000, 128
-    y = rng.integers(0, 2, size=n)
-    freq = np.where(y == 1, 1 / 12, 1 / 16)
-    phase = rng.uniform(0, 2 * np.pi, size=n)
-    t = np.arange(steps)
-    X = np.sin(2 * np.pi * freq[:, None] * t + phase[:, None]) + rng.normal(size=(n, steps))
-    return _split(X.astype(np.float32)[..., None], y, seed, stratify=n_samples is None)
-
-
-def drift_data(seed: int, n_samples: int | None = None) -> Split:
-    """128 steps of N(+-0.3, 1) noise, class = the sign of the mean."""
-    rng = np.random.default_rng(seed)
-    n, steps = n_samples or 3000, 128
-    y = rng.integers(0, 2, size=n)
-    X = np.where(y == 1, 0.3, -0.3)[:, None] + rng.normal(size=(n, steps))
-    return _split(X.astype(np.float32)[..., None], y, seed, stratify=n_samples is None)
-
-
-def ragged_data(seed: int, n_samples: int | None = None) -> Split:
-    """Noisy 4-channel oscillations, class = frequency, lengths uniform in [20, 60]."""
-    rng = np.random.default_rng(seed)
-    n = n_samples or 3000
-    freqs = np.array([0.05, 0.08, 0.12])  # cycles per step
-    mix = rng.normal(size=(2, 4)).astype(np.float32)  # sin/cos -> 4 channels
-    X, y = [], rng.integers(0, 3, size=n)
-    for k in range(n):
-        t = np.arange(rng.integers(20, 61))
-        phase = rng.uniform(0, 2 * np.pi)
-        base = np.stack([np.sin(2 * np.pi * freqs[y[k]] * t + phase),
-                         np.cos(2 * np.pi * freqs[y[k]] * t + phase)], axis=1)
-        X.append((base @ mix + 0.5 * rng.normal(size=(len(t), 4))).astype(np.float32))
-    return _split(X, y, seed, stratify=n_samples is None)
-
-
-def adding_data(seed: int, n_samples: int | None = None) -> Split:
-    """The adding problem: values in [0, 1], two marked steps, target their sum."""
-    rng = np.random.default_rng(seed)
-    n, steps = n_samples or 4000, 100
-    X = np.zeros((n, steps, 2), dtype=np.float32)
-    X[:, :, 0] = rng.uniform(size=(n, steps))
-    first = rng.integers(0, steps // 2, size=n)
-    second = rng.integers(steps // 2, steps, size=n)
-    rows = np.arange(n)
-    X[rows, first, 1] = 1.0
-    X[rows, second, 1] = 1.0
-    y = X[rows, first, 0].astype(np.float64) + X[rows, second, 0]
-    return _split(X, y, seed, stratify=False)
-
-
 TASKS: dict[str, FitTask] = {
     "digits": FitTask("digits", "classifier", digits_data,
                       "scikit-learn digits, T=8, I=8, 10 classes", 64, 1e-2, 32, 20, 3),
+    "pixels": FitTask("pixels", "classifier", pixel_digits_data,
+                      "digits pixel by pixel, T=64, I=1, 10 classes", 64, 1e-2, 32, 20, 3),
     "drift": FitTask("drift", "classifier", drift_data,
                      "noisy drift sign, T=128, I=1, 2 classes", 32, 3e-3, 32, 10, 4,
                      quick_n_samples=1600),
@@ -184,7 +114,25 @@ TASKS: dict[str, FitTask] = {
                       "adding problem, T=100, I=2, regression", 32, 1e-2, 64, 20, 3,
                       quick_n_samples=1200),
 }
-DEFAULT_TASKS = ("digits", "drift", "ragged")
+DEFAULT_TASKS = ("digits", "pixels", "drift", "ragged")
+
+
+def fit_flops(n_features: int, hidden_size: int, lengths: np.ndarray, epochs: int) -> float:
+    """Forward and backward FLOPs of a one-layer LSTM fit: the matrix products only.
+
+    Per sequence step, with G = 4H gate rows: the forward's 2G(I + H), the
+    backward's recurrent product 2GH and weight gradients 2G(I + H) (no dX:
+    the inputs need no gradient); the readout and the gate math are left out.
+
+    Examples
+    --------
+    >>> fit_flops(1, 64, np.full(10, 64), 1) / 1e6  # ten sequences of 64 steps
+    63.56992
+    """
+    G = 4 * hidden_size
+    per_step = 2.0 * G * (n_features + hidden_size) + 2.0 * G * hidden_size \
+        + 2.0 * G * (n_features + hidden_size)
+    return per_step * float(np.sum(lengths)) * epochs
 
 
 def _sizes(X: Any) -> tuple[int, np.ndarray]:
@@ -409,8 +357,9 @@ def _torch_error() -> str | None:
 
 
 def fit_records(tasks: Sequence[FitTask], thread_counts: Sequence[int], quick: bool,
-                seed: int = 0, epochs: int | None = None,
-                report: Report | None = None) -> tuple[list[dict], list[dict]]:
+                seed: int = 0, epochs: int | None = None, report: Report | None = None,
+                peaks: dict[int, dict[str, Any]] | None = None
+                ) -> tuple[list[dict], list[dict]]:
     """Fit every task with both trainers at each thread count.
 
     Each timed fit follows an untimed one-epoch fit of the same trainer on two
@@ -419,7 +368,9 @@ def fit_records(tasks: Sequence[FitTask], thread_counts: Sequence[int], quick: b
     Returns ``(task descriptions, results)``: one result per task and thread
     count with ``fastlstm_s``, ``torch_s``, ``ratio`` (PyTorch / fastlstm),
     ``fastlstm_score``, ``torch_score``, ``score_diff`` and ``within_tol``
-    (None where PyTorch is absent or a fit failed, with a note in ``report``).
+    (None where PyTorch is absent or a fit failed, with a note in ``report``),
+    ``flops`` and, with ``peaks`` (by thread count, as the peaks section
+    returns them), ``fastlstm_pct_fma_peak`` and ``torch_pct_fma_peak``.
     """
     torch_error = _torch_error()
     if torch_error is not None and report is not None:
@@ -442,7 +393,9 @@ def fit_records(tasks: Sequence[FitTask], thread_counts: Sequence[int], quick: b
         for n in thread_counts:
             log(f"[{n} thread(s)] whole fit {task.name}: {len(split[0])} train / "
                 f"{len(split[1])} test sequences, {n_epochs} epochs ...")
-            rec: dict[str, Any] = {"task": task.name, "threads": n, "epochs": n_epochs}
+            rec: dict[str, Any] = {"task": task.name, "threads": n, "epochs": n_epochs,
+                                   "flops": fit_flops(n_features, task.hidden_size, lengths,
+                                                      n_epochs)}
             runs: dict[str, FitResult | None] = {"fastlstm": None, "torch": None}
             with thread_limit(n):
                 for lib, fit in (("fastlstm", fit_fastlstm), ("torch", fit_torch)):
@@ -470,12 +423,21 @@ def fit_records(tasks: Sequence[FitTask], thread_counts: Sequence[int], quick: b
             rec["score_diff"] = fl.score - tp.score if both else None
             rec["within_tol"] = (None if rec["score_diff"] is None
                                  else bool(abs(rec["score_diff"]) <= SCORE_TOL))
+            fma = (peaks or {}).get(n, {}).get("fma_gflops")
+            for lib in ("fastlstm", "torch"):
+                secs = rec[f"{lib}_s"]
+                rec[f"{lib}_pct_fma_peak"] = (None if not fma or not secs
+                                              else 100.0 * rec["flops"] / secs / (fma * 1e9))
             results.append(rec)
     return described, results
 
 
 def _yes_no(v: bool | None) -> str:
     return "n/a" if v is None else ("yes" if v else "no")
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f}%"
 
 
 def fit_tables(described: Sequence[dict], results: Sequence[dict]) -> str:
@@ -488,11 +450,13 @@ def fit_tables(described: Sequence[dict], results: Sequence[dict]) -> str:
              "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}x", metric[r["task"]],
              "n/a" if r["fastlstm_score"] is None else f"{r['fastlstm_score']:.4f}",
              "n/a" if r["torch_score"] is None else f"{r['torch_score']:.4f}",
-             _yes_no(r["within_tol"])] for r in results]
+             _yes_no(r["within_tol"]), _pct(r.get("fastlstm_pct_fma_peak")),
+             _pct(r.get("torch_pct_fma_peak"))] for r in results]
     return (table(["task", "data", "train/test", "model & schedule", "test metric"], tasks)
             + "\n\n"
             + table(["task", "thr", "fastlstm fit s", "torch fit s", "torch/fastlstm",
-                     "metric", "fastlstm", "torch", f"scores within {SCORE_TOL:g}"], rows))
+                     "metric", "fastlstm", "torch", f"scores within {SCORE_TOL:g}",
+                     "fastlstm % FMA peak", "torch % FMA peak"], rows))
 
 
 _HOW = ("Same data and split, same model (one LSTM layer, linear readout of the final "
@@ -501,14 +465,18 @@ _HOW = ("Same data and split, same model (one LSTM layer, linear readout of the 
         "the same order, same epochs (no early stopping) and threads. Timed: the "
         "estimator's `fit` (validation and packing included) vs the PyTorch loop on tensors "
         "prepared beforehand; ragged data: `PackedSequence` per mini-batch. One fit each, so "
-        "the times carry the machine's noise.")
+        "the times carry the machine's noise. % FMA peak: the fit's forward and backward "
+        "matrix-product FLOPs per second over the FMA peak of the cores used (the peaks "
+        "section, same thread count).")
 
 
 def fit_section(thread_counts: Sequence[int], report: Report, quick: bool = False,
-                tasks: Sequence[FitTask] | None = None, seed: int = 0) -> None:
+                tasks: Sequence[FitTask] | None = None, seed: int = 0,
+                peaks: dict[int, dict[str, Any]] | None = None) -> None:
     """The whole-fit section of the benchmark report (``report.data["fit"]``)."""
     tasks = [TASKS[name] for name in DEFAULT_TASKS] if tasks is None else list(tasks)
-    described, results = fit_records(tasks, thread_counts, quick, seed, report=report)
+    described, results = fit_records(tasks, thread_counts, quick, seed, report=report,
+                                     peaks=peaks)
     report.data["fit"] = {"tasks": described, "results": results, "seed": seed,
                           "score_tolerance": SCORE_TOL}
     report.sections.append(
@@ -527,7 +495,14 @@ def fit_markdown(names: Sequence[str], quick: bool, threads: int | Sequence[int]
     counts = [threads] if isinstance(threads, int) else list(threads)
     tasks = [replace(TASKS[name], **(overrides or {})) for name in names]
     report = Report(echo=True)
-    described, results = fit_records(tasks, counts, quick, seed, epochs, report=report)
+    from fastlstm._bench._timing import fma_peak, thread_limit
+
+    peaks = {}
+    for n in counts:
+        with thread_limit(n):
+            peaks[n] = {"fma_gflops": fma_peak(n)}
+    described, results = fit_records(tasks, counts, quick, seed, epochs, report=report,
+                                     peaks=peaks)
     lines = [f"## Whole fits, fastlstm {fastlstm.__version__} vs a PyTorch loop "
              f"({', '.join(map(str, counts))} thread(s){', quick' if quick else ''})", "",
              fit_tables(described, results), "",

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> Report:
         from fastlstm._bench._fit import fit_section
 
         fit_section(thread_counts, report, quick=bool(args.quick),
-                    tasks=[TASKS[name] for name in args.fit_tasks])
+                    tasks=[TASKS[name] for name in args.fit_tasks], peaks=peaks)
     if args.plot:
         from fastlstm._bench._plot import plot
 

@@ -240,6 +240,10 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
     def _sequence_output(self) -> bool:
         return False
 
+    def _engine_loss(self) -> str | None:
+        """The compiled step's name for ``_loss`` (fastlstm.train.engine), or None."""
+        return None
+
     def _stratify(self, target: Any) -> np.ndarray | None:
         return None
 
@@ -369,6 +373,8 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                 events=None if not self.callbacks else _Events(
                     self.callbacks, TrainingContext(self, net, self._optimizer, state.history)),
                 early_stopping=bool(self.early_stopping),
+                # a loss replaced on the instance is computed as given, in Python
+                engine_loss=None if "_loss" in vars(self) else self._engine_loss(),
             )
         except TrainingInterrupted:
             self._publish_state()  # the last complete step's model, usable

@@ -184,6 +184,9 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
               lengths: Any) -> tuple[float, np.ndarray]:
         return softmax_cross_entropy(out, target, weight)
 
+    def _engine_loss(self) -> str | None:
+        return "cross_entropy"
+
     def _validation_score(self, Xs: Sequences, target: np.ndarray, weight: np.ndarray,
                           out: Any = None) -> float:
         if out is None:

@@ -194,6 +194,9 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
               lengths: Any) -> tuple[float, np.ndarray]:
         return _REGRESSION_LOSSES[self.loss](out, target, weight, lengths)
 
+    def _engine_loss(self) -> str | None:
+        return "squared_error" if self.loss == "squared_error" else None
+
     def _validation_score(self, Xs: Sequences, target: Any, weight: np.ndarray,
                           out: Any = None) -> float:
         if out is None:

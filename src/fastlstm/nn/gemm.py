@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.nn.plan import ROW_ALIGN, _gemm_threads, _split
-from fastlstm.runtime.parallel import run_parallel
+from fastlstm.nn.plan import ROW_ALIGN, _split, gemm_blocks
+from fastlstm.runtime.parallel import run_grouped
 
 
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, trans_a: bool = False,
@@ -32,12 +32,15 @@ def gradient_products(weight_grads: Any, input_grads: Any, gate_rows: int, rows:
 
     ``weight_grads(lo, hi)`` computes gate rows [lo, hi) of the weight
     gradients, ``input_grads(lo, hi)`` sequence rows [lo, hi) of dX (None: no
-    dX); thread i takes block i of both splits.  ``width``: the summed inner sizes, for the
-    flop count (threads only when each gets enough work).
+    dX); task i is block i of both splits.  ``width``: the summed inner sizes, for the
+    flop count.  The blocks follow from the sizes alone (``gemm_blocks``) and
+    each output entry is one product over all rows, so every entry is the
+    same BLAS call at any ``n_threads``: the thread count changes speed, not
+    results.
     """
-    threads = _gemm_threads(2.0 * rows * gate_rows * width, n_threads)
-    w_blocks = _split(gate_rows, threads, ROW_ALIGN)
-    x_blocks = _split(rows, threads, ROW_ALIGN) if input_grads is not None else []
+    blocks = gemm_blocks(2.0 * rows * gate_rows * width)
+    w_blocks = _split(gate_rows, blocks, ROW_ALIGN)
+    x_blocks = _split(rows, blocks, ROW_ALIGN) if input_grads is not None else []
 
     def work(i: int) -> None:
         if i < len(w_blocks):
@@ -45,4 +48,5 @@ def gradient_products(weight_grads: Any, input_grads: Any, gate_rows: int, rows:
         if i < len(x_blocks):
             input_grads(*x_blocks[i])
 
-    run_parallel([lambda i=i: work(i) for i in range(max(len(w_blocks), len(x_blocks)))])
+    run_grouped([lambda i=i: work(i) for i in range(max(len(w_blocks), len(x_blocks)))],
+                n_threads)

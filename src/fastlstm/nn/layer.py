@@ -37,12 +37,12 @@ from fastlstm.nn.params import (
     check_config,
 )
 from fastlstm.nn.plan import (
-    MIN_ROWS_PER_SHARD,
     ROW_ALIGN,
-    _gemm_threads,
     _Plan,
     _split,
     _step_block,
+    gemm_blocks,
+    row_chunks,
 )
 from fastlstm.nn.stack import backward_stack, forward_stack
 from fastlstm.runtime.memory import check_forward_memory, check_parameter_memory, uniform_init
@@ -50,7 +50,7 @@ from fastlstm.runtime.parallel import (
     blas_single_threaded,
     blas_small_matrix_rows,
     effective_n_jobs,
-    run_parallel,
+    run_grouped,
 )
 from fastlstm.runtime.tape import ThreadTape
 from fastlstm.runtime.workspace import Workspace, fresh
@@ -309,13 +309,11 @@ class RecurrentLayer(LayerInterop):
     # ------------------------------------------------------------------- plan
     def _plan(self, batch: int, steps: int, lengths: np.ndarray | None) -> _Plan:
         n_threads = effective_n_jobs(self.n_jobs)
-        per_direction = -(-n_threads // self.num_directions)
-        n_shards = max(1, min(per_direction, batch // MIN_ROWS_PER_SHARD))
-        n_slices = _packed.slice_threads(self, batch, steps, n_threads)
-        if n_slices > 1:
-            n_shards = 1
+        # the shards are fixed by the batch (not by the threads): see fastlstm.nn.plan
+        n_shards = row_chunks(batch)
+        n_slices = _packed.slice_threads(self, batch, steps, n_threads) if n_shards == 1 else 1
         if lengths is None:
-            bounds = _split(batch, n_shards)
+            bounds = _split(batch, n_shards, self._shard_align(batch))
             shards = [(lo, hi - lo) for lo, hi in bounds]
             nact = [np.full(steps, rows, dtype=np.int32) for _, rows in shards]
             return _Plan(batch, steps, None, None, shards, nact, n_threads, n_slices)
@@ -331,6 +329,13 @@ class RecurrentLayer(LayerInterop):
             nact.append((lengths[g][None, :] > t[:, None]).sum(axis=1).astype(np.int32))
             lo += g.size
         return _Plan(batch, steps, perm, lengths[perm], shards, nact, n_threads, n_slices)
+
+    def _shard_align(self, batch: int) -> int:
+        """Shard boundaries at whole register tiles of the packed kernels (1 otherwise)."""
+        if not _packed.uses_packed(self):
+            return 1
+        tile = self._kernels.packed_tile_rows()
+        return tile if batch >= 2 * tile else 1
 
     # ---------------------------------------------------------------- forward
     def _forward(self, x: Any, lengths: Any, initial: list[Any] | None, training: bool
@@ -415,9 +420,9 @@ class RecurrentLayer(LayerInterop):
                 g[...] = weights[d][2]
                 k.matmul(rows_in[lo:hi], weights[d][0], g, trans_b=True, beta=1.0)
 
-        n_threads = _gemm_threads(2.0 * T * B * G * D * rows_in.shape[1], plan.n_threads)
-        run_parallel([lambda lo=lo, hi=hi: project(lo, hi)
-                      for lo, hi in _split(T * B, n_threads, ROW_ALIGN)])
+        blocks = gemm_blocks(2.0 * T * B * G * D * rows_in.shape[1])
+        run_grouped([lambda lo=lo, hi=hi: project(lo, hi)
+                     for lo, hi in _split(T * B, blocks, ROW_ALIGN)], plan.n_threads)
 
         # the step GEMM runs NN on W_hh^T, in row blocks the BLAS multiplies fastest
         w_hh_t = [np.ascontiguousarray(w[1].T) for w in weights]
@@ -429,8 +434,8 @@ class RecurrentLayer(LayerInterop):
             self._recur_forward(d, r0, rows, plan.nact[shard], gates[d], w_hh_t[d], b_hh[d],
                                 carries[d], out, stores[d], _step_block(block, rows))
 
-        run_parallel([lambda d=d, s=s: recur(d, s)
-                      for d in range(D) for s in range(len(plan.shards))])
+        run_grouped([lambda d=d, s=s: recur(d, s)
+                     for d in range(D) for s in range(len(plan.shards))], plan.n_threads)
         return out, carries, gates, stores
 
     # --------------------------------------------------------------- backward
@@ -504,8 +509,8 @@ class RecurrentLayer(LayerInterop):
                                         cache.initial[layer], dy, dcarries, d_bias)
         else:
             block = blas_small_matrix_rows(H, G)
-            run_parallel([lambda d=d, s=s: recur(d, s)
-                          for d in range(D) for s in range(len(plan.shards))])
+            run_grouped([lambda d=d, s=s: recur(d, s)
+                         for d in range(D) for s in range(len(plan.shards))], plan.n_threads)
 
         # Whole-sequence GEMMs from dG: weight gradients split by gate rows,
         # dX split by sequence rows.

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastlstm.nn.stack import forward_stack
-from fastlstm.runtime.parallel import run_parallel, usable_cores
+from fastlstm.runtime.parallel import run_grouped, usable_cores
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastlstm.nn.layer import RecurrentLayer
@@ -172,7 +172,7 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
             for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
                 tasks.append(lambda d=d, r0=r0, rows=rows, nact=nact: run(
                     d, r0, r0 + rows, nact, 0, panels))
-    run_parallel(tasks)
+    run_grouped(tasks, plan.n_threads)
 
     carries = []
     tm = out.transpose(1, 0, 2) if batch_first else out  # (T, B, D*H) view
@@ -244,7 +244,7 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list
                          nact=nact: k.packed_backward(
                 cell, acts[d], stores[d], c0, wp, dy, d * H, dcarries[d][0], dc,
                 d_bias[d, shard], nact, toff, d == 1, r0, r0 + n, exact))
-    run_parallel(tasks)
+    run_grouped(tasks, plan.n_threads)
 
 
 def checked_input(x: np.ndarray) -> np.ndarray:

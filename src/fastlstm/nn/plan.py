@@ -1,8 +1,15 @@
 """How a batch is laid out and split over threads: made once per forward call.
 
-Rows are permuted once at entry so that each thread's shard is a contiguous
-block sorted by decreasing length (rows still running at step t are a prefix
-of the shard); the whole-sequence GEMMs are cut into aligned row blocks.
+Rows are permuted once at entry so that each shard is a contiguous block
+sorted by decreasing length (rows still running at step t are a prefix of
+the shard); the whole-sequence GEMMs are cut into aligned row blocks.
+
+The cuts depend on the data's shape only, never on the thread count: the
+shards (row chunks) and the GEMM blocks are fixed by the sizes, threads take
+whole chunks and blocks, and what is summed over chunks (the bias gradients)
+is reduced in chunk order.  So every product is the same call with the same
+operands at any ``n_jobs``, and a fit gives the same model bit for bit on one
+thread or many; the thread count changes speed only.
 """
 
 from __future__ import annotations
@@ -11,20 +18,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# A shard narrower than this loses more to small-GEMM inefficiency than the
-# second thread gains (BLAS path; 32-row products ran at ~110 GFLOP/s, 64 rows ~160).
-MIN_ROWS_PER_SHARD = 4
 # Row blocks of the whole-sequence GEMMs are cut at multiples of this.
 ROW_ALIGN = 16
 # A whole-sequence GEMM is split across threads only if each thread gets at
 # least this many flops: handing a task to a pool thread costs tens of
 # microseconds, more than a small GEMM (B=1 ran slower on 2 threads than on 1).
 MIN_FLOPS_PER_THREAD = 4e6
+# The fixed cuts (independent of the thread count): a batch is cut into at most
+# MAX_CHUNKS shards of at least MIN_CHUNK_ROWS rows, a whole-sequence GEMM into
+# at most MAX_GEMM_BLOCKS blocks of MIN_FLOPS_PER_THREAD flops or more.  More
+# threads than chunks or blocks wait for the others in that phase.
+MIN_CHUNK_ROWS = 4
+MAX_CHUNKS = 8
+MAX_GEMM_BLOCKS = 4
 
-def _gemm_threads(flops: float, n_threads: int) -> int:
-    """Threads worth using for a GEMM of ``flops`` floating-point operations."""
-    return max(1, min(n_threads, int(flops // MIN_FLOPS_PER_THREAD)))
 
+def row_chunks(batch: int) -> int:
+    """Shards of a batch of ``batch`` rows: a function of the batch alone."""
+    return max(1, min(MAX_CHUNKS, batch // MIN_CHUNK_ROWS))
+
+
+def gemm_blocks(flops: float) -> int:
+    """Blocks a whole-sequence GEMM of ``flops`` is cut into: a function of its size alone."""
+    return max(1, min(MAX_GEMM_BLOCKS, int(flops // MIN_FLOPS_PER_THREAD)))
 
 def _step_block(block: int, rows: int) -> int:
     """Row block for a shard's step GEMMs: small-matrix blocks only pay off while

@@ -8,9 +8,11 @@ contiguously, from row ``toff[t] = N_0 + ... + N_{t-1}`` (PyTorch's
 T * B: the recurrences, the weight-gradient and dX products, dropout and
 the copies in and out all cost the sum of the lengths.
 
-Threads take contiguous blocks of the sorted batch with equal sums of
-lengths (so each block's running rows stay a prefix of it); a row gets the
-same arithmetic in any block, so the split changes speed, not results.
+The sorted batch is cut into contiguous blocks with equal sums of lengths
+(so each block's running rows stay a prefix of it), as many as the batch
+size gives (``fastlstm.nn.plan.row_chunks``), whatever the thread count;
+threads take whole blocks, and the per-block bias sums are reduced in block
+order, so the thread count changes speed, not results.
 """
 
 from __future__ import annotations
@@ -22,15 +24,13 @@ import numpy as np
 
 from fastlstm.nn import packed as _packed
 from fastlstm.nn.inputs import check_d_out
+from fastlstm.nn.plan import row_chunks
 from fastlstm.nn.stack import backward_stack, forward_stack
-from fastlstm.runtime.parallel import blas_single_threaded, run_parallel
+from fastlstm.runtime.parallel import blas_single_threaded, run_grouped
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastlstm.nn.cache import _Cache
     from fastlstm.nn.layer import RecurrentLayer
-
-# A thread's block of rows has at least this many rows (as the padded layout's shards).
-MIN_ROWS_PER_BLOCK = 4
 
 
 @dataclass
@@ -109,8 +109,7 @@ def make_plan(lengths: np.ndarray, steps: int, n_threads: int, directions: int) 
     np.cumsum(counts[:-1], out=toff[1:])
     time = np.repeat(np.arange(steps), counts)
     row = np.arange(time.shape[0]) - np.repeat(toff, counts)
-    per_direction = -(-n_threads // directions)
-    n_blocks = max(1, min(per_direction, batch // MIN_ROWS_PER_BLOCK))
+    n_blocks = row_chunks(batch)  # fixed by the batch, not by the threads
     # contiguous blocks of equal work: cut the cumulative length in n_blocks
     cum = np.cumsum(srt)
     cuts = [0] + [int(np.searchsorted(cum, cum[-1] * k / n_blocks)) + 1
@@ -168,7 +167,7 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
                          k.packed_forward_rows(cell, layer_in, wp, bp, h0, c, out, d * H,
                                                acts[d], stores[d], nact, plan.toff, d == 1,
                                                r0, r0 + rows, exact))
-    run_parallel(tasks)
+    run_grouped(tasks, plan.n_threads)
     carries = []
     rows = np.arange(B)
     for d in range(D):

@@ -114,6 +114,34 @@ def run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
         raise error
 
 
+def run_grouped(tasks: Sequence[Callable[[], None]], n_threads: int) -> None:
+    """Run ``tasks`` on at most ``n_threads`` threads, each a contiguous group in order.
+
+    The tasks are fixed by the data (one per row chunk or GEMM block) and
+    write disjoint outputs, so how many threads share them changes speed,
+    never results.
+
+    Examples
+    --------
+    >>> done = []
+    >>> run_grouped([lambda i=i: done.append(i) for i in range(5)], 1)
+    >>> done
+    [0, 1, 2, 3, 4]
+    """
+    groups = max(1, min(int(n_threads), len(tasks)))
+    if groups >= len(tasks):
+        run_parallel(tasks)
+        return
+    cut = [len(tasks) * g // groups for g in range(groups + 1)]
+
+    def group(lo: int, hi: int) -> None:
+        for task in tasks[lo:hi]:
+            task()
+
+    run_parallel([lambda lo=lo, hi=hi: group(lo, hi)
+                  for lo, hi in zip(cut[:-1], cut[1:], strict=True)])
+
+
 _blas_lock = threading.Lock()
 _blas_holders = 0
 _blas_saved: list[tuple[Any, int]] = []  # (library, its thread count before the first holder)

@@ -487,6 +487,7 @@ def train_epochs(
     total_epochs: int | None = None,
     events: Any = None,
     early_stopping: bool = True,
+    engine_loss: str | None = None,
 ) -> str:
     """Run up to ``n_epochs`` epochs of mini-batch training, updating ``state``.
 
@@ -543,6 +544,9 @@ def train_epochs(
         Whether the plateau of the validation score (when ``validate`` is
         given) stops the training and brings back the best weights; False
         records the validation only, and the training loss's plateau stops.
+    engine_loss : {"cross_entropy", "squared_error"} or None, default=None
+        What ``loss_fn`` computes, when the compiled step
+        (:mod:`fastlstm.train.engine`) may compute it instead.
 
     Returns
     -------
@@ -565,5 +569,6 @@ def train_epochs(
                            early_stopping=early_stopping)
     trainer = Trainer(net, optimizer, state, get_batch=get_batch, loss_fn=loss_fn,
                       batch_size=batch_size, shuffle=shuffle, rng=rng, clip_norm=clip_norm,
-                      validate=validate, hooks=hooks, total_epochs=total_epochs)
+                      validate=validate, hooks=hooks, total_epochs=total_epochs,
+                      engine_loss=engine_loss)
     return trainer.fit_loop(lengths, n_epochs)

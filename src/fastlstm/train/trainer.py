@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from fastlstm.train.engine import CompiledStep
 from fastlstm.train.flat import flat_grad_norm
 from fastlstm.train.guard import StepGuard, TrainingInterrupted, all_finite
 from fastlstm.train.history import epoch_record
@@ -80,6 +81,11 @@ class Trainer:
         Told of every event, in order.
     total_epochs : int or None, default=None
         The epoch count of the whole fit (for progress and callbacks).
+    engine_loss : {"cross_entropy", "squared_error"} or None, default=None
+        What ``loss_fn`` computes, when it is one of the compiled step's
+        losses (:mod:`fastlstm.train.engine`): the batches and networks the
+        engine covers then get their gradients from it; None: always the
+        Python path.
 
     Examples
     --------
@@ -103,7 +109,7 @@ class Trainer:
                  loss_fn: Callable, batch_size: int, shuffle: bool,
                  rng: np.random.RandomState, clip_norm: float | None,
                  validate: Callable[[], float] | None, hooks: Sequence[Hook],
-                 total_epochs: int | None = None) -> None:
+                 total_epochs: int | None = None, engine_loss: str | None = None) -> None:
         self.net, self.optimizer, self.state = net, optimizer, state
         self.get_batch, self.loss_fn = get_batch, loss_fn
         self.batch_size, self.shuffle, self.rng, self.clip_norm = (
@@ -123,6 +129,9 @@ class Trainer:
         else:
             self.params = net.parameters()
             self.guard = StepGuard(self.params, optimizer)
+        # the compiled forward, loss and backward, where it covers the network
+        self.engine = (CompiledStep.for_network(net, engine_loss)
+                       if self.flat is not None and engine_loss is not None else None)
         self.reason: str | None = None  # why the loop stops (first request wins)
         self.total_epochs = total_epochs
         self.n_samples = 0  # training sequences per epoch
@@ -149,20 +158,33 @@ class Trainer:
         weights non-finite is undone).
         """
         x, lengths, target, weight = self.get_batch(idx)
-        out = self.net.forward(x, lengths, training=True)
-        loss, d_out = self.loss_fn(out, target, weight, lengths)
-        if not math.isfinite(loss):
-            return loss, f"the loss is {loss}"
         flat = self.flat
-        try:
-            if flat is None:
-                grads = self.net.backward(d_out)
-            else:
-                grads = self.net.backward(d_out, out=flat.grad_views)
-        except FloatingPointError as exc:
-            return loss, str(exc)
+        compiled = None
+        if self.engine is not None:
+            compiled = self.engine.gradients(x, lengths, target, weight, flat.grad_views)
+        if compiled is not None:
+            loss, failure = compiled
+            if failure is not None:
+                return loss, failure
+            grads = flat.grad_views
+        else:
+            out = self.net.forward(x, lengths, training=True)
+            loss, d_out = self.loss_fn(out, target, weight, lengths)
+            if not math.isfinite(loss):
+                return loss, f"the loss is {loss}"
+            try:
+                if flat is None:
+                    grads = self.net.backward(d_out)
+                else:
+                    grads = self.net.backward(d_out, out=flat.grad_views)
+            except FloatingPointError as exc:
+                return loss, str(exc)
         if flat is None:
             norm = clip_grad_norm(grads, self.clip_norm)
+        elif compiled is not None:  # the engine summed the squares already
+            norm = self.engine.norm
+            if self.clip_norm is not None and math.isfinite(norm) and norm > self.clip_norm:
+                flat.grads *= self.clip_norm / (norm + 1e-6)
         else:
             norm = flat_grad_norm(flat, self.clip_norm)
         if not math.isfinite(norm):

@@ -1,0 +1,167 @@
+"""The compiled training step (fastlstm.train.engine) against the Python step it replaces.
+
+Its gradients equal the Python path's (forward, loss, backward through the
+layer and the readout) up to float32 rounding, for both cells and both
+losses, with sample weights; they are bit for bit the same at any thread
+count; fits use it where it covers the batch and agree with fits that do
+not.  Shapes come from the kernel variant's tile.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastlstm.train.engine as engine_module
+from fastlstm import LSTMClassifier, LSTMRegressor
+from fastlstm.train.engine import CompiledStep
+from fastlstm.train.network import SequenceNet, softmax_cross_entropy, squared_error
+
+SIMD = pytest.importorskip("fastlstm._kernels").load().packed_width() > 0
+pytestmark = pytest.mark.skipif(not SIMD, reason="this CPU runs no SIMD kernel variant")
+
+
+def _tile():
+    return SequenceNet(1, 1, hidden_size=1).layer._kernels.packed_tile_rows()
+
+
+def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out):
+    net = SequenceNet(n_in, n_out, cell=cell, hidden_size=hidden, random_state=3, n_jobs=1)
+    x = rng.normal(size=(batch, steps, n_in)).astype(np.float32)
+    w = rng.uniform(0.2, 2.0, size=batch)
+    if loss == "cross_entropy":
+        t = rng.integers(0, n_out, size=batch)
+        ref_loss, d_out = softmax_cross_entropy(net.forward(x, training=True), t, w)
+    else:
+        t = rng.normal(size=(batch, n_out))
+        ref_loss, d_out = squared_error(net.forward(x, training=True), t, w)
+    return net, x, t, w, ref_loss, net.backward(d_out)
+
+
+def _shapes():
+    tile = _tile()
+    # several chunks with a ragged last tile, a batch under one tile, one step
+    return [(3 * tile + 1, 7, 3, 2 * 16 + 3, 4), (tile - 1 or 1, 5, 2, 9, 3),
+            (2 * tile, 1, 4, 16, 2)]
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss):
+    for shape in _shapes():
+        net, x, t, w, ref_loss, ref = _case(rng, cell, loss, *shape)
+        step = CompiledStep.for_network(net, loss)
+        if step is None:
+            pytest.skip("this kernel variant has no packed kernels")
+        grads = [np.full_like(p, np.nan) for p in net.parameters()]
+        got_loss, failure = step.gradients(x, None, t, w, grads)
+        assert failure is None
+        assert got_loss == pytest.approx(ref_loss, rel=1e-5)
+        for name, g, r in zip(net.parameter_names(), grads, ref, strict=True):
+            scale = max(float(np.abs(r).max()), 1e-6)
+            np.testing.assert_allclose(g, r, rtol=0, atol=2e-5 * scale, err_msg=name)
+        # the global norm of what it wrote, for the trainer's clipping
+        exact = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
+        assert step.norm == pytest.approx(exact, rel=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, cell):
+    net, x, t, w, _, _ = _case(rng, cell, "cross_entropy", 5 * _tile() + 2, 6, 3, 20, 3)
+    if CompiledStep.for_network(net, "cross_entropy") is None:
+        pytest.skip("this kernel variant has no packed kernels")
+    results = []
+    for n_jobs in (1, 2, 3):
+        net.set_n_jobs(n_jobs)
+        grads = [np.empty_like(p) for p in net.parameters()]
+        loss, _ = CompiledStep.for_network(net, "cross_entropy").gradients(x, None, t, w, grads)
+        results.append((loss, grads))
+    for loss, grads in results[1:]:
+        assert loss == results[0][0]
+        for a, b in zip(grads, results[0][1], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_networks_and_batches_outside_the_engine_take_the_python_path(rng):
+    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, dtype="float64"),
+                                    "cross_entropy") is None
+    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, num_layers=2),
+                                    "cross_entropy") is None
+    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, bidirectional=True),
+                                    "cross_entropy") is None
+    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, sequence_output=True),
+                                    "squared_error") is None
+    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4), "huber") is None
+    step = CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4), "cross_entropy")
+    grads = [np.full_like(p, 7.0) for p in step.net.parameters()]
+    x = np.zeros((3, 4, 2), np.float32)
+    # variable lengths and float64 batches: not covered, nothing written
+    assert step.gradients(x, np.array([4, 2, 1]), np.zeros(3, int), np.ones(3), grads) is None
+    assert step.gradients(x.astype(np.float64), None, np.zeros(3, int), np.ones(3),
+                          grads) is None
+    assert all((g == 7.0).all() for g in grads)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        step.gradients(np.full((3, 4, 2), np.nan, np.float32), None, np.zeros(3, int),
+                       np.ones(3), grads)
+
+
+def _fit(monkeypatch, cls, use_engine, calls, **kw):
+    real = CompiledStep.gradients
+
+    def counted(self, *args):
+        result = real(self, *args)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(CompiledStep, "gradients", counted)
+    if not use_engine:
+        monkeypatch.setattr(CompiledStep, "for_network", classmethod(lambda c, net, loss: None))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3 * 4 * _tile() + 3, 6, 2))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    if cls is LSTMRegressor:
+        y = X[:, -1, 1] + 0.1 * y
+    model = cls(hidden_size=12, batch_size=4 * _tile(), max_epochs=2, random_state=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    monkeypatch.undo()
+    return model
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
+def test_fits_use_the_engine_and_agree_with_fits_that_do_not(monkeypatch, cls, cell):
+    calls = []
+    compiled = _fit(monkeypatch, cls, True, calls, cell=cell)
+    assert calls and all(calls)  # every dense batch took the compiled step
+    python_calls = []
+    plain = _fit(monkeypatch, cls, False, python_calls, cell=cell)
+    assert not python_calls
+    for a, b in zip(compiled.network_.parameters(), plain.network_.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    assert compiled.loss_curve_ == pytest.approx(plain.loss_curve_, rel=1e-4)
+
+
+def test_regression_losses_the_engine_lacks_take_the_python_path(monkeypatch):
+    calls = []
+    _fit(monkeypatch, LSTMRegressor, True, calls, loss="huber")
+    assert not calls
+
+
+def test_the_engine_module_names_its_losses():
+    assert set(engine_module.ENGINE_LOSSES) == {"cross_entropy", "squared_error"}
+
+
+def test_clipping_after_the_compiled_step_equals_the_python_clipping(monkeypatch):
+    # a limit below every step's norm: each update is clipped
+    calls = []
+    compiled = _fit(monkeypatch, LSTMClassifier, True, calls, clip_norm=1e-3)
+    assert calls and all(calls)
+    plain = _fit(monkeypatch, LSTMClassifier, False, [], clip_norm=1e-3)
+    for a, b in zip(compiled.network_.parameters(), plain.network_.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    unclipped = _fit(monkeypatch, LSTMClassifier, True, [], clip_norm=None)
+    moved = [np.abs(a - b).max() for a, b in zip(compiled.network_.parameters(),
+                                                  unclipped.network_.parameters(), strict=True)]
+    assert max(moved) > 1e-3  # the limit did change the training

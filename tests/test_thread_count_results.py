@@ -1,0 +1,104 @@
+"""The thread count changes speed, never results: fits and passes bit for bit at any n_jobs.
+
+The row chunks (shards) and the GEMM blocks are cut from the data's shape
+alone (fastlstm.nn.plan), threads take whole chunks and blocks, and sums over
+chunks are reduced in chunk order; so a fit on one thread and on several
+gives the same model, bit for bit, in every cell, dtype and layout.  Shapes
+come from the kernel variant's tile, so that every run has several chunks.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from fastlstm import GRU, LSTM, RNN, LSTMClassifier, LSTMRegressor
+from fastlstm.nn.plan import MIN_CHUNK_ROWS, gemm_blocks, row_chunks
+
+CELLS = {"lstm": LSTM, "rnn": RNN, "gru": GRU}
+
+
+def _batch_rows(layer_cls=LSTM):
+    """A batch with several row chunks and a ragged last tile on this variant."""
+    tile = max(1, layer_cls(1, 1)._kernels.packed_tile_rows())
+    rows = 3 * max(tile, MIN_CHUNK_ROWS) + tile // 2 + 1
+    assert row_chunks(rows) >= 3
+    return rows
+
+
+def _data(kind, n, steps, features, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, steps, features))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int) + (X[:, 0, -1] > 0)
+    if kind == "ragged":
+        lengths = rng.integers(2, steps + 1, size=n)
+        X = [x[:t] for x, t in zip(X, lengths, strict=True)]
+    return X, y
+
+
+def _fitted(cls, cell, dtype, kind, n_jobs, **kw):
+    batch = _batch_rows(CELLS[cell])
+    X, y = _data(kind, 3 * batch + 5, 7, 3)
+    if cls is LSTMRegressor:
+        y = y + 0.5 * np.asarray([x[-1, 1] for x in X])
+    model = cls(cell=cell, hidden_size=9, batch_size=batch, max_epochs=2, learning_rate=0.01,
+                dtype=dtype, n_jobs=n_jobs, random_state=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the epoch limit's ConvergenceWarning
+        model.fit(X, y)
+    return model, X
+
+
+@pytest.mark.parametrize("kind", ["dense", "ragged"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
+def test_a_fit_gives_the_same_model_bit_for_bit_at_any_n_jobs(kernel, cls, cell, dtype, kind):
+    one, X = _fitted(cls, cell, dtype, kind, 1)
+    for n_jobs in (2, 3):
+        other, _ = _fitted(cls, cell, dtype, kind, n_jobs)
+        for a, b in zip(one.network_.parameters(), other.network_.parameters(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(one.predict(X), other.predict(X))
+        assert one.loss_curve_ == other.loss_curve_
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_a_two_layer_bidirectional_fit_is_the_same_at_any_n_jobs(kernel, cell):
+    one, _ = _fitted(LSTMClassifier, cell, "float32", "ragged", 1, num_layers=2,
+                     bidirectional=True)
+    two, _ = _fitted(LSTMClassifier, cell, "float32", "ragged", 2, num_layers=2,
+                     bidirectional=True)
+    for a, b in zip(one.network_.parameters(), two.network_.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cls", list(CELLS.values()))
+def test_layer_gradients_are_the_same_bit_for_bit_at_any_n_jobs(kernel, rng, cls, dtype,
+                                                                  ragged):
+    # large enough that the whole-sequence products are cut into several blocks
+    B, T, n_in, H = 4 * _batch_rows(cls), 16, 16, 64
+    G = cls(1, 1)._gates * H
+    assert gemm_blocks(2.0 * T * B * G * (2 * n_in + H)) > 1
+    x = rng.normal(size=(B, T, n_in)).astype(dtype)
+    lengths = rng.integers(1, T + 1, size=B) if ragged else None
+    d_out = rng.normal(size=(B, T, H)).astype(dtype)
+    results = []
+    for n_jobs in (1, 2, 3):
+        layer = cls(n_in, H, dtype=dtype, n_jobs=n_jobs, random_state=0)
+        out, _ = layer.forward(x, lengths=lengths, training=True)
+        grads, dx = layer.backward(d_out)[:2]
+        results.append((out, grads, dx))
+    for out, grads, dx in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(dx, results[0][2])
+        for name, g in grads.items():
+            np.testing.assert_array_equal(g, results[0][1][name], err_msg=name)
+
+
+def test_the_cuts_depend_on_the_sizes_only():
+    assert [row_chunks(b) for b in (1, MIN_CHUNK_ROWS - 1, 2 * MIN_CHUNK_ROWS)] == [1, 1, 2]
+    assert row_chunks(10 ** 6) == row_chunks(10 ** 7)  # bounded
+    assert gemm_blocks(1.0) == 1 and gemm_blocks(1e12) == gemm_blocks(1e13) > 1
