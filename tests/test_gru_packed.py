@@ -16,6 +16,7 @@ from gru_cases import make_case, run_reference, run_torch
 import fastlstm
 from fastlstm import _kernels
 from fastlstm.nn import packed as _packed
+from fastlstm.nn import plan as _plan_module
 
 pytestmark = pytest.mark.usefixtures("kernel")
 
@@ -79,7 +80,9 @@ def _case(rng, hidden, batch, **kw):
 
 
 def _slices(monkeypatch):
-    """Force hidden slices for every shape that has two panels (any core count)."""
+    """Force hidden slices for every shape that has two panels (any core count):
+    one row chunk for the whole batch, and no shape too small to share."""
+    monkeypatch.setattr(_plan_module, "MIN_CHUNK_ROWS", 10**6)
     monkeypatch.setattr(_packed, "SHARD_MIN_ROWS", 10**6)
     monkeypatch.setattr(_packed, "SLICE_MIN_STEP_FLOPS", 0)
     monkeypatch.setattr(_packed, "SLICE_MIN_FLOPS", 0)

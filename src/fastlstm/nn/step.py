@@ -23,8 +23,8 @@ import numpy as np
 
 from fastlstm.nn import packed as _packed
 from fastlstm.nn.inputs import check_step_input
-from fastlstm.nn.plan import MIN_FLOPS_PER_THREAD, MIN_ROWS_PER_SHARD, _gemm_threads
-from fastlstm.runtime.parallel import blas_small_matrix_rows, effective_n_jobs
+from fastlstm.nn.plan import MIN_CHUNK_ROWS, MIN_FLOPS_PER_THREAD, gemm_blocks
+from fastlstm.runtime.parallel import blas_small_matrix_rows
 
 __all__ = ["build", "checked_step"]
 
@@ -68,23 +68,23 @@ def build(layer: Any) -> Any:
 
 
 def _plain_rows(layer: Any, G: int) -> int:
-    """The largest batch whose one-step forward is one task at any thread count:
-    one shard (fewer than two shards' worth of rows) and one input projection."""
+    """The largest batch whose one-step forward is one task: one row chunk (fewer
+    than two chunks' worth of rows) and one block of the input projection."""
     widest = max(layer.input_size, layer.hidden_size if layer.num_layers > 1 else 0)
-    rows = 2 * MIN_ROWS_PER_SHARD - 1
+    rows = 2 * MIN_CHUNK_ROWS - 1
     while rows > 0 and 2.0 * rows * G * widest >= 2 * MIN_FLOPS_PER_THREAD:
         rows -= 1
     return rows
 
 
 def _one_task(layer: Any, batch: int) -> bool:
-    """Whether the layer's one-step forward of ``batch`` rows runs as one task."""
-    n_threads = effective_n_jobs(layer.n_jobs)
+    """Whether the layer's one-step forward of ``batch`` rows runs as one task
+    (the cuts depend on the shapes alone, never on the thread count)."""
     G = layer._gates * layer.hidden_size
     if len(layer._plan(batch, 1, None).shards) > 1:
         return False
     widths = [layer.input_size] + [layer.hidden_size] * (layer.num_layers - 1)
-    return all(_gemm_threads(2.0 * batch * G * n, n_threads) == 1 for n in widths)
+    return all(gemm_blocks(2.0 * batch * G * n) == 1 for n in widths)
 
 
 def checked_step(layer: Any, stepper: Any, x_t: Any, state: Any, out: Any
