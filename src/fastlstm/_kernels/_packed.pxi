@@ -63,8 +63,8 @@ def _cell_code(name):
     raise ValueError(f"the packed kernels know no cell {name!r}")
 
 
-# the streaming stepper below runs LSTM stacks
-_STEPPER_CELL = _cell_code("lstm")
+# the cell whose step carries a cell state beside h (the stepper's two-state path)
+_CELL_WITH_C = _cell_code("lstm")
 
 
 cdef _check_cell(int cell):

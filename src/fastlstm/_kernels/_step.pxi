@@ -142,7 +142,7 @@ cdef class Stepper:
         self.dtype = np.dtype(dtype)
         self.dbl = self.dtype == np.float64
         self.typenum = cnp.NPY_FLOAT64 if self.dbl else cnp.NPY_FLOAT32
-        self.lstm = kind == K_LSTM_BLAS or (kind == K_PACKED and cell == CELL_LSTM)
+        self.lstm = kind == K_LSTM_BLAS or (kind == K_PACKED and cell == _CELL_WITH_C)
         self.num_layers = len(arrays) // 4
         self.input_size = input_size
         self.hidden_size = hidden_size
