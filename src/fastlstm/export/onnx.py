@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from fastlstm._version import __version__
+
 __all__ = ["estimator_to_onnx", "layer_to_onnx"]
 
 OPSET = 17
@@ -114,8 +116,6 @@ def _inputs(g: _Graph, n_features: int, lengths: bool,
 
 def _model(g: _Graph, inputs: list, outputs: list, name: str, doc: str) -> Any:
     onnx = g.onnx
-    from fastlstm import __version__
-
     graph = onnx.helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
     model = onnx.helper.make_model(
         graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)],
