@@ -65,3 +65,50 @@ def test_no_module_is_over_six_hundred_lines():
     assert len(sources) > 40
     sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in sources}
     assert {name: n for name, n in sizes.items() if n > 600} == {}
+
+
+def _cycles(graph) -> list[list[str]]:
+    """The import graph's cycles: its strongly connected parts of two or more modules."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.find_modules_directly_imported_by(v):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_the_import_graph_has_no_cycle():
+    """Within a layer too (which the layers contract does not see), and through
+    the package facade: every import at run time, lazy ones included."""
+    grimp = pytest.importorskip("grimp")  # import-linter's graph library
+    graph = grimp.build_graph("fastlstm", exclude_type_checking_imports=True)
+    assert _cycles(graph) == []
+    # the check sees a cycle when there is one
+    graph.add_import(importer="fastlstm.runtime.config", imported="fastlstm.nn.layer")
+    assert _cycles(graph)
