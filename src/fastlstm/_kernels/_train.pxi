@@ -19,7 +19,13 @@ cdef enum:
 _TRAIN_LSTM = _cell_code("lstm")
 _TRAIN_RNN = _cell_code("rnn")
 
-from libc.math cimport exp, isfinite, log
+from libc.math cimport NAN, exp, isfinite, log
+
+
+cdef struct _Parts:
+    float** pih
+    double** pdb
+    double lsum, wsum
 
 
 cdef inline float* _fptr(object a):
@@ -208,6 +214,10 @@ cdef class TrainPlan:
                        part, status, lstm)
         return status[0]
 
+    def status_codes(self):
+        """The chunks' status of their last run (0: finite)."""
+        return [int(st[0]) for st in self.status]
+
     def reduce(self, float[:, ::1] d_w_ih, float[:, ::1] d_w_hh, float[::1] d_b_ih,
                float[::1] d_b_hh, float[:, ::1] d_w_out, float[::1] d_b_out):
         """Sum the chunks' partial gradients in chunk order into the given arrays.
@@ -215,53 +225,147 @@ cdef class TrainPlan:
         Returns ``(loss, squared norm)``: the squared global L2 norm of the
         gradients, in float64, summed per array and then in array order.
         """
-        cdef int64_t c, j, G = self.G, I = self.NI, H = self.H, K = self.K
-        cdef double wsum = 0, lsum = 0, v, sq = 0, sq_b = 0, sq_bo = 0
+        cdef double loss, sq
+        self._check(d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_out, d_b_out)
+        cdef _Parts parts = self._parts()
+        with nogil:
+            sq = self._sum_into(&parts, &d_w_ih[0, 0], &d_w_hh[0, 0], &d_b_ih[0], &d_b_hh[0],
+                                &d_w_out[0, 0], &d_b_out[0])
+        PyMem_Free(parts.pih)
+        PyMem_Free(parts.pdb)
+        return self._loss(parts), sq
+
+    def reduce_adam(self, float[:, ::1] d_w_ih, float[:, ::1] d_w_hh, float[::1] d_b_ih,
+                    float[::1] d_b_hh, float[:, ::1] d_w_out, float[::1] d_b_out,
+                    p, g, m, v, save, optimizer, double clip_norm):
+        """:meth:`reduce`, then the checks, clipping and one Adam step, in one GIL-free call.
+
+        ``p``, ``g``, ``m``, ``v``: the flat float32 parameter, gradient and
+        moment buffers the gradient arrays are views of; ``save``: three
+        scratch buffers as long; ``optimizer``: the Adam (or AdamW) whose
+        hyper-parameters and step count ``t`` apply (``t`` is advanced on a
+        step that was taken); ``clip_norm`` < 0: no clipping.  Returns
+        ``(loss, squared norm, code)``: 0 the step was taken; 1 the loss, 2 the
+        gradient of the recurrent features, 3 the gradient norm is not finite
+        (nothing updated); 4 the update made the parameters non-finite (undone:
+        parameters and moments are as before).
+        """
+        cdef double loss, sq, norm
+        cdef int code = 0, ok
+        cdef int64_t c, n, t = optimizer.t + 1
+        cdef fl_adam_args a
+        self._check(d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_out, d_b_out)
+        bufs = [p, g, m, v] + list(save)
+        n = p.shape[0]
+        for arr in bufs:
+            if (type(arr) is not np.ndarray or arr.ndim != 1 or arr.shape[0] != n
+                    or arr.dtype != np.float32 or not arr.flags.c_contiguous):
+                raise ValueError("TrainPlan.reduce_adam: flat float32 buffers of one length")
+        cdef float* pp = _fptr(p)
+        cdef float* gp = _fptr(g)
+        cdef float* mp = _fptr(m)
+        cdef float* vp = _fptr(v)
+        cdef float* s0 = _fptr(save[0])
+        cdef float* s1 = _fptr(save[1])
+        cdef float* s2 = _fptr(save[2])
+        a = _adam_args(optimizer.learning_rate, optimizer.beta_1, optimizer.beta_2,
+                       optimizer.epsilon, optimizer.weight_decay, optimizer._decoupled, t,
+                       0.0, False)
+        cdef _Parts parts = self._parts()
+        loss = self._loss(parts)
+        cdef int any_status = 0
+        for c in range(self.n_chunks):
+            any_status |= self.status[c][0] != 0
+        with nogil:
+            sq = self._sum_into(&parts, &d_w_ih[0, 0], &d_w_hh[0, 0], &d_b_ih[0], &d_b_hh[0],
+                                &d_w_out[0, 0], &d_b_out[0])
+            norm = c_sqrt(sq) if sq >= 0 else NAN
+            if not isfinite(loss):
+                code = 1
+            elif any_status:
+                code = 2
+            elif not isfinite(norm):
+                code = 3
+            else:
+                if clip_norm >= 0 and norm > clip_norm:
+                    a.do_clip = 1
+                    a.clip_scale = clip_norm / (norm + 1e-6)
+                ok = fl_adam_f32(pp, gp, mp, vp, n, &a, s0, s1, s2)
+                if not ok:  # undo: the parameters and moments as they were
+                    memcpy(pp, s0, n * sizeof(float))
+                    memcpy(mp, s1, n * sizeof(float))
+                    memcpy(vp, s2, n * sizeof(float))
+                    code = 4
+        PyMem_Free(parts.pih)
+        PyMem_Free(parts.pdb)
+        if code == 0:
+            optimizer.t = t  # no bytecode between the update and this: one step, whole
+        return loss, sq, code
+
+    cdef int _check(self, float[:, ::1] d_w_ih, float[:, ::1] d_w_hh, float[::1] d_b_ih,
+                    float[::1] d_b_hh, float[:, ::1] d_w_out, float[::1] d_b_out) except -1:
+        cdef int64_t G = self.G, I = self.NI, H = self.H, K = self.K
         if (d_w_ih.shape[0] != G or d_w_ih.shape[1] != I or d_w_hh.shape[0] != G
                 or d_w_hh.shape[1] != H or d_b_ih.shape[0] != G or d_b_hh.shape[0] != G
                 or d_w_out.shape[0] != K or d_w_out.shape[1] != H or d_b_out.shape[0] != K):
             raise ValueError("TrainPlan.reduce: gradient shapes do not match the plan")
-        cdef float** pih = <float**> PyMem_Malloc(self.n_chunks * 3 * sizeof(float*))
-        cdef double** pdb = <double**> PyMem_Malloc(self.n_chunks * 2 * sizeof(double*))
-        if pih == NULL or pdb == NULL:
-            PyMem_Free(pih)
-            PyMem_Free(pdb)
+        return 0
+
+    cdef _Parts _parts(self) except *:
+        # the chunks' partial gradients' addresses and their loss sums
+        cdef _Parts parts
+        cdef int64_t c
+        parts.lsum = 0
+        parts.wsum = 0
+        parts.pih = <float**> PyMem_Malloc(self.n_chunks * 3 * sizeof(float*))
+        parts.pdb = <double**> PyMem_Malloc(self.n_chunks * 2 * sizeof(double*))
+        if parts.pih == NULL or parts.pdb == NULL:
+            PyMem_Free(parts.pih)
+            PyMem_Free(parts.pdb)
             raise MemoryError()
         for c in range(self.n_chunks):
-            pih[3 * c] = _fptr(self.g_ih[c])
-            pih[3 * c + 1] = _fptr(self.g_hh[c])
-            pih[3 * c + 2] = _fptr(self.g_out[c])
-            pdb[2 * c] = _dptr(self.db[c])
-            pdb[2 * c + 1] = _dptr(self.db_out[c])
-            lsum += self.loss_part[c][0]
-            wsum += self.loss_part[c][1]
-        with nogil:
-            _sum_chunks(&d_w_ih[0, 0], pih, 0, 3, self.n_chunks, G * I)
-            _sum_chunks(&d_w_hh[0, 0], pih, 1, 3, self.n_chunks, G * H)
-            _sum_chunks(&d_w_out[0, 0], pih, 2, 3, self.n_chunks, K * H)
-            for j in range(G):
-                v = 0
-                for c in range(self.n_chunks):
-                    v += pdb[2 * c][j]
-                d_b_ih[j] = <float> v
-                d_b_hh[j] = <float> v
-                sq_b += <double> d_b_ih[j] * <double> d_b_ih[j]
-            for j in range(K):
-                v = 0
-                for c in range(self.n_chunks):
-                    v += pdb[2 * c + 1][j]
-                d_b_out[j] = <float> v
-                sq_bo += <double> d_b_out[j] * <double> d_b_out[j]
-            # parameter order: weight_ih, weight_hh, bias_ih, bias_hh, head weight, head bias
-            sq = _sum_squares(&d_w_ih[0, 0], G * I) + _sum_squares(&d_w_hh[0, 0], G * H)
-            sq = sq + sq_b + sq_b + _sum_squares(&d_w_out[0, 0], K * H) + sq_bo
-        PyMem_Free(pih)
-        PyMem_Free(pdb)
-        if wsum <= 0:
-            return 0.0, sq
+            parts.pih[3 * c] = _fptr(self.g_ih[c])
+            parts.pih[3 * c + 1] = _fptr(self.g_hh[c])
+            parts.pih[3 * c + 2] = _fptr(self.g_out[c])
+            parts.pdb[2 * c] = _dptr(self.db[c])
+            parts.pdb[2 * c + 1] = _dptr(self.db_out[c])
+            parts.lsum += self.loss_part[c][0]
+            parts.wsum += self.loss_part[c][1]
+        return parts
+
+    cdef double _loss(self, _Parts parts):
+        if parts.wsum <= 0:
+            return 0.0
         if self.loss == LOSS_CROSS_ENTROPY:
-            return lsum / wsum, sq
-        return lsum / (wsum * self.K), sq
+            return parts.lsum / parts.wsum
+        return parts.lsum / (parts.wsum * self.K)
+
+    cdef double _sum_into(self, _Parts* parts, float* d_w_ih, float* d_w_hh, float* d_b_ih,
+                          float* d_b_hh, float* d_w_out, float* d_b_out) noexcept nogil:
+        # the partials summed in chunk order; the squared norm (float64, per array, in order)
+        cdef int64_t c, j, G = self.G, I = self.NI, H = self.H, K = self.K
+        cdef double v, sq = 0, sq_b = 0, sq_bo = 0
+        cdef float** pih = parts.pih
+        cdef double** pdb = parts.pdb
+        _sum_chunks(d_w_ih, pih, 0, 3, self.n_chunks, G * I)
+        _sum_chunks(d_w_hh, pih, 1, 3, self.n_chunks, G * H)
+        _sum_chunks(d_w_out, pih, 2, 3, self.n_chunks, K * H)
+        for j in range(G):
+            v = 0
+            for c in range(self.n_chunks):
+                v += pdb[2 * c][j]
+            d_b_ih[j] = <float> v
+            d_b_hh[j] = <float> v
+            sq_b += <double> d_b_ih[j] * <double> d_b_ih[j]
+        for j in range(K):
+            v = 0
+            for c in range(self.n_chunks):
+                v += pdb[2 * c + 1][j]
+            d_b_out[j] = <float> v
+            sq_bo += <double> d_b_out[j] * <double> d_b_out[j]
+        # parameter order: weight_ih, weight_hh, bias_ih, bias_hh, head weight, head bias
+        sq = _sum_squares(d_w_ih, G * I) + _sum_squares(d_w_hh, G * H)
+        return sq + sq_b + sq_b + _sum_squares(d_w_out, K * H) + sq_bo
 
 
 cdef double _sum_squares(const float* a, int64_t n) noexcept nogil:

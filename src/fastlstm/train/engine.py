@@ -10,8 +10,11 @@ backward and its partial weight gradients in its own buffers; the partials
 are summed in chunk order.  The chunks are cut from the batch size alone, so
 the thread count changes speed, never results.
 
-Everything around the gradients stays the trainer's: the finite checks,
-clipping, the optimizer step and its undo, the events.  Batches the engine
+With Adam (or AdamW), :meth:`CompiledStep.adam_step` goes on in the same
+way: one GIL-free call sums the partials, checks the loss and the gradients,
+clips and takes the optimizer step (undoing it if the weights came out
+non-finite).  Everything else stays the trainer's: other optimizers, the
+events, rollback.  Batches the engine
 does not cover (variable lengths, other dtypes) take the Python path.
 """
 
@@ -67,6 +70,8 @@ class CompiledStep:
         self.net = net
         self.loss = loss
         self._plans: dict[tuple[int, int], Any] = {}
+        # the undo copy of adam_step: parameters and moments before the update
+        self._save: list[np.ndarray] | None = None
         # the global L2 norm of the last gradients (before any clipping)
         self.norm = math.nan
 
@@ -122,6 +127,52 @@ class CompiledStep:
         batch is not one the engine covers (nothing was written).  The
         gradients' global L2 norm is left in :attr:`norm`.
         """
+        plan = self._run_chunks(x, lengths, target, weight)
+        if plan is None:
+            return None
+        loss, squares = plan.reduce(*grads)
+        self.norm = math.sqrt(squares) if squares >= 0 else math.nan
+        if not math.isfinite(loss):
+            return loss, f"the loss is {loss}"
+        if any(plan.status_codes()):
+            return loss, "the gradient of the recurrent features is not finite"
+        return loss, None
+
+    def adam_step(self, x: np.ndarray, lengths: np.ndarray | None, target: Any,
+                  weight: np.ndarray, flat: Any, optimizer: Any, clip_norm: float | None
+                  ) -> tuple[float, str | None] | None:
+        """The whole training step with Adam: gradients, norm, clipping and the update.
+
+        ``flat``: the network's :class:`~fastlstm.train.flat.FlatParameters`;
+        ``optimizer``: an Adam or AdamW bound to it.  After the chunks'
+        forward and backward, one GIL-free call sums the partial gradients,
+        checks the loss, the gradients and their norm, clips, takes the Adam
+        step and checks the new weights, undoing the step if they are not
+        finite: the step is taken completely or not at all.  Returns
+        ``(loss, failure)`` as :meth:`gradients` (failure: what was not
+        finite, nothing changed), or None for a batch it does not cover.
+        """
+        plan = self._run_chunks(x, lengths, target, weight)
+        if plan is None:
+            return None
+        save = self._save
+        if save is None or save[0].shape != flat.params.shape:
+            save = self._save = [np.empty_like(flat.params) for _ in range(3)]
+        m, v = optimizer.state_arrays()
+        loss, squares, code = plan.reduce_adam(
+            *flat.grad_views, flat.params, flat.grads, m, v, save, optimizer,
+            -1.0 if clip_norm is None else float(clip_norm))
+        self.norm = norm = math.sqrt(squares) if squares >= 0 else math.nan
+        if code == 0:
+            return loss, None
+        return loss, {1: f"the loss is {loss}",
+                      2: "the gradient of the recurrent features is not finite",
+                      3: f"the gradient norm is {norm}",
+                      4: "the update made the weights non-finite"}[code]
+
+    def _run_chunks(self, x: np.ndarray, lengths: np.ndarray | None, target: Any,
+                    weight: np.ndarray) -> Any:
+        # forward, readout, loss and backward of every row chunk: the plan, or None
         if (lengths is not None or not isinstance(x, np.ndarray) or x.dtype != np.float32
                 or x.ndim != 3 or not x.flags.c_contiguous):
             return None
@@ -143,19 +194,12 @@ class CompiledStep:
         plan.pack(*(params[n] for n in _NAMES))
         w_sum = float(np.add.reduce(weight))
         w_out, b_out = net.weight, net.bias
-        status = [0] * plan.n_chunks
 
         def run(c: int) -> None:
-            status[c] = plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out)
+            plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out)
 
         # the chunks' GEMMs on one BLAS thread each (a fit holds this already)
         with blas_single_threaded():
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                         self.threads(batch, steps))
-        loss, squares = plan.reduce(*grads)
-        self.norm = math.sqrt(squares) if squares >= 0 else math.nan
-        if not math.isfinite(loss):
-            return loss, f"the loss is {loss}"
-        if any(status):
-            return loss, "the gradient of the recurrent features is not finite"
-        return loss, None
+        return plan

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fastlstm import _kernels
 from fastlstm.train.flat import FlatParameters
 
 __all__ = ["SGD", "Adam", "AdamW", "clip_grad_norm", "make_optimizer"]
@@ -52,9 +53,14 @@ class _BaseOptimizer:
     def _buffers(self) -> list[list[np.ndarray]]:
         return []
 
+    # Set by bind(): the kernel module whose ``adam_update`` runs a bound Adam
+    # step in C (None: NumPy whole-buffer operations).  Not pickled either.
+    _kernel: Any = None
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_flat", None)
+        state.pop("_kernel", None)
         return state
 
     def bind(self, flat: FlatParameters) -> bool:
@@ -98,6 +104,11 @@ class _BaseOptimizer:
             bufs[:] = views  # the same list objects: get_state/set_state see the views
             arrays.append(data)
         self._flat = (flat, arrays, [layout.zeros()[0], layout.zeros()[0]])
+        try:
+            kernel = _kernels.load()
+        except (ImportError, ValueError):  # not built: the NumPy operations do it
+            kernel = None
+        self._kernel = kernel if hasattr(kernel, "adam_update") else None
         return True
 
     def _bound(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]
@@ -254,6 +265,9 @@ class Adam(_BaseOptimizer):
     """
 
     _decoupled = False
+    # bound to flat buffers (bind), a step runs in C (fastlstm's kernels), bit for
+    # bit as the NumPy whole-buffer operations it replaces; False: those operations
+    _compiled = True
 
     def __init__(
         self,
@@ -285,6 +299,12 @@ class Adam(_BaseOptimizer):
         step_size = lr / (1.0 - b1**self.t)
         bc2_sqrt = math.sqrt(1.0 - b2**self.t)
         bound = self._bound(params, grads)
+        if bound is not None and self._kernel is not None and self._compiled:
+            # the arithmetic below in one GIL-free pass, rounded as NumPy rounds it
+            flat, (m, v), _ = bound
+            self._kernel.adam_update(flat.params, flat.grads, m, v, lr, b1, b2, self.epsilon,
+                                     wd, self._decoupled, self.t)
+            return
         if bound is not None:
             # the per-array arithmetic below, on whole buffers, without temporaries
             # (a + b is b + a exactly in IEEE arithmetic: the results are identical)

@@ -26,8 +26,11 @@ from fastlstm.train.engine import CompiledStep
 from fastlstm.train.flat import flat_grad_norm
 from fastlstm.train.guard import StepGuard, TrainingInterrupted, all_finite
 from fastlstm.train.history import epoch_record
-from fastlstm.train.optim import clip_grad_norm
+from fastlstm.train.optim import Adam, AdamW, clip_grad_norm
 from fastlstm.train.sequences import length_batches
+
+# Adam's own step: a subclass or a replaced ``step`` takes the general path
+_ADAM_STEP = Adam.step
 
 __all__ = ["Hook", "HistoryRecorder", "NonFiniteRollback", "PlateauCheck", "PlateauStopping",
            "ProgressReporter", "Trainer", "UserCallbacks", "standard_hooks"]
@@ -160,6 +163,17 @@ class Trainer:
         x, lengths, target, weight = self.get_batch(idx)
         flat = self.flat
         compiled = None
+        if self.engine is not None and self._fused_adam():
+            # gradients, checks, clipping, the Adam step and its undo in the engine
+            try:
+                compiled = self.engine.adam_step(x, lengths, target, weight, flat,
+                                                 self.optimizer, self.clip_norm)
+            finally:
+                changed = getattr(self.net, "params_changed", None)
+                if changed is not None:
+                    changed()
+            if compiled is not None:
+                return compiled
         if self.engine is not None:
             compiled = self.engine.gradients(x, lengths, target, weight, flat.grad_views)
         if compiled is not None:
@@ -201,6 +215,13 @@ class Trainer:
             if changed is not None:
                 changed()
         return loss, None
+
+    def _fused_adam(self) -> bool:
+        """Whether the optimizer is Adam/AdamW, bound to the flat buffers, with its own step."""
+        opt = self.optimizer
+        bound = getattr(opt, "_flat", None)
+        return (type(opt) in (Adam, AdamW) and type(opt).step is _ADAM_STEP
+                and bound is not None and bound[0] is self.flat and opt._compiled)
 
     def run_epoch(self, epoch: int, lengths: np.ndarray) -> dict | None:
         """All steps of ``epoch`` and the validation: its logs, or None if it failed."""
