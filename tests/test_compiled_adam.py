@@ -160,7 +160,7 @@ def _fit_patched(monkeypatch, fused, cls_name, **kw):
 
 @pytest.mark.parametrize("cls_name", ["classifier", "regressor"])
 @pytest.mark.parametrize("kw", [{}, {"clip_norm": 0.05, "weight_decay": 1e-3},
-                                {"clip_norm": None, "cell": "rnn"},
+                                {"clip_norm": None, "cell": "rnn"}, {"cell": "gru"},
                                 {"optimizer": "adamw", "weight_decay": 0.1}])
 def test_the_fused_engine_step_is_the_general_step_bit_for_bit(kernel, cls_name, kw):
     fused, calls = _fit_weights(True, cls_name, **kw)

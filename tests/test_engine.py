@@ -46,7 +46,7 @@ def _shapes():
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss):
     for shape in _shapes():
         net, x, t, w, ref_loss, ref = _case(rng, cell, loss, *shape)
@@ -65,7 +65,7 @@ def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss):
         assert step.norm == pytest.approx(exact, rel=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, cell):
     net, x, t, w, _, _ = _case(rng, cell, "cross_entropy", 5 * _tile() + 2, 6, 3, 20, 3)
     if CompiledStep.for_network(net, "cross_entropy") is None:
@@ -132,7 +132,7 @@ def _fit(monkeypatch, cls, use_engine, calls, **kw):
     return model
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
 def test_fits_use_the_engine_and_agree_with_fits_that_do_not(monkeypatch, cls, cell):
     calls = []

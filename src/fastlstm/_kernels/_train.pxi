@@ -18,13 +18,16 @@ cdef enum:
 # the cells the compiled step runs (their recurrent weights take dG as it is)
 _TRAIN_LSTM = _cell_code("lstm")
 _TRAIN_RNN = _cell_code("rnn")
+# the GRU's recurrent weights take their own gate gradients, dG_h, which its
+# backward leaves in the aux store (csrc/fl_cell_gru.h)
+_TRAIN_GRU = _cell_code("gru")
 
 from libc.math cimport NAN, exp, isfinite, log
 
 
 cdef struct _Parts:
     float** pih
-    double** pdb
+    double** pdb   # per chunk: the bias sums of dG, of the readout, of dG_h
     double lsum, wsum
 
 
@@ -52,14 +55,14 @@ cdef class TrainPlan:
     cdef object wp, bp, wpb, zero_h, zeros
     cdef object bounds
     cdef list xc, outc, acts, cstore, cbuf, dh, dc, logits, dlogit
-    cdef list g_ih, g_hh, g_out, db, db_out, loss_part, nact, status
+    cdef list g_ih, g_hh, g_out, db, db_out, loss_part, nact, status, db_hh
 
     def __cinit__(self, int cell, int64_t input_size, int64_t hidden_size, int64_t n_outputs,
                   int64_t batch, int64_t steps, int loss, bounds):
         cdef int64_t c, n, r0, r1
         if fl_packed_width() == 0:
             raise RuntimeError("this kernel variant has no packed kernels")
-        if cell not in (_TRAIN_LSTM, _TRAIN_RNN):
+        if cell not in (_TRAIN_LSTM, _TRAIN_RNN, _TRAIN_GRU):
             raise ValueError("unknown cell")
         if loss not in (LOSS_CROSS_ENTROPY, LOSS_SQUARED_ERROR):
             raise ValueError("unknown loss")
@@ -89,6 +92,7 @@ cdef class TrainPlan:
         self.dh, self.dc, self.logits, self.dlogit = [], [], [], []
         self.g_ih, self.g_hh, self.g_out, self.db, self.db_out = [], [], [], [], []
         self.loss_part, self.nact, self.status = [], [], []
+        self.db_hh = []  # the column sums of dG_h (a cell keeping them apart), else unused
         for c in range(self.n_chunks):
             r0, r1 = self.bounds[c], self.bounds[c + 1]
             n = r1 - r0
@@ -105,6 +109,7 @@ cdef class TrainPlan:
             self.g_hh.append(aligned_empty((G, H)))
             self.g_out.append(aligned_empty((K, H)))
             self.db.append(np.zeros(G))
+            self.db_hh.append(np.zeros(G))
             self.db_out.append(np.zeros(K))
             self.loss_part.append(np.zeros(2))  # weighted loss sum, weight sum
             self.nact.append(np.full(T, n, dtype=np.int32))
@@ -157,6 +162,7 @@ cdef class TrainPlan:
         cdef float* g_out = _fptr(self.g_out[c])
         cdef double* db = _dptr(self.db[c])
         cdef double* db_out = _dptr(self.db_out[c])
+        cdef double* db_hh = _dptr(self.db_hh[c]) if self.cell == _TRAIN_GRU else NULL
         cdef double* part = _dptr(self.loss_part[c])
         cdef const int32_t* nact = <const int32_t*> cnp.PyArray_DATA(<cnp.ndarray> self.nact[c])
         cdef int32_t* status = <int32_t*> cnp.PyArray_DATA(<cnp.ndarray> self.status[c])
@@ -207,11 +213,12 @@ cdef class TrainPlan:
         bs.toff = NULL
         cdef bint lstm = self.cell == _TRAIN_LSTM
         cdef int loss = self.loss
+        cdef const float* dgh = cstore if self.cell == _TRAIN_GRU else acts
         with nogil:
             _chunk_run(&s, &bs, &x[0, 0, 0], r0, n, T, I, H, K, G, loss, ycls, yval,
                        &weight[0], w_sum, &w_out[0, 0], &b_out[0], xc, outc, acts, cbuf,
                        self.ldc, dh, dc, logits, dlogit, g_ih, g_hh, g_out, db, db_out,
-                       part, status, lstm)
+                       part, status, lstm, dgh, db_hh)
         return status[0]
 
     def status_codes(self):
@@ -318,7 +325,7 @@ cdef class TrainPlan:
         parts.lsum = 0
         parts.wsum = 0
         parts.pih = <float**> PyMem_Malloc(self.n_chunks * 3 * sizeof(float*))
-        parts.pdb = <double**> PyMem_Malloc(self.n_chunks * 2 * sizeof(double*))
+        parts.pdb = <double**> PyMem_Malloc(self.n_chunks * 3 * sizeof(double*))
         if parts.pih == NULL or parts.pdb == NULL:
             PyMem_Free(parts.pih)
             PyMem_Free(parts.pdb)
@@ -327,8 +334,9 @@ cdef class TrainPlan:
             parts.pih[3 * c] = _fptr(self.g_ih[c])
             parts.pih[3 * c + 1] = _fptr(self.g_hh[c])
             parts.pih[3 * c + 2] = _fptr(self.g_out[c])
-            parts.pdb[2 * c] = _dptr(self.db[c])
-            parts.pdb[2 * c + 1] = _dptr(self.db_out[c])
+            parts.pdb[3 * c] = _dptr(self.db[c])
+            parts.pdb[3 * c + 1] = _dptr(self.db_out[c])
+            parts.pdb[3 * c + 2] = _dptr(self.db_hh[c] if self.cell == _TRAIN_GRU else self.db[c])
             parts.lsum += self.loss_part[c][0]
             parts.wsum += self.loss_part[c][1]
         return parts
@@ -344,7 +352,7 @@ cdef class TrainPlan:
                           float* d_b_hh, float* d_w_out, float* d_b_out) noexcept nogil:
         # the partials summed in chunk order; the squared norm (float64, per array, in order)
         cdef int64_t c, j, G = self.G, I = self.NI, H = self.H, K = self.K
-        cdef double v, sq = 0, sq_b = 0, sq_bo = 0
+        cdef double v, sq = 0, sq_b = 0, sq_bh = 0, sq_bo = 0
         cdef float** pih = parts.pih
         cdef double** pdb = parts.pdb
         _sum_chunks(d_w_ih, pih, 0, 3, self.n_chunks, G * I)
@@ -353,19 +361,23 @@ cdef class TrainPlan:
         for j in range(G):
             v = 0
             for c in range(self.n_chunks):
-                v += pdb[2 * c][j]
+                v += pdb[3 * c][j]
             d_b_ih[j] = <float> v
-            d_b_hh[j] = <float> v
             sq_b += <double> d_b_ih[j] * <double> d_b_ih[j]
+            v = 0
+            for c in range(self.n_chunks):
+                v += pdb[3 * c + 2][j]
+            d_b_hh[j] = <float> v
+            sq_bh += <double> d_b_hh[j] * <double> d_b_hh[j]
         for j in range(K):
             v = 0
             for c in range(self.n_chunks):
-                v += pdb[2 * c + 1][j]
+                v += pdb[3 * c + 1][j]
             d_b_out[j] = <float> v
             sq_bo += <double> d_b_out[j] * <double> d_b_out[j]
         # parameter order: weight_ih, weight_hh, bias_ih, bias_hh, head weight, head bias
         sq = _sum_squares(d_w_ih, G * I) + _sum_squares(d_w_hh, G * H)
-        return sq + sq_b + sq_b + _sum_squares(d_w_out, K * H) + sq_bo
+        return sq + sq_b + sq_bh + _sum_squares(d_w_out, K * H) + sq_bo
 
 
 cdef double _sum_squares(const float* a, int64_t n) noexcept nogil:
@@ -394,7 +406,10 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, int64_t r0, int64_t
                      const float* b_out, float* xc, float* outc, float* acts, float* cbuf,
                      int64_t ldc, float* dh, float* dc, float* logits, float* dlogit,
                      float* g_ih, float* g_hh, float* g_out, double* db, double* db_out,
-                     double* part, int32_t* status, bint lstm) noexcept nogil:
+                     double* part, int32_t* status, bint lstm, const float* dgh,
+                     double* db_hh) noexcept nogil:
+    # dgh: the recurrent weights' gate gradients after the backward (acts, or a
+    # cell's own dG_h); db_hh: NULL, or their column sums for bias_hh
     cdef int64_t t, r, j, k
     cdef const float* feats = outc + (T - 1) * n * H
     cdef double m, z, lse, w, coef, lsum = 0, wsum = 0, d
@@ -461,11 +476,17 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, int64_t r0, int64_t
     for j in range(G):
         db[j] = 0
     fl_bseq_run(bs, 0, n, db)
+    if db_hh != NULL:
+        for j in range(G):
+            db_hh[j] = 0
+        for r in range(T * n):
+            for j in range(G):
+                db_hh[j] += dgh[r * G + j]
     # weight gradients: dW_ih = dG^T X, dW_hh = dG_t^T h_{t-1} (h_{-1} = 0)
     gemm(True, False, <int> G, <int> I, <int> (T * n), <float> 1, acts, <int> G, xc, <int> I,
          <float> 0, g_ih, <int> I)
     if T > 1:
-        gemm(True, False, <int> G, <int> H, <int> ((T - 1) * n), <float> 1, acts + n * G,
+        gemm(True, False, <int> G, <int> H, <int> ((T - 1) * n), <float> 1, dgh + n * G,
              <int> G, outc, <int> H, <float> 0, g_hh, <int> H)
     else:
         memset(g_hh, 0, G * H * sizeof(float))

@@ -1,6 +1,6 @@
 """The compiled training step: forward, readout, loss and backward of a mini-batch in C.
 
-For the estimators' common network (one unidirectional LSTM or RNN layer on
+For the estimators' common network (one unidirectional LSTM, RNN or GRU layer on
 the packed float32 kernels, a readout of the final hidden state, softmax
 cross-entropy or squared error), :class:`CompiledStep` replaces the ~20
 Python pieces of a training step's forward, loss and backward by one
@@ -82,12 +82,12 @@ class CompiledStep:
             return None
         layer = net.layer
         k = layer._kernels
-        # the cells whose recurrent weights take the input weights' gate gradients
-        cells = (getattr(k, "CELL_LSTM", None), getattr(k, "CELL_RNN", None))
+        # the cells the plan runs: LSTM and RNN (whose recurrent weights take the
+        # input weights' gate gradients) and the GRU (its own, from its aux store)
+        cells = tuple(getattr(k, f"CELL_{n}", None) for n in ("LSTM", "RNN", "GRU"))
         if (layer.num_layers != 1 or layer.bidirectional or layer.dtype != np.float32
                 or k.packed_width() == 0 or not hasattr(k, "TrainPlan")
-                or not layer.spec.packed or layer.spec.hh_grads_apart
-                or layer._cell_code not in cells):
+                or not layer.spec.packed or layer._cell_code not in cells):
             return None
         return cls(net, loss)
 
