@@ -74,20 +74,25 @@ def _history_record(record: Any) -> dict[str, Any]:
     return {k: _scalar(v, f"history_ {k!r}") for k, v in record.items()}
 
 
+def _encode_params(est: Any, params: dict, header: dict, arrays: dict[str, np.ndarray]) -> None:
+    """The constructor parameters into the header, callbacks left out (with a warning)."""
+    if params.get("callbacks"):
+        warnings.warn(
+            f"the callbacks of this {type(est).__name__} are not saved (they are Python "
+            "objects, which a safe file cannot hold): the loaded model has callbacks=None; "
+            "pass them again with set_params(callbacks=...) before training it further",
+            UserWarning, stacklevel=4)
+    params["callbacks"] = None
+    header["params"] = {k: _encode_param(k, v, arrays) for k, v in params.items()}
+
+
 def _dump_estimator(est: Any, header: dict, arrays: dict[str, np.ndarray],
                     include_optimizer: bool) -> None:
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(est, "network_")
     params = est.get_params(deep=False)
-    if params.get("callbacks"):
-        warnings.warn(
-            f"the callbacks of this {type(est).__name__} are not saved (they are Python "
-            "objects, which a safe file cannot hold): the loaded model has callbacks=None; "
-            "pass them again with set_params(callbacks=...) before training it further",
-            UserWarning, stacklevel=3)
-    params["callbacks"] = None
-    header["params"] = {k: _encode_param(k, v, arrays) for k, v in params.items()}
+    _encode_params(est, params, header, arrays)
     net = est.network_
     ts = est._state
     state: dict[str, Any] = {

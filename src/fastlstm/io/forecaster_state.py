@@ -30,7 +30,7 @@ from fastlstm.io.checks import (
 from fastlstm.io.estimator_state import (
     _decode_param,
     _dump_estimator,
-    _encode_param,
+    _encode_params,
     _load_estimator,
 )
 
@@ -55,14 +55,7 @@ def _dump_forecaster(est: Any, header: dict, arrays: dict[str, np.ndarray],
 
     check_is_fitted(est, "spec_")
     params = est.get_params(deep=False)
-    if params.get("callbacks"):
-        warnings.warn(
-            "the callbacks of this LSTMForecaster are not saved (they are Python objects, "
-            "which a safe file cannot hold): the loaded model has callbacks=None; pass them "
-            "again with set_params(callbacks=...) before training it further",
-            UserWarning, stacklevel=3)
-    params["callbacks"] = None
-    header["params"] = {k: _encode_param(k, v, arrays) for k, v in params.items()}
+    _encode_params(est, params, header, arrays)
     spec, layout = est.spec_, est.layout_
     members = (list(zip(est.models_, est.scalings_, strict=True)) if est.per_series
                else [(est.regressor_, est.scaling_)])
