@@ -81,7 +81,7 @@ def _encode_params(est: Any, params: dict, header: dict, arrays: dict[str, np.nd
             f"the callbacks of this {type(est).__name__} are not saved (they are Python "
             "objects, which a safe file cannot hold): the loaded model has callbacks=None; "
             "pass them again with set_params(callbacks=...) before training it further",
-            UserWarning, stacklevel=4)
+            UserWarning, stacklevel=5)  # the caller of fastlstm.save
     params["callbacks"] = None
     header["params"] = {k: _encode_param(k, v, arrays) for k, v in params.items()}
 
