@@ -134,10 +134,4 @@ class HiddenStateLayer(RecurrentLayer):
         >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state, h_n, atol=1e-6))
         True
         """
-        st = self._stepper
-        if st is None or st.version != self._version:
-            st = _step.build(self)
-        result = st.run(x_t, state, out)
-        if result is None:
-            result = _step.checked_step(self, st, x_t, state, out)
-        return result
+        return _step.step(self, x_t, state, out)

@@ -26,7 +26,18 @@ from fastlstm.nn.inputs import check_step_input
 from fastlstm.nn.plan import MIN_CHUNK_ROWS, MIN_FLOPS_PER_THREAD, gemm_blocks
 from fastlstm.runtime.parallel import blas_small_matrix_rows
 
-__all__ = ["build", "checked_step"]
+__all__ = ["build", "checked_step", "step"]
+
+
+def step(layer: Any, x_t: Any, state: Any, out: Any) -> tuple[np.ndarray, Any]:
+    """A layer's ``step``: the cached stepper on the repeat path, else checked and converted."""
+    st = layer._stepper
+    if st is None or st.version != layer._version:
+        st = build(layer)
+    result = st.run(x_t, state, out)
+    if result is None:
+        result = checked_step(layer, st, x_t, state, out)
+    return result
 
 
 def build(layer: Any) -> Any:

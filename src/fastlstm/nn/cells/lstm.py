@@ -175,13 +175,7 @@ class LSTM(RecurrentLayer):
         >>> bool(np.allclose(h[-1], layer64.forward(x)[0][:, -1]))
         True
         """
-        st = self._stepper
-        if st is None or st.version != self._version:
-            st = _step.build(self)
-        result = st.run(x_t, state, out)
-        if result is None:
-            result = _step.checked_step(self, st, x_t, state, out)
-        return result
+        return _step.step(self, x_t, state, out)
 
     def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
                  return_state_grads: bool = False, input_grad: bool = True):
