@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from fastlstm import GRU, LSTM, RNN, LSTMClassifier, LSTMRegressor
-from fastlstm.nn.plan import MIN_CHUNK_ROWS, gemm_blocks, row_chunks
+from fastlstm.nn.plan import (
+    MIN_CHUNK_ROWS,
+    chunk_of_rows,
+    gemm_blocks,
+    row_chunks,
+    thread_spans,
+)
 
 CELLS = {"lstm": LSTM, "rnn": RNN, "gru": GRU}
 
@@ -102,3 +108,67 @@ def test_the_cuts_depend_on_the_sizes_only():
     assert [row_chunks(b) for b in (1, MIN_CHUNK_ROWS - 1, 2 * MIN_CHUNK_ROWS)] == [1, 1, 2]
     assert row_chunks(10 ** 6) == row_chunks(10 ** 7)  # bounded
     assert gemm_blocks(1.0) == 1 and gemm_blocks(1e12) == gemm_blocks(1e13) > 1
+
+
+def test_thread_spans_are_runs_of_whole_chunks_cut_at_equal_work():
+    # eight equal chunks of 4 rows over 10 steps
+    shards = [(4 * i, 4) for i in range(8)]
+    nact = [np.full(10, 4, np.int32) for _ in shards]
+    for n_threads in (1, 2, 3, 8, 9):
+        spans = thread_spans(shards, nact, n_threads, contiguous=True)
+        assert len(spans) == min(n_threads, 8)
+        # the spans tile the batch, each boundary a chunk boundary
+        assert spans[0][0] == 0 and spans[-1][1] == 32
+        assert all(a[1] == b[0] for a, b in zip(spans[:-1], spans[1:], strict=True))
+        assert all(r0 % 4 == 0 and r1 % 4 == 0 for r0, r1, _ in spans)
+        for r0, r1, rows in spans:
+            np.testing.assert_array_equal(rows, np.full(10, r1 - r0))
+        sizes = [r1 - r0 for r0, r1, _ in spans]
+        assert max(sizes) - min(sizes) <= 4
+    # running rows of sorted chunks: a run's count is the sum of its chunks'
+    ragged = [np.array([4, 4, 2, 0], np.int32), np.array([4, 1, 0, 0], np.int32)]
+    (r0, r1, rows), = thread_spans([(0, 4), (4, 4)], ragged, 1, contiguous=True)
+    assert (r0, r1) == (0, 8)
+    np.testing.assert_array_equal(rows, [8, 5, 2, 0])
+    # chunks whose running rows are not a prefix of a run stay their own tasks
+    assert len(thread_spans(shards, nact, 1, contiguous=False)) == 8
+    np.testing.assert_array_equal(chunk_of_rows([(0, 3), (3, 2)], 5), [0, 0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("cls", list(CELLS.values()))
+def test_a_run_of_chunks_in_one_task_gives_the_bits_of_one_task_per_chunk(kernel, rng,
+                                                                          monkeypatch, cls,
+                                                                          ragged):
+    """The packed kernels take runs of chunks; each chunk keeps its own bias sums."""
+    from fastlstm.nn import packed
+
+    B, T, n_in, H = _batch_rows(cls), 9, 5, 24
+    x = rng.normal(size=(B, T, n_in)).astype(np.float32)
+    lengths = rng.integers(1, T + 1, size=B) if ragged else None
+    d_out = rng.normal(size=(B, T, 2 * H)).astype(np.float32)
+
+    def run():
+        layer = cls(n_in, H, n_jobs=1, bidirectional=True, random_state=0)
+        out, finals = layer.forward(x, lengths=lengths, training=True)
+        grads, dx = layer.backward(d_out)[:2]
+        return layer, out, finals, grads, dx
+
+    layer, *merged = run()
+    if not packed.uses_packed(layer):
+        pytest.skip("this variant has no packed kernels: the BLAS path runs one task per chunk")
+    one_each = packed.spans
+
+    def per_chunk(plan, directions):
+        spans = one_each(plan, directions)
+        assert len(spans) == 1  # one thread: one run of every chunk
+        return thread_spans(plan.shards, plan.nact, len(plan.shards), False)
+
+    monkeypatch.setattr(packed, "spans", per_chunk)
+    _, *split = run()
+    np.testing.assert_array_equal(merged[0], split[0])
+    for a, b in zip(merged[1], split[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    for name, g in merged[2].items():
+        np.testing.assert_array_equal(g, split[2][name], err_msg=name)
+    np.testing.assert_array_equal(merged[3], split[3])

@@ -18,6 +18,7 @@ cdef extern from "csrc/fl_backward.h":
         const float* wp
         const int32_t* nact
         const int64_t* toff
+        const int32_t* dbrow
     int64_t fl_backward_panels(int64_t H) noexcept nogil
     int64_t fl_backward_size(int cell, int64_t H) noexcept nogil
     void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp) noexcept nogil
@@ -42,7 +43,7 @@ def pack_backward(int cell, const float[:, ::1] w_hh):
 def packed_backward(int cell, float[:, ::1] dg, aux, c0, const float[::1] wp,
                     const float[:, ::1] dy, int64_t dy_offset, float[:, ::1] dh, dc,
                     double[::1] db, const int32_t[::1] nact, toff, bint reverse,
-                    int64_t r0, int64_t r1, bint exact=True):
+                    int64_t r0, int64_t r1, bint exact=True, db_chunk=None):
     """Backpropagate rows [r0, r1) of one layer-direction through time (GIL released).
 
     Time-major buffers are given as rows: ``dg`` (rows, G*H) holds the
@@ -57,7 +58,10 @@ def packed_backward(int cell, float[:, ::1] dg, aux, c0, const float[::1] wp,
     two, else None), and the
     gradients of the final states on entry, of the initial states on exit;
     the column sums of dG are added to ``db``; ``wp`` is W_hh from
-    :func:`pack_backward`.
+    :func:`pack_backward`.  With ``db_chunk`` (B int32, the chunk of each
+    row), ``db`` holds one G*H row of sums per chunk (flattened) and row r's
+    go to chunk ``db_chunk[r]``: each chunk's sums are then the same however
+    [r0, r1) is cut.
     """
     cdef fl_bseq s
     cdef int64_t T = nact.shape[0], B = dh.shape[0], H = dh.shape[1], t
@@ -66,9 +70,10 @@ def packed_backward(int cell, float[:, ::1] dg, aux, c0, const float[::1] wp,
     cdef float[:, ::1] c0v
     cdef float[:, ::1] dcv
     cdef const int64_t[::1] tv
+    cdef const int32_t[::1] chunkv
     _check_cell(cell)
     if (dg.shape[1] != fl_cell_gates(cell) * H or wp.shape[0] != fl_backward_size(cell, H)
-            or db.shape[0] != dg.shape[1]):
+            or db.shape[0] % dg.shape[1] != 0 or db.shape[0] == 0):
         raise ValueError("packed_backward: dg, wp, dh and db do not align")
     if dy.shape[0] != N or dy_offset < 0 or dy_offset + H > dy.shape[1]:
         raise ValueError("packed_backward: dy must be (rows, >= offset + H)")
@@ -77,6 +82,18 @@ def packed_backward(int cell, float[:, ::1] dg, aux, c0, const float[::1] wp,
     for t in range(T):
         if nact[t] < 0 or nact[t] > r1 - r0 or (t > 0 and nact[t] > nact[t - 1]):
             raise ValueError("nact must count running rows, non-increasing in time")
+    s.dbrow = NULL
+    if db_chunk is None:
+        if db.shape[0] != dg.shape[1]:
+            raise ValueError("packed_backward: db must hold G*H sums")
+    else:
+        chunkv = db_chunk
+        if chunkv.shape[0] != B:
+            raise ValueError("packed_backward: db_chunk must give one chunk per row")
+        for t in range(r0, r1):
+            if chunkv[t] < 0 or (chunkv[t] + 1) * dg.shape[1] > db.shape[0]:
+                raise ValueError("packed_backward: db_chunk names a chunk db does not hold")
+        s.dbrow = &chunkv[0]
     s.toff = NULL
     if toff is None:
         if N != T * B:

@@ -211,6 +211,7 @@ cdef class TrainPlan:
         bs.wp = _fptr(self.wpb)
         bs.nact = nact
         bs.toff = NULL
+        bs.dbrow = NULL
         cdef bint lstm = self.cell == _TRAIN_LSTM
         cdef int loss = self.loss
         cdef const float* dgh = cstore if self.cell == _TRAIN_GRU else acts

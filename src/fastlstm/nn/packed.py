@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastlstm.nn.plan import chunk_of_rows, thread_spans
 from fastlstm.nn.stack import forward_stack
 from fastlstm.runtime.parallel import run_grouped, usable_cores
 
@@ -77,6 +78,13 @@ def slice_threads(layer: RecurrentLayer, batch: int, steps: int, n_threads: int)
     if step_flops / per_direction < SLICE_MIN_STEP_FLOPS or step_flops * steps < SLICE_MIN_FLOPS:
         return 1
     return min(per_direction, panels)
+
+
+def spans(plan: Any, directions: int) -> list[tuple[int, int, np.ndarray]]:
+    """Each direction's row spans ``(r0, r1, nact)``: runs of the plan's fixed
+    chunks, one per thread the direction gets (see ``fastlstm.nn.plan.thread_spans``)."""
+    per_direction = max(1, -(-plan.n_threads // directions))
+    return thread_spans(plan.shards, plan.nact, per_direction, plan.contiguous_chunks)
 
 
 def direction_start(layer: RecurrentLayer, index: int, d: int,
@@ -169,9 +177,8 @@ def forward_layer(layer: RecurrentLayer, index: int, layer_in: np.ndarray, plan:
             gang = k.Gang(max(1, panels // (CHUNKS_PER_THREAD * n_slices)))
             tasks += [lambda d=d, g=gang: run(d, 0, B, plan.nact[0], 0, panels, g)] * n_slices
         else:
-            for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
-                tasks.append(lambda d=d, r0=r0, rows=rows, nact=nact: run(
-                    d, r0, r0 + rows, nact, 0, panels))
+            for r0, r1, nact in spans(plan, D):
+                tasks.append(lambda d=d, r0=r0, r1=r1, nact=nact: run(d, r0, r1, nact, 0, panels))
     run_grouped(tasks, plan.n_threads)
 
     carries = []
@@ -221,8 +228,9 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list
     forward's activations and receive dG; ``dcarries`` (per direction,
     [dh, dc]) the gradients of the final states, updated in place to those
     of the initial states; ``d_bias[d, shard]`` receives the shard's column
-    sums of dG.  One task per (direction, shard), as the forward's batch
-    shards: rows are independent in backward, so no thread waits for another.
+    sums of dG.  One task per (direction, span of shards), as the forward's:
+    rows are independent in backward, so no thread waits for another, and
+    each shard's sums are the same whichever span holds it.
     """
     k = layer._kernels
     cell = layer._cell_code
@@ -236,14 +244,16 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list
     dy = as_rows(dy)
     acts = [as_rows(a) for a in acts]
     stores = [None if st is None else as_rows(st) for st in stores]
+    chunk = chunk_of_rows(plan.shards, B)
     tasks = []
     for d in range(D):
         wp, c0, dc = backward_start(layer, index, d, initial[d], dcarries[d], B)
-        for shard, ((r0, n), nact) in enumerate(zip(plan.shards, plan.nact, strict=True)):
-            tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, shard=shard, r0=r0, n=n,
+        db = d_bias[d].reshape(-1)  # (shards, G) sums, one row per shard
+        for r0, r1, nact in spans(plan, D):
+            tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, db=db, r0=r0, r1=r1,
                          nact=nact: k.packed_backward(
                 cell, acts[d], stores[d], c0, wp, dy, d * H, dcarries[d][0], dc,
-                d_bias[d, shard], nact, toff, d == 1, r0, r0 + n, exact))
+                db, nact, toff, d == 1, r0, r1, exact, chunk))
     run_grouped(tasks, plan.n_threads)
 
 

@@ -6,10 +6,11 @@ the shard); the whole-sequence GEMMs are cut into aligned row blocks.
 
 The cuts depend on the data's shape only, never on the thread count: the
 shards (row chunks) and the GEMM blocks are fixed by the sizes, threads take
-whole chunks and blocks, and what is summed over chunks (the bias gradients)
-is reduced in chunk order.  So every product is the same call with the same
-operands at any ``n_jobs``, and a fit gives the same model bit for bit on one
-thread or many; the thread count changes speed only.
+whole chunks (the packed kernels, runs of them) and blocks, and what is summed
+over chunks (the bias gradients) is kept per chunk and reduced in chunk
+order.  So every product is the same call with the same operands at any
+``n_jobs``, and a fit gives the same model bit for bit on one thread or many;
+the thread count changes speed only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,41 @@ def gemm_blocks(flops: float) -> int:
     """Blocks a whole-sequence GEMM of ``flops`` is cut into: a function of its size alone."""
     return max(1, min(MAX_GEMM_BLOCKS, int(flops // MIN_FLOPS_PER_THREAD)))
 
+def thread_spans(shards: list[tuple[int, int]], nact: list[np.ndarray], n_threads: int,
+                 contiguous: bool) -> list[tuple[int, int, np.ndarray]]:
+    """The packed kernels' tasks of one direction: ``(r0, r1, nact)`` row spans.
+
+    A packed forward or backward computes every row the same way in a span of
+    any size (from a whole register tile up), and each fixed chunk keeps its
+    own bias sums (:func:`chunk_of_rows`), so runs of whole chunks may go to
+    one task: then each thread streams the weights once per step, not once
+    per chunk.  ``contiguous`` says the chunks' running rows stay a prefix of
+    any run of them (rows sorted by decreasing length, or all running);
+    otherwise every chunk is its own span.  Runs are cut at equal work
+    (row-steps), one per thread.
+    """
+    if not contiguous or n_threads >= len(shards):
+        return [(r0, r0 + n, a) for (r0, n), a in zip(shards, nact, strict=True)]
+    work = np.cumsum([int(a.sum(dtype=np.int64)) for a in nact])
+    cuts = [0] + [int(np.searchsorted(work, work[-1] * k / n_threads, side="left")) + 1
+                  for k in range(1, n_threads)] + [len(shards)]
+    cuts = sorted(set(min(c, len(shards)) for c in cuts))
+    spans = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        if b > a:
+            rows = np.sum(nact[a:b], axis=0, dtype=np.int64).astype(np.int32)
+            spans.append((shards[a][0], shards[b - 1][0] + shards[b - 1][1], rows))
+    return spans
+
+
+def chunk_of_rows(shards: list[tuple[int, int]], batch: int) -> np.ndarray:
+    """(batch,) int32: the fixed chunk (shard) each internal row belongs to."""
+    out = np.empty(batch, dtype=np.int32)
+    for i, (r0, n) in enumerate(shards):
+        out[r0:r0 + n] = i
+    return out
+
+
 def _step_block(block: int, rows: int) -> int:
     """Row block for a shard's step GEMMs: small-matrix blocks only pay off while
     they are few (at B=64 re-reading W_hh per block made the forward 1.4x slower)."""
@@ -73,6 +109,12 @@ class _Plan:
         if self.perm is not None:
             self.inverse = np.empty_like(self.perm)
             self.inverse[self.perm] = np.arange(self.perm.size)
+
+    @property
+    def contiguous_chunks(self) -> bool:
+        """Whether any run of whole shards keeps its running rows a prefix: all
+        rows run every step (the round-robin shards of ``lengths`` do not)."""
+        return self.perm is None
 
     def to_internal(self, a: np.ndarray, axis: int) -> np.ndarray:
         return a if self.perm is None else np.take(a, self.perm, axis=axis)

@@ -11,8 +11,9 @@ the copies in and out all cost the sum of the lengths.
 The sorted batch is cut into contiguous blocks with equal sums of lengths
 (so each block's running rows stay a prefix of it), as many as the batch
 size gives (``fastlstm.nn.plan.row_chunks``), whatever the thread count;
-threads take whole blocks, and the per-block bias sums are reduced in block
-order, so the thread count changes speed, not results.
+threads take runs of whole blocks, each block keeps its own bias sums, and
+those are reduced in block order, so the thread count changes speed, not
+results.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class RaggedPlan:
     shards: list[tuple[int, int]]  # (first internal row, row count)
     nact: list[np.ndarray]  # per shard: its running rows at each step, int32
     n_threads: int
+    # sorted by decreasing length: any run of whole shards keeps its running
+    # rows a prefix (fastlstm.nn.plan.thread_spans)
+    contiguous_chunks = True
 
     @property
     def total(self) -> int:
@@ -162,11 +166,11 @@ def _forward_layer(layer: RecurrentLayer, k: Any, index: int, layer_in: np.ndarr
     for d in range(D):
         wp, bp, h0, c = _packed.direction_start(layer, index, d, inits[d], B)
         cs.append(c)
-        for (r0, rows), nact in zip(plan.shards, plan.nact, strict=True):
-            tasks.append(lambda d=d, wp=wp, bp=bp, h0=h0, c=c, r0=r0, rows=rows, nact=nact:
+        for r0, r1, nact in _packed.spans(plan, D):
+            tasks.append(lambda d=d, wp=wp, bp=bp, h0=h0, c=c, r0=r0, r1=r1, nact=nact:
                          k.packed_forward_rows(cell, layer_in, wp, bp, h0, c, out, d * H,
                                                acts[d], stores[d], nact, plan.toff, d == 1,
-                                               r0, r0 + rows, exact))
+                                               r0, r1, exact))
     run_grouped(tasks, plan.n_threads)
     carries = []
     rows = np.arange(B)

@@ -33,13 +33,18 @@ typedef struct {
     const int32_t* nact;        /* as fl_seq.nact */
     const int64_t* toff;        /* as fl_seq.toff: NULL (padded, t*B rows a step) or the
                                    packed-sequence layout of dg, aux and dy */
+    const int32_t* dbrow;       /* NULL: every row's column sums of dG go to db; else row
+                                   r's go to db + dbrow[r]*G (fixed chunks of rows keep
+                                   their own bias sums, however the rows are split) */
 } fl_bseq;
 
 int64_t fl_backward_panels(int64_t H);
 int64_t fl_backward_size(int cell, int64_t H);
 void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp);
 /* Rows [r0, r1) of every step, in backward order; the column sums of dG
-   (the bias gradient) are added to db (G*H doubles). */
+   (the bias gradient) are added to db (G*H doubles, or one such row per
+   chunk when s->dbrow is set).  Each chunk's sums are added step by step,
+   rows in increasing order, so they do not depend on how [r0, r1) is cut. */
 void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db);
 /* out (rows, H) = a (rows, K) W_hh for a W_hh packed by fl_pack_backward
    (K = G*H), in tiles of at most mr rows: for tests of the packing. */

@@ -132,7 +132,8 @@ static void FL_FN(bstep)(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1,
             FL_FN(dg_row)(H, g, aux, auxp, s->dy + at * s->ldy, s->dh + row * H,
                           FL_CELL_STATES > 1 ? s->dc + row * H : NULL);
             /* the bias gradient, in double, while the row is in cache */
-            for (int64_t j = 0; j < G; j++) db[j] += (double)g[j];
+            double* dbr = s->dbrow ? db + (int64_t)s->dbrow[row] * G : db;
+            for (int64_t j = 0; j < G; j++) dbr[j] += (double)g[j];
             a[i] = FL_CELL_DGH_AUX ? aux : g;
             out[i] = s->dh + row * H;
         }

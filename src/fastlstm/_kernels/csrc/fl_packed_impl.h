@@ -147,8 +147,14 @@ FL_INLINE void fl_tile_acc(int mr, int ms, int xmask, int hmask, const float* co
             for (i = 0; i < mr; i++)
 #pragma GCC unroll 4
                 for (j = 0; j < FL_NVT; j++) c[u][i][j] = u == 0 ? v_load(bq + j * FL_VW) : v_zero();
-        fl_tile_part(mr, S, xmask, q, xa, NI, &w, c);
-        fl_tile_part(mr, S, hmask, q, ha, H, &w, c);
+        if (xmask == FL_ALL && hmask == FL_ALL) {
+            /* every vector over both parts: one loop over the two */
+            for (int part = 0; part < 2; part++)
+                fl_tile_part(mr, S, FL_ALL, q, part ? ha : xa, part ? H : NI, &w, c);
+        } else {
+            fl_tile_part(mr, S, xmask, q, xa, NI, &w, c);
+            fl_tile_part(mr, S, hmask, q, ha, H, &w, c);
+        }
 #pragma GCC unroll 8
         for (i = 0; i < mr; i++)
 #pragma GCC unroll 4
