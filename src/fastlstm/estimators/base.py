@@ -9,7 +9,6 @@ runs the network for prediction; :class:`LSTMClassifier` and
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from fastlstm.estimators.transaction import FitSnapshot
 from fastlstm.estimators.validation import ValidationMonitor, temporal_split
 from fastlstm.nn import registry
 from fastlstm.runtime.parallel import blas_single_threaded
+from fastlstm.runtime.warn import warn_user
 from fastlstm.train.callbacks import Callback, TrainingContext, _Events
 from fastlstm.train.data import check_sequences
 from fastlstm.train.guard import TrainingInterrupted
@@ -381,11 +381,10 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
             raise
         self._publish_state()
         if reason == "max_epochs" and not incremental:
-            warnings.warn(
+            warn_user(
                 f"Stochastic Optimizer: Maximum epochs ({self.max_epochs}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
         return self
 

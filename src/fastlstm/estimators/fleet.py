@@ -29,6 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from fastlstm.estimators.forecaster_core import WindowSpec, fit_regressor, forecast
 from fastlstm.estimators.regressor import LSTMRegressor
 from fastlstm.runtime.parallel import blas_single_threaded, effective_n_jobs
+from fastlstm.runtime.warn import warn_user
 from fastlstm.train.windows import WindowScaling
 
 __all__ = ["derive_seeds", "fit_fleet", "fit_members", "forecast_fleet"]
@@ -152,9 +153,9 @@ def fit_fleet(est: Any, series: list[np.ndarray], spec: WindowSpec, seeds: list[
     at_limit = sum(m.n_iter_ - b >= est.max_epochs
                    for (m, _), b in zip(members, before, strict=True))
     if at_limit:
-        warnings.warn(f"{at_limit} of the fleet's {len(series)} models reached max_epochs "
-                      f"({est.max_epochs}) before their optimization converged.",
-                      ConvergenceWarning, stacklevel=3)
+        warn_user(f"{at_limit} of the fleet's {len(series)} models reached max_epochs "
+                  f"({est.max_epochs}) before their optimization converged.",
+                  ConvergenceWarning)
     return [m for m, _ in members], [s for _, s in members]
 
 

@@ -7,7 +7,6 @@ and the shapes of every array have been checked.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from fastlstm.io.rng_state import (
     _set_random_state,
 )
 from fastlstm.nn import registry
+from fastlstm.runtime.warn import warn_user
 
 # layer files are the same in every version so far; estimator files changed in 2
 _MIN_ESTIMATOR_VERSION = 2
@@ -77,11 +77,11 @@ def _history_record(record: Any) -> dict[str, Any]:
 def _encode_params(est: Any, params: dict, header: dict, arrays: dict[str, np.ndarray]) -> None:
     """The constructor parameters into the header, callbacks left out (with a warning)."""
     if params.get("callbacks"):
-        warnings.warn(
+        warn_user(
             f"the callbacks of this {type(est).__name__} are not saved (they are Python "
             "objects, which a safe file cannot hold): the loaded model has callbacks=None; "
             "pass them again with set_params(callbacks=...) before training it further",
-            UserWarning, stacklevel=5)  # the caller of fastlstm.save
+            UserWarning)
     params["callbacks"] = None
     header["params"] = {k: _encode_param(k, v, arrays) for k, v in params.items()}
 

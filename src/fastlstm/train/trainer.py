@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from fastlstm.runtime.warn import warn_user
 from fastlstm.train.engine import CompiledStep
 from fastlstm.train.flat import flat_grad_norm
 from fastlstm.train.guard import StepGuard, TrainingInterrupted, all_finite
@@ -34,10 +34,6 @@ _ADAM_STEP = Adam.step
 
 __all__ = ["Hook", "HistoryRecorder", "NonFiniteRollback", "PlateauCheck", "PlateauStopping",
            "ProgressReporter", "Trainer", "UserCallbacks", "standard_hooks"]
-
-# warnings from a hook point at the user's fit call: hook, notify, run_epoch,
-# fit_loop, train_epochs, _fit_body, _fit, fit/partial_fit, the user
-_USER_STACKLEVEL = 9
 
 
 class Hook:
@@ -326,11 +322,11 @@ class NonFiniteRollback(Hook):
         trainer.net.set_weights(self.weights)
         trainer.optimizer.set_state(self.optimizer_state)
         where = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialization"
-        warnings.warn(
+        warn_user(
             f"Training stopped on non-finite values at epoch {epoch}, batch {batch + 1} of "
             f"{n_batches} ({what}). The weights from {where} were restored. Try a smaller "
             "learning_rate, a smaller clip_norm, or rescaling the inputs.",
-            ConvergenceWarning, stacklevel=_USER_STACKLEVEL)
+            ConvergenceWarning)
 
 
 class PlateauStopping(Hook):
