@@ -216,3 +216,23 @@ def kernel(request, monkeypatch):
     if request.param != "default":
         monkeypatch.setenv("FASTLSTM_KERNEL", request.param)
     return request.param
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client of two single-threaded worker processes on 127.0.0.1,
+    closed after the module (the modules that ask for it need dask[distributed]).
+
+    Tasks may only use functions the workers can import (fastlstm's, NumPy's):
+    test modules are imported by path and are not importable on the workers.
+    """
+    distributed = pytest.importorskip("distributed", reason="needs dask[distributed]")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, protocol="tcp", silence_logs=40)
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

@@ -37,24 +37,6 @@ WINDOW = 8
 TIMEOUT = 180
 
 
-@pytest.fixture(scope="module")
-def client():
-    """Two single-threaded worker processes on 127.0.0.1, closed after the module.
-
-    Tasks may only use functions the workers can import (fastlstm's, NumPy's):
-    this module is imported by path and is not importable on the workers.
-    """
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, protocol="tcp", silence_logs=40)
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
-
-
 def stuck(client):
     pytest.fail(f"the cluster did not finish within {TIMEOUT} s; processing: "
                 f"{client.processing()}; call stacks: {client.call_stack()}")

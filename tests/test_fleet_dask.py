@@ -16,19 +16,6 @@ from fastlstm import LSTMForecaster  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, protocol="tcp", silence_logs=40)
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
-
-
 def series(n):
     rng = np.random.default_rng(3)
     return [np.sin(np.arange(50 + i) / (2 + i % 5)) + 0.1 * rng.normal(size=50 + i)

@@ -16,10 +16,10 @@ import signal
 import threading
 import time
 import tracemalloc
-import zipfile
 
 import numpy as np
 import pytest
+from saved_files import saved, tampered, zip_entries, zipped
 
 import fastlstm
 
@@ -28,33 +28,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 
 # ------------------------------------------------------------------ helpers
-def _saved(model):
-    buffer = io.BytesIO()
-    fastlstm.save(model, buffer)
-    return buffer.getvalue()
-
-
-def _entries(data):
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
-
-
-def _zip(entries):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
-def _tampered(data, edit):
-    """The file ``data`` with its header edited in place by ``edit(header)``."""
-    entries = _entries(data)
-    header = json.loads(entries["header.json"])
-    edit(header)
-    return _zip({**entries, "header.json": json.dumps(header).encode()})
-
-
 @contextlib.contextmanager
 def _deadline(seconds):
     """Interrupt the block after ``seconds``.
@@ -123,7 +96,7 @@ def _outcome(data):
 
 @pytest.fixture(scope="module")
 def layer_file():
-    return _saved(fastlstm.LSTM(2, 3, random_state=0))
+    return saved(fastlstm.LSTM(2, 3, random_state=0))
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +105,7 @@ def estimator_file():
     X = np.random.default_rng(0).uniform(-1, 1, size=(24, 5, 2))
     reg = fastlstm.LSTMRegressor(hidden_size=4, max_epochs=1, batch_size=8, n_jobs=1,
                                  random_state=np.random.RandomState(3)).fit(X, X[:, -1, 0])
-    return _saved(reg)
+    return saved(reg)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +114,7 @@ def classifier_file():
     y = np.where(X[:, -1, 0] > 0, "up", "down")
     clf = fastlstm.LSTMClassifier(hidden_size=3, num_layers=2, bidirectional=True,
                                   max_epochs=1, batch_size=8, n_jobs=1, random_state=0)
-    return _saved(clf.fit(X, y))
+    return saved(clf.fit(X, y))
 
 
 def test_untampered_files_load(layer_file, estimator_file, classifier_file):
@@ -154,7 +127,7 @@ def test_untampered_files_load(layer_file, estimator_file, classifier_file):
 # ------------------------------------------------------------------ declared sizes
 @pytest.mark.parametrize("num_layers", [10**6, 10**7])
 def test_absurd_num_layers_of_a_layer_is_refused_at_once(layer_file, num_layers):
-    data = _tampered(layer_file, lambda h: h["params"].update(num_layers=num_layers))
+    data = tampered(layer_file, lambda h: h["params"].update(num_layers=num_layers))
     assert len(data) < 4096
     message = _refused_quickly(data)
     assert (f"num_layers={num_layers} needs {4 * num_layers} layer parameter arrays; the file "
@@ -167,13 +140,13 @@ def test_absurd_num_layers_of_an_estimator_is_refused_at_once(estimator_file, nu
         h["state"]["network"]["num_layers"] = num_layers
         h["state"]["architecture"]["num_layers"] = num_layers
 
-    message = _refused_quickly(_tampered(estimator_file, edit))
+    message = _refused_quickly(tampered(estimator_file, edit))
     assert f"the network's num_layers={num_layers} needs {4 * num_layers}" in message
 
 
 def test_bidirectional_doubles_the_arrays_a_layer_needs(layer_file):
     message = _refused_quickly(
-        _tampered(layer_file, lambda h: h["params"].update(bidirectional=True)))
+        tampered(layer_file, lambda h: h["params"].update(bidirectional=True)))
     assert "num_layers=1 (bidirectional) needs 8 layer parameter arrays; the file holds 4" \
         in message
 
@@ -181,7 +154,7 @@ def test_bidirectional_doubles_the_arrays_a_layer_needs(layer_file):
 @pytest.mark.parametrize("field", ["hidden_size", "input_size"])
 @pytest.mark.parametrize("value", [10**7, 2**63 - 1, 10**300], ids=["1e7", "2**63-1", "1e300"])
 def test_absurd_layer_sizes_are_refused_by_name(layer_file, field, value):
-    message = _refused_quickly(_tampered(layer_file, lambda h: h["params"].update({field: value})))
+    message = _refused_quickly(tampered(layer_file, lambda h: h["params"].update({field: value})))
     if value > 2**63 - 1:
         assert f"layer {field} must be an int in [1, 2**63 - 1]" in message
     else:
@@ -204,19 +177,19 @@ def test_absurd_network_sizes_are_refused_by_name(classifier_file, field, value,
         if field == "n_features":
             h["state"]["published"]["n_features_in_"] = value
 
-    message = _refused_quickly(_tampered(classifier_file, edit))
+    message = _refused_quickly(tampered(classifier_file, edit))
     assert re.search(match, message), message
 
 
 def test_lists_in_messages_are_capped(layer_file):
     # 100000 unknown parameters, and 3000 arrays the model does not have
     junk = {f"junk_{i:06d}": 1 for i in range(100_000)}
-    message = _refusal(_tampered(layer_file, lambda h: h["params"].update(junk)))
+    message = _refusal(tampered(layer_file, lambda h: h["params"].update(junk)))
     assert len(message) < 400
     assert "unexpected ['junk_000000', 'junk_000001'" in message
     assert "(99994 more)" in message
 
-    entries = _entries(layer_file)
+    entries = zip_entries(layer_file)
     header = json.loads(entries["header.json"])
     npy = io.BytesIO()
     np.lib.format.write_array(npy, np.zeros(1, dtype=np.float32))
@@ -224,7 +197,7 @@ def test_lists_in_messages_are_capped(layer_file):
         header["arrays"][f"junk.a{i:04d}"] = {"dtype": "<f4", "shape": [1]}
         entries[f"arrays/junk.a{i:04d}.npy"] = npy.getvalue()
     entries["header.json"] = json.dumps(header).encode()
-    message = _refusal(_zip(entries))
+    message = _refusal(zipped(entries))
     assert len(message) < 400
     assert "unexpected ['junk.a0000'" in message and "(2994 more)" in message
 
@@ -232,14 +205,14 @@ def test_lists_in_messages_are_capped(layer_file):
 @pytest.mark.parametrize("dtype", ["a5", "S0", "U0", "<U99999999999999999999", "<f4 ", "f4,f4",
                                    "(2,)<f4", "<V8", "<M8", "|O"])
 def test_dtypes_save_never_writes_are_refused(layer_file, dtype):
-    message = _refusal(_tampered(
+    message = _refusal(tampered(
         layer_file, lambda h: h["arrays"]["layer.bias_hh_l0"].update(dtype=dtype)))
     assert "layer.bias_hh_l0" in message and "is not allowed" in message
 
 
 def test_empty_arrays_do_not_lift_the_bound_on_dimensions(layer_file):
     # zero elements take no bytes, whatever the other dimensions declare
-    message = _refusal(_tampered(
+    message = _refusal(tampered(
         layer_file, lambda h: h["arrays"]["layer.bias_hh_l0"].update(shape=[0, 10**30])))
     assert "array 'layer.bias_hh_l0' declares shape" in message
     assert "larger than its entry" in message
@@ -290,12 +263,12 @@ PCG = ("state", "layer_rng")
         "has_uint32-str", "uinteger-neg", "uinteger-2**32", "state-2**200", "inc-neg",
         "inc-null", "state-list", "bit_generator", "keys-missing"])
 def test_generator_states_out_of_range_are_refused(estimator_file, path, value, match):
-    message = _refusal(_tampered(estimator_file, _set(path, value)))
+    message = _refusal(tampered(estimator_file, _set(path, value)))
     assert re.search(match, message), message
 
 
 def test_a_layer_generator_state_out_of_range_is_refused(layer_file):
-    message = _refusal(_tampered(layer_file, _set(("state", "rng", "has_uint32"), 2**100)))
+    message = _refusal(tampered(layer_file, _set(("state", "rng", "has_uint32"), 2**100)))
     assert "the dropout generator state: has_uint32 must be an int in [0, 1]" in message
 
 
@@ -306,7 +279,7 @@ def test_valid_generator_states_still_travel(estimator_file):
     rs.standard_normal()  # leaves a cached gaussian
     _, _, pos, has_gauss, gauss = rs.get_state()
     assert has_gauss == 1
-    loaded = fastlstm.load(io.BytesIO(_tampered(
+    loaded = fastlstm.load(io.BytesIO(tampered(
         estimator_file, _set(("state", "rng"), [624, has_gauss, gauss]))))
     assert loaded._rng.get_state()[2:] == (624, 1, gauss)
 
@@ -408,21 +381,21 @@ def _json_paths(node, prefix=()):
 @pytest.mark.parametrize("which", ["layer_file", "estimator_file", "classifier_file"])
 def test_header_tampering_loads_or_raises_value_error(which, request):
     data = request.getfixturevalue(which)
-    entries = _entries(data)
+    entries = zip_entries(data)
     header = json.loads(entries["header.json"])
     paths = list(_json_paths(header))
     rng = random.Random(7)
     outcomes = {"ok": 0, "ValueError": 0}
     slowest = 0.0
     for _ in range(250):
-        tampered = copy.deepcopy(header)
+        edited = copy.deepcopy(header)
         for _ in range(rng.choice([1, 1, 2, 3])):
             path = rng.choice(paths)
             with contextlib.suppress(KeyError, IndexError, TypeError):  # a path gone
-                _set(path, copy.deepcopy(rng.choice(ABSURD)))(tampered)
-        blob = _zip({**entries, "header.json": json.dumps(tampered).encode()})
+                _set(path, copy.deepcopy(rng.choice(ABSURD)))(edited)
+        blob = zipped({**entries, "header.json": json.dumps(edited).encode()})
         start = time.perf_counter()
         outcomes[_outcome(blob)] += 1  # any other exception fails the test
         slowest = max(slowest, time.perf_counter() - start)
     assert outcomes["ValueError"] > 150
-    assert slowest < 2.0, f"one tampered header took {slowest:.1f} s to load or refuse"
+    assert slowest < 2.0, f"one edited header took {slowest:.1f} s to load or refuse"

@@ -10,19 +10,13 @@ import fastlstm
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from onnx_session import run_onnx  # noqa: E402
+
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
 # short fits stop at max_epochs on purpose
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-def _run(model, **feeds):
-    onnx.checker.check_model(model, full_check=True)
-    session = ort.InferenceSession(model.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, feeds), strict=True))
 
 
 def _x(seed, batch, steps, features):
@@ -48,7 +42,7 @@ def test_layer_matches_forward(cls, kwargs, with_lengths):
         x = _x(batch, batch, steps, 3)
         lengths = np.random.default_rng(steps).integers(1, steps + 1, size=batch)
         feeds = {"x": x, "lengths": lengths} if with_lengths else {"x": x}
-        got = _run(model, **feeds)
+        got = run_onnx(model, **feeds)
         out, state = layer.forward(x, lengths=lengths if with_lengths else None)
         states = state if isinstance(state, tuple) else (state,)
         np.testing.assert_allclose(got["output"], out, **TOL)
@@ -126,7 +120,7 @@ def test_estimator_matches_predict(name, tmp_path):
     model = est.to_onnx(path)
     assert onnx.load(str(path)) == model
     x = X[:13].astype(np.float32)
-    _check_estimator(est, _run(model, x=x), x)
+    _check_estimator(est, run_onnx(model, x=x), x)
 
     # with lengths: right-padded sequences against predict on the ragged list
     model = est.to_onnx(lengths=True)
@@ -136,13 +130,13 @@ def test_estimator_matches_predict(name, tmp_path):
     padded = np.zeros_like(x)
     for i, r in enumerate(ragged):
         padded[i, :len(r)] = r
-    _check_estimator(est, _run(model, x=padded, lengths=lengths), ragged)
+    _check_estimator(est, run_onnx(model, x=padded, lengths=lengths), ragged)
 
 
 def test_estimator_fitted_on_a_table_takes_one_feature_per_step():
     X = np.random.default_rng(0).uniform(size=(40, 5))  # 2D: univariate series
     reg = fastlstm.LSTMRegressor(hidden_size=4, max_epochs=2, random_state=0).fit(X, X.sum(1))
-    got = _run(reg.to_onnx(), x=X[:, :, None].astype(np.float32))
+    got = run_onnx(reg.to_onnx(), x=X[:, :, None].astype(np.float32))
     np.testing.assert_allclose(got["y"], reg.predict(X), **TOL)
 
 
@@ -196,12 +190,12 @@ def test_a_model_fitted_on_ragged_sequences_exports_lengths_by_default(name):
     test = _ragged(1, 13)
     padded, lengths = _pad(test)
     assert len(set(lengths.tolist())) > 1
-    _check_estimator(est, _run(model, x=padded, lengths=lengths), test)
+    _check_estimator(est, run_onnx(model, x=padded, lengths=lengths), test)
 
     # the argument still overrides the default, and then padding is read as steps
     plain = est.to_onnx(lengths=False)
     assert _input_names(plain) == ["x"]
-    got = _run(plain, x=padded)
+    got = run_onnx(plain, x=padded)
     with pytest.raises(AssertionError):
         _check_estimator(est, got, test)
 
@@ -212,7 +206,7 @@ def test_a_model_fitted_on_equal_lengths_exports_no_lengths_by_default():
     reg.fit(X, X[:, :, 0].sum(axis=1))
     model = reg.to_onnx()
     assert _input_names(model) == ["x"]
-    np.testing.assert_allclose(_run(model, x=X[:7])["y"], reg.predict(X[:7]), **TOL)
+    np.testing.assert_allclose(run_onnx(model, x=X[:7])["y"], reg.predict(X[:7]), **TOL)
     assert _input_names(reg.to_onnx(lengths=True)) == ["x", "lengths"]
     # an equal-length list of sequences has no padding either
     reg.fit(list(X), X[:, :, 0].sum(axis=1))
@@ -247,7 +241,7 @@ def test_the_default_survives_pickling_and_is_no_input_when_unknown():
     del again._fit_variable_lengths       # a model from before fit recorded it
     assert _input_names(again.to_onnx()) == ["x"]
     padded, lengths = _pad(X[:5])
-    got = _run(again.to_onnx(lengths=True), x=padded, lengths=lengths)
+    got = run_onnx(again.to_onnx(lengths=True), x=padded, lengths=lengths)
     np.testing.assert_allclose(got["y"], reg.predict(X[:5]), **TOL)
 
 

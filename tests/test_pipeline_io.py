@@ -13,10 +13,10 @@ import json
 import random
 import re
 import time
-import zipfile
 
 import numpy as np
 import pytest
+from saved_files import saved, tampered, zip_entries, zipped
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -32,34 +32,8 @@ def _small(cls, **kwargs):
     return cls(hidden_size=4, max_epochs=2, batch_size=8, n_jobs=1, random_state=0, **kwargs)
 
 
-def _saved(model, **kwargs):
-    buffer = io.BytesIO()
-    fastlstm.save(model, buffer, **kwargs)
-    return buffer.getvalue()
-
-
 def _round_trip(model, **kwargs):
-    return fastlstm.load(io.BytesIO(_saved(model, **kwargs)))
-
-
-def _entries(data):
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
-
-
-def _zip(entries):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
-def _tampered(data, edit):
-    entries = _entries(data)
-    header = json.loads(entries["header.json"])
-    edit(header)
-    return _zip({**entries, "header.json": json.dumps(header).encode()})
+    return fastlstm.load(io.BytesIO(saved(model, **kwargs)))
 
 
 def _refusal(data):
@@ -203,8 +177,8 @@ def test_a_loaded_pipeline_trains_on_as_the_original():
 def test_include_optimizer_applies_to_every_step():
     X = _dense(8)
     pipe = make_pipeline(SequenceScaler(), _small(LSTMRegressor)).fit(X, X[:, -1, 0])
-    with_opt = set(json.loads(_entries(_saved(pipe))["header.json"])["arrays"])
-    without = set(json.loads(_entries(_saved(pipe, include_optimizer=False))["header.json"])[
+    with_opt = set(json.loads(zip_entries(saved(pipe))["header.json"])["arrays"])
+    without = set(json.loads(zip_entries(saved(pipe, include_optimizer=False))["header.json"])[
         "arrays"])
     assert any(n.startswith("s1.optimizer.") for n in with_opt)
     assert not any(".optimizer." in n for n in without)
@@ -218,7 +192,7 @@ def test_a_foreign_step_is_refused_by_name():
     pipe.fit(np.abs(X), _labels(X))
     with pytest.raises(TypeError, match="its step 'log' is a sklearn.preprocessing."
                                         "_function_transformer.FunctionTransformer"):
-        _saved(pipe)
+        saved(pipe)
 
 
 def test_nested_pipelines_and_misplaced_estimators_are_refused():
@@ -227,23 +201,23 @@ def test_nested_pipelines_and_misplaced_estimators_are_refused():
     inner = make_pipeline(SequenceScaler()).fit(X)
     clf = _small(LSTMClassifier).fit(X, y)
     with pytest.raises(TypeError, match="its step 'inner' is a sklearn.pipeline.Pipeline"):
-        _saved(Pipeline([("inner", inner), ("clf", clf)]))
+        saved(Pipeline([("inner", inner), ("clf", clf)]))
     with pytest.raises(TypeError, match="step 'clf' \\(LSTMClassifier\\) stands before the last"):
-        _saved(Pipeline([("clf", clf), ("scale", SequenceScaler().fit(X))]))
+        saved(Pipeline([("clf", clf), ("scale", SequenceScaler().fit(X))]))
 
 
 def test_unfitted_steps_and_unsaveable_parameters_are_refused():
     X = _dense(11)
     y = _labels(X)
     with pytest.raises(NotFittedError, match="step 'lstmclassifier' of the Pipeline"):
-        _saved(make_pipeline(SequenceScaler().fit(X), LSTMClassifier()))
+        saved(make_pipeline(SequenceScaler().fit(X), LSTMClassifier()))
     with pytest.raises(NotFittedError, match="step 'sequencescaler' of the Pipeline"):
-        _saved(make_pipeline(SequenceScaler(), _small(LSTMClassifier).fit(X, y)))
+        saved(make_pipeline(SequenceScaler(), _small(LSTMClassifier).fit(X, y)))
     joblib = pytest.importorskip("joblib")
     pipe = make_pipeline(SequenceScaler(), _small(LSTMClassifier)).fit(X, y)
     pipe.set_params(memory=joblib.Memory(None))
     with pytest.raises(TypeError, match="memory=.*a path string"):
-        _saved(pipe)
+        saved(pipe)
 
 
 # ------------------------------------------------------------------ refused at load
@@ -252,7 +226,7 @@ def pipeline_file():
     X = _dense(12, n=24, steps=5)
     pipe = Pipeline([("scale", SequenceScaler()), ("skip", "passthrough"),
                      ("clf", _small(LSTMClassifier))]).fit(X, _labels(X))
-    return _saved(pipe)
+    return saved(pipe)
 
 
 def test_the_untampered_file_loads(pipeline_file):
@@ -312,12 +286,12 @@ def _scaler_state(**changes):
      "the network's num_layers=10000000 needs"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_tampered_pipeline_headers_are_refused(pipeline_file, edit, match):
-    message = _refusal(_tampered(pipeline_file, edit))
+    message = _refusal(tampered(pipeline_file, edit))
     assert re.search(match, message), message
 
 
 def test_arrays_must_belong_to_their_step(pipeline_file):
-    entries = _entries(pipeline_file)
+    entries = zip_entries(pipeline_file)
     header = json.loads(entries["header.json"])
     # the scaler's statistics moved to the passthrough step, and to no step at all
     for prefix in ("s1.", "s9.", ""):
@@ -326,7 +300,7 @@ def test_arrays_must_belong_to_their_step(pipeline_file):
         h["arrays"][f"{prefix}mean"] = h["arrays"].pop("s0.mean")
         moved[f"arrays/{prefix}mean.npy"] = moved.pop("arrays/s0.mean.npy")
         moved["header.json"] = json.dumps(h).encode()
-        message = _refusal(_zip(moved))
+        message = _refusal(zipped(moved))
         assert f"arrays that belong to no step of the Pipeline: ['{prefix}mean']" in message
     # an estimator's array given to the scaler
     h = copy.deepcopy(header)
@@ -334,19 +308,19 @@ def test_arrays_must_belong_to_their_step(pipeline_file):
     moved = dict(entries)
     moved["arrays/s0.head.bias.npy"] = moved.pop("arrays/s2.head.bias.npy")
     moved["header.json"] = json.dumps(h).encode()
-    message = _refusal(_zip(moved))
+    message = _refusal(zipped(moved))
     assert "step 'scale' (SequenceScaler): the arrays do not match the model" in message
 
 
 def _replace_array(data, name, value):
-    entries = _entries(data)
+    entries = zip_entries(data)
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, value)
     entries[f"arrays/{name}.npy"] = buffer.getvalue()
     header = json.loads(entries["header.json"])
     header["arrays"][name] = {"dtype": value.dtype.str, "shape": list(value.shape)}
     entries["header.json"] = json.dumps(header).encode()
-    return _zip(entries)
+    return zipped(entries)
 
 
 @pytest.mark.parametrize("name, value, match", [
@@ -394,22 +368,22 @@ def _paths(node, prefix=()):
 
 
 def test_header_tampering_loads_or_raises_value_error(pipeline_file):
-    entries = _entries(pipeline_file)
+    entries = zip_entries(pipeline_file)
     header = json.loads(entries["header.json"])
     paths = list(_paths(header))
     rng = random.Random(11)
     outcomes = {"ok": 0, "ValueError": 0}
     slowest = 0.0
     for _ in range(200):
-        tampered = copy.deepcopy(header)
+        edited = copy.deepcopy(header)
         for _ in range(rng.choice([1, 1, 2])):
             path = rng.choice(paths)
             with contextlib.suppress(KeyError, IndexError, TypeError):  # a path gone
-                node = tampered
+                node = edited
                 for key in path[:-1]:
                     node = node[key]
                 node[path[-1]] = copy.deepcopy(rng.choice(ABSURD))
-        blob = _zip({**entries, "header.json": json.dumps(tampered).encode()})
+        blob = zipped({**entries, "header.json": json.dumps(edited).encode()})
         start = time.perf_counter()
         try:
             fastlstm.load(io.BytesIO(blob))

@@ -16,16 +16,10 @@ from fastlstm import LSTMClassifier, LSTMRegressor, SequenceScaler
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from onnx_session import run_onnx  # noqa: E402
+
 TOL = dict(rtol=1e-5, atol=1e-5)
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-def _run(model, **feeds):
-    onnx.checker.check_model(model, full_check=True)
-    session = ort.InferenceSession(model.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, feeds), strict=True))
 
 
 def _small(cls, **kwargs):
@@ -92,15 +86,15 @@ def test_pipeline_graph_matches_predict(name, tmp_path):
     ops = [node.op_type for node in model.graph.node]
     assert ops.index("Sub") < ops.index("Div") < ops.index(final.network_.layer.spec.onnx_op)
     test = _x(1, n=11)
-    _check(pipe, _run(model, x=test), test)
+    _check(pipe, run_onnx(model, x=test), test)
 
 
 def test_the_scaler_is_really_in_the_graph():
     # the estimator's own graph on raw input is far from the pipeline's predictions
     X = _x(2)
     pipe = make_pipeline(SequenceScaler(), _small(LSTMRegressor)).fit(X, X[:, -1, 0])
-    raw = _run(pipe[-1].to_onnx(), x=X)["y"]
-    folded = _run(fastlstm.to_onnx(pipe), x=X)["y"]
+    raw = run_onnx(pipe[-1].to_onnx(), x=X)["y"]
+    folded = run_onnx(fastlstm.to_onnx(pipe), x=X)["y"]
     np.testing.assert_allclose(folded, pipe.predict(X), rtol=1e-5, atol=1e-4)
     assert np.abs(raw - pipe.predict(X)).max() > 1e-2
 
@@ -114,7 +108,7 @@ def test_channels_first_pipeline():
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "time"]
     test = np.ascontiguousarray(_x(4, n=9).transpose(0, 2, 1))
-    _check(pipe, _run(model, x=test), test)
+    _check(pipe, run_onnx(model, x=test), test)
 
 
 def test_ragged_pipeline_takes_lengths():
@@ -129,24 +123,24 @@ def test_ragged_pipeline_takes_lengths():
     padded = np.zeros((9, lengths.max(), 3), dtype=np.float32)
     for i, t in enumerate(test):
         padded[i, :len(t)] = t
-    _check(pipe, _run(model, x=padded, lengths=lengths), test)
+    _check(pipe, run_onnx(model, x=padded, lengths=lengths), test)
 
 
 def test_table_pipeline_takes_one_feature_per_step():
     X = _x(6, features=1)[:, :, 0]  # 2D: univariate series
     pipe = make_pipeline(SequenceScaler(), _small(LSTMRegressor)).fit(X, X.sum(axis=1))
-    got = _run(fastlstm.to_onnx(pipe), x=X[:, :, None])
+    got = run_onnx(fastlstm.to_onnx(pipe), x=X[:, :, None])
     _check(pipe, got, X)
 
 
 def test_to_onnx_delegates_for_layers_and_estimators():
     layer = fastlstm.LSTM(3, 4, random_state=0)
     x = _x(7, n=2)
-    np.testing.assert_allclose(_run(fastlstm.to_onnx(layer), x=x)["output"],
+    np.testing.assert_allclose(run_onnx(fastlstm.to_onnx(layer), x=x)["output"],
                                layer.forward(x)[0], **TOL)
     X = _x(8)
     clf = _small(LSTMClassifier).fit(X, _labels(X))
-    np.testing.assert_allclose(_run(fastlstm.to_onnx(clf), x=X)["probabilities"],
+    np.testing.assert_allclose(run_onnx(fastlstm.to_onnx(clf), x=X)["probabilities"],
                                clf.predict_proba(X), **TOL)
 
 
@@ -157,7 +151,7 @@ def test_a_forecaster_and_a_pipeline_of_it_export_its_graph():
                                          n_jobs=1, random_state=0)
     pipe = Pipeline([("skip", "passthrough"), ("forecaster", forecaster)]).fit(y)
     for model in (fastlstm.to_onnx(forecaster), fastlstm.to_onnx(pipe)):
-        out = _run(model, y=y[-12:].reshape(1, 12, 1))["forecast"]
+        out = run_onnx(model, y=y[-12:].reshape(1, 12, 1))["forecast"]
         np.testing.assert_allclose(out[0, :, 0], forecaster.predict(), **TOL)
     scaled = Pipeline([("scale", SequenceScaler()), ("forecaster", forecaster)])
     with pytest.raises(TypeError, match="last step 'forecaster' is a fastlstm"):
