@@ -38,13 +38,14 @@ def expected_failed_checks(estimator):
                 "predicting all of X by about 1e-7 relative, the check's rtol. "
                 "dtype='float64' passes."
             )
-    elif isinstance(estimator, LSTMClassifier):
+    else:
         failures["check_methods_subset_invariance"] = (
             "float32 on the SIMD kernels: a row gets the same arithmetic in any batch of a "
-            "register tile (6 rows) or more, but the check predicts one sample at a time, "
-            "and a single row splits its sums into interleaved streams (2x faster at "
-            "batch 1), so its probabilities differ by float32 rounding (1e-7 absolute), "
-            "the check's atol. dtype='float64' passes."
+            "register tile or more, but the check predicts one sample at a time, and a "
+            "single row splits its sums into interleaved streams (2x faster at batch 1), "
+            "so its outputs differ by float32 rounding (1e-7 absolute), the check's atol; "
+            "whether a given CPU's rounding stays inside it is luck. dtype='float64' "
+            "passes (below)."
         )
     return failures
 

@@ -40,7 +40,10 @@ def test_pickles_of_the_flat_layout_still_load(name):
         got = obj.transform(x)
     else:
         got = obj.predict(x)
-    np.testing.assert_array_equal(got, expected[name])
+    # The expected figures were computed on one CPU; float32 kernels of another
+    # instruction set round differently (< 1e-6 relative), while a weight, a
+    # scaling constant or a setting lost on the way would be off by far more.
+    np.testing.assert_allclose(got, expected[name], rtol=2e-6, atol=1e-6)
     # and it pickles again under today's module names
     assert "fastlstm._" not in type(pickle.loads(pickle.dumps(obj))).__module__
 
