@@ -379,7 +379,8 @@ def test_thread_axis_rule(k, monkeypatch):
     big = fastlstm.LSTM(64, 256, n_jobs=2)
     assert big._plan(64, 100, None).slice_threads == 1          # wide: batch shards
     # the row chunks follow from the batch, not from the threads
-    assert 1 < len(big._plan(64, 100, None).shards) <= _plan_module.row_chunks(64)
+    assert big._plan(64, 100, None).shards == [
+        (lo, hi - lo) for lo, hi in _plan_module.packed_chunks(64, k.packed_tile_rows())]
     assert fastlstm.LSTM(64, 256, n_jobs=1)._plan(64, 100, None).shards == \
         big._plan(64, 100, None).shards
     assert big._plan(1, 100, None).slice_threads == 2           # narrow, big steps: slices

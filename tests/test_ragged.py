@@ -14,7 +14,7 @@ import pytest
 import fastlstm
 from fastlstm import _kernels
 from fastlstm.nn import ragged as _ragged
-from fastlstm.nn.plan import row_chunks
+from fastlstm.nn.plan import packed_chunks
 
 SIMD = [v for v in _kernels.available_variants() if _kernels.load(v).packed_width() > 0]
 pytestmark = pytest.mark.skipif(not SIMD, reason="this CPU runs no SIMD kernel variant")
@@ -32,10 +32,11 @@ def _state(cls, arrays):
     return tuple(arrays) if cls is fastlstm.LSTM else arrays[0]
 
 
+@pytest.mark.parametrize("tile", [0, 4, 6, 8])
 @pytest.mark.parametrize("threads", [1, 2, 5])
-def test_plan_is_the_packed_sequence_layout(rng, threads):
+def test_plan_is_the_packed_sequence_layout(rng, threads, tile):
     lengths = rng.integers(1, 12, size=23)
-    plan = _ragged.make_plan(lengths, 11, threads, 1)
+    plan = _ragged.make_plan(lengths, 11, threads, 1, tile)
     assert plan.total == lengths.sum()
     assert (np.diff(plan.lengths) <= 0).all()
     assert np.array_equal(lengths[plan.perm], plan.lengths)
@@ -55,18 +56,19 @@ def test_plan_is_the_packed_sequence_layout(rng, threads):
         assert np.array_equal(nact, np.clip(plan.counts - r0, 0, n))
         lo += n
     assert lo == 23
-    # as many blocks as the batch gives, whatever the thread count
-    assert len(plan.shards) == row_chunks(23)
+    # as many blocks as the batch and the tile give, whatever the thread count
+    assert len(plan.shards) == len(packed_chunks(23, tile))
 
 
-def test_blocks_balance_the_work(rng):
+@pytest.mark.parametrize("tile", [0, 6, 8])
+def test_blocks_balance_the_work(rng, tile):
     lengths = np.concatenate([np.full(4, 100), np.full(40, 10)])
-    plan = _ragged.make_plan(lengths, 100, 2, 1)
+    plan = _ragged.make_plan(lengths, 100, 2, 1, tile)
     work = [plan.lengths[r0:r0 + n].sum() for r0, n in plan.shards]
-    assert len(work) == row_chunks(44) > 1
+    assert len(work) == len(packed_chunks(44, tile)) > 1
     # cut at equal shares of the total: no block exceeds its share by a sequence
     assert max(work) <= lengths.sum() / len(work) + lengths.max()
-    assert np.array_equal(_ragged.make_plan(lengths, 100, 1, 1).shards, plan.shards)
+    assert np.array_equal(_ragged.make_plan(lengths, 100, 1, 1, tile).shards, plan.shards)
 
 
 @pytest.mark.parametrize("cls", CLASSES)

@@ -14,9 +14,11 @@ import pytest
 
 from fastlstm import GRU, LSTM, RNN, LSTMClassifier, LSTMRegressor
 from fastlstm.nn.plan import (
+    MAX_TILE_CHUNKS,
     MIN_CHUNK_ROWS,
     chunk_of_rows,
     gemm_blocks,
+    packed_chunks,
     row_chunks,
     thread_spans,
 )
@@ -172,3 +174,18 @@ def test_a_run_of_chunks_in_one_task_gives_the_bits_of_one_task_per_chunk(kernel
     for name, g in merged[2].items():
         np.testing.assert_array_equal(g, split[2][name], err_msg=name)
     np.testing.assert_array_equal(merged[3], split[3])
+
+
+def test_packed_chunks_are_whole_tiles_from_two_tiles_up():
+    for tile in (4, 6, 8, 16):
+        for batch in (2 * tile, 5 * tile + 1, 64, 128, 1000, 10 ** 5):
+            if batch < 2 * tile:
+                continue
+            bounds = packed_chunks(batch, tile)
+            assert bounds[0][0] == 0 and bounds[-1][1] == batch
+            assert all(a[1] == b[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+            assert all(lo % tile == 0 for lo, _ in bounds)
+            assert len(bounds) <= MAX_TILE_CHUNKS
+    # fewer rows than two tiles: the rule of the other paths
+    assert len(packed_chunks(7, 6)) == row_chunks(7)
+    assert len(packed_chunks(8, 0)) == row_chunks(8)

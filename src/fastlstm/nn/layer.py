@@ -42,6 +42,7 @@ from fastlstm.nn.plan import (
     _split,
     _step_block,
     gemm_blocks,
+    packed_chunks,
     row_chunks,
 )
 from fastlstm.nn.stack import backward_stack, forward_stack
@@ -313,7 +314,12 @@ class RecurrentLayer(LayerInterop):
         n_shards = row_chunks(batch)
         n_slices = _packed.slice_threads(self, batch, steps, n_threads) if n_shards == 1 else 1
         if lengths is None:
-            bounds = _split(batch, n_shards, self._shard_align(batch))
+            if n_slices > 1:  # one chunk, its hidden units split over threads
+                bounds = [(0, batch)]
+            elif _packed.uses_packed(self):  # threads take runs of them
+                bounds = packed_chunks(batch, self._kernels.packed_tile_rows())
+            else:
+                bounds = _split(batch, n_shards, self._shard_align(batch))
             shards = [(lo, hi - lo) for lo, hi in bounds]
             nact = [np.full(steps, rows, dtype=np.int32) for _, rows in shards]
             return _Plan(batch, steps, None, None, shards, nact, n_threads, n_slices)
@@ -358,7 +364,8 @@ class RecurrentLayer(LayerInterop):
         if plan.lengths is not None and plan.slice_threads == 1 and _packed.uses_packed(self):
             # variable lengths: buffers of running rows only (hidden slices,
             # for narrow batches, keep the padded layout)
-            ragged = _ragged.make_plan(lengths, steps, plan.n_threads, self.num_directions)
+            ragged = _ragged.make_plan(lengths, steps, plan.n_threads, self.num_directions,
+                                       self._kernels.packed_tile_rows())
             return _ragged.forward(self, x, ragged, init_all, training)
 
         # One copy at entry: cast, time-major, rows permuted.

@@ -32,11 +32,26 @@ MIN_FLOPS_PER_THREAD = 4e6
 MIN_CHUNK_ROWS = 4
 MAX_CHUNKS = 8
 MAX_GEMM_BLOCKS = 4
+# The packed kernels' chunks are whole register tiles, at most this many.
+MAX_TILE_CHUNKS = 64
 
 
 def row_chunks(batch: int) -> int:
     """Shards of a batch of ``batch`` rows: a function of the batch alone."""
     return max(1, min(MAX_CHUNKS, batch // MIN_CHUNK_ROWS))
+
+
+def packed_chunks(batch: int, tile: int) -> list[tuple[int, int]]:
+    """Row chunks ``(lo, hi)`` of a batch on the packed kernels: whole register tiles.
+
+    Threads take runs of these (:func:`thread_spans`), so they may be small:
+    one tile each (at most MAX_TILE_CHUNKS, then whole tiles more) lets the
+    runs split a batch evenly.  Under two tiles, ``row_chunks``' rule.  A
+    function of the batch and the variant's tile alone.
+    """
+    if tile <= 0 or batch < 2 * tile:
+        return _split(batch, row_chunks(batch))
+    return _split(batch, min(MAX_TILE_CHUNKS, -(-batch // tile)), tile)
 
 
 def gemm_blocks(flops: float) -> int:

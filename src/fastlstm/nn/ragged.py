@@ -10,7 +10,7 @@ the copies in and out all cost the sum of the lengths.
 
 The sorted batch is cut into contiguous blocks with equal sums of lengths
 (so each block's running rows stay a prefix of it), as many as the batch
-size gives (``fastlstm.nn.plan.row_chunks``), whatever the thread count;
+size gives (``fastlstm.nn.plan.packed_chunks``), whatever the thread count;
 threads take runs of whole blocks, each block keeps its own bias sums, and
 those are reduced in block order, so the thread count changes speed, not
 results.
@@ -25,7 +25,7 @@ import numpy as np
 
 from fastlstm.nn import packed as _packed
 from fastlstm.nn.inputs import check_d_out
-from fastlstm.nn.plan import row_chunks
+from fastlstm.nn.plan import packed_chunks
 from fastlstm.nn.stack import backward_stack, forward_stack
 from fastlstm.runtime.parallel import blas_single_threaded, run_grouped
 
@@ -103,8 +103,10 @@ class RaggedPlan:
         return np.where(start, 0, prev), start
 
 
-def make_plan(lengths: np.ndarray, steps: int, n_threads: int, directions: int) -> RaggedPlan:
-    """Sort, count and split a batch with these (user-order) lengths."""
+def make_plan(lengths: np.ndarray, steps: int, n_threads: int, directions: int,
+              tile: int) -> RaggedPlan:
+    """Sort, count and split a batch with these (user-order) lengths (``tile``:
+    the kernel variant's register tile rows, which set the number of blocks)."""
     batch = lengths.shape[0]
     perm = np.argsort(-lengths, kind="stable")
     srt = lengths[perm]
@@ -113,7 +115,8 @@ def make_plan(lengths: np.ndarray, steps: int, n_threads: int, directions: int) 
     np.cumsum(counts[:-1], out=toff[1:])
     time = np.repeat(np.arange(steps), counts)
     row = np.arange(time.shape[0]) - np.repeat(toff, counts)
-    n_blocks = row_chunks(batch)  # fixed by the batch, not by the threads
+    # fixed by the batch (and the variant's tile), not by the threads
+    n_blocks = len(packed_chunks(batch, tile))
     # contiguous blocks of equal work: cut the cumulative length in n_blocks
     cum = np.cumsum(srt)
     cuts = [0] + [int(np.searchsorted(cum, cum[-1] * k / n_blocks)) + 1
