@@ -321,7 +321,11 @@ class RecurrentLayer(LayerInterop):
             else:
                 bounds = _split(batch, n_shards, self._shard_align(batch))
             shards = [(lo, hi - lo) for lo, hi in bounds]
-            nact = [np.full(steps, rows, dtype=np.int32) for _, rows in shards]
+            full: dict[int, np.ndarray] = {}  # chunks of one size share their (read-only) counts
+            for _, rows in shards:
+                if rows not in full:
+                    full[rows] = np.full(steps, rows, dtype=np.int32)
+            nact = [full[rows] for _, rows in shards]
             return _Plan(batch, steps, None, None, shards, nact, n_threads, n_slices)
         # Longest first, dealt round-robin so that shards get equal work; each
         # shard's block stays sorted by decreasing length.

@@ -83,8 +83,14 @@ def slice_threads(layer: RecurrentLayer, batch: int, steps: int, n_threads: int)
 def spans(plan: Any, directions: int) -> list[tuple[int, int, np.ndarray]]:
     """Each direction's row spans ``(r0, r1, nact)``: runs of the plan's fixed
     chunks, one per thread the direction gets (see ``fastlstm.nn.plan.thread_spans``)."""
-    per_direction = max(1, -(-plan.n_threads // directions))
-    return thread_spans(plan.shards, plan.nact, per_direction, plan.contiguous_chunks)
+    # made once per plan: the forward and the backward of a pass share them
+    cached = getattr(plan, "_spans", None)
+    if cached is None or cached[0] != directions:
+        per_direction = max(1, -(-plan.n_threads // directions))
+        cached = (directions, thread_spans(plan.shards, plan.nact, per_direction,
+                                           plan.contiguous_chunks))
+        plan._spans = cached
+    return cached[1]
 
 
 def direction_start(layer: RecurrentLayer, index: int, d: int,

@@ -73,14 +73,19 @@ def thread_spans(shards: list[tuple[int, int]], nact: list[np.ndarray], n_thread
     """
     if not contiguous or n_threads >= len(shards):
         return [(r0, r0 + n, a) for (r0, n), a in zip(shards, nact, strict=True)]
-    work = np.cumsum([int(a.sum(dtype=np.int64)) for a in nact])
-    cuts = [0] + [int(np.searchsorted(work, work[-1] * k / n_threads, side="left")) + 1
-                  for k in range(1, n_threads)] + [len(shards)]
-    cuts = sorted(set(min(c, len(shards)) for c in cuts))
+    if n_threads <= 1:
+        cuts = [0, len(shards)]
+    else:
+        work = np.cumsum([int(a.sum(dtype=np.int64)) for a in nact])
+        cuts = [0] + [int(np.searchsorted(work, work[-1] * k / n_threads, side="left")) + 1
+                      for k in range(1, n_threads)] + [len(shards)]
+        cuts = sorted(set(min(c, len(shards)) for c in cuts))
     spans = []
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
         if b > a:
-            rows = np.sum(nact[a:b], axis=0, dtype=np.int64).astype(np.int32)
+            rows = nact[a].copy()
+            for more in nact[a + 1:b]:
+                rows += more
             spans.append((shards[a][0], shards[b - 1][0] + shards[b - 1][1], rows))
     return spans
 
