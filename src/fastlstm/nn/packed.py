@@ -84,7 +84,7 @@ def spans(plan: Any, directions: int) -> list[tuple[int, int, np.ndarray]]:
     """Each direction's row spans ``(r0, r1, nact)``: runs of the plan's fixed
     chunks, one per thread the direction gets (see ``fastlstm.nn.plan.thread_spans``)."""
     # made once per plan: the forward and the backward of a pass share them
-    cached = getattr(plan, "_spans", None)
+    cached = plan._spans
     if cached is None or cached[0] != directions:
         per_direction = max(1, -(-plan.n_threads // directions))
         cached = (directions, thread_spans(plan.shards, plan.nact, per_direction,

@@ -16,6 +16,7 @@ the thread count changes speed only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,7 @@ def packed_chunks(batch: int, tile: int) -> list[tuple[int, int]]:
 def gemm_blocks(flops: float) -> int:
     """Blocks a whole-sequence GEMM of ``flops`` is cut into: a function of its size alone."""
     return max(1, min(MAX_GEMM_BLOCKS, int(flops // MIN_FLOPS_PER_THREAD)))
+
 
 def thread_spans(shards: list[tuple[int, int]], nact: list[np.ndarray], n_threads: int,
                  contiguous: bool) -> list[tuple[int, int, np.ndarray]]:
@@ -123,6 +125,7 @@ class _Plan:
     nact: list[np.ndarray]         # per shard: running rows at each step, int32
     n_threads: int
     slice_threads: int = 1         # > 1: one shard, its hidden units split over threads
+    _spans: Any = None             # (directions, spans), made by fastlstm.nn.packed.spans
 
     def __post_init__(self) -> None:
         self.inverse = None
