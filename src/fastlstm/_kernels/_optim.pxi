@@ -16,7 +16,8 @@ cdef extern from "csrc/fl_optim.h":
 
 
 cdef fl_adam_args _adam_args(double lr, double b1, double b2, double eps, double wd,
-                             bint decoupled, int64_t t, double clip_scale, bint do_clip):
+                             bint decoupled, int64_t t, double clip_scale,
+                             bint do_clip) noexcept nogil:
     # the constants as fastlstm.train.optim.Adam.step forms them (in double)
     cdef fl_adam_args a
     a.clip_scale = clip_scale

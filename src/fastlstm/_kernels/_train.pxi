@@ -21,14 +21,67 @@ _TRAIN_RNN = _cell_code("rnn")
 # the GRU's recurrent weights take their own gate gradients, dG_h, which its
 # backward leaves in the aux store (csrc/fl_cell_gru.h)
 _TRAIN_GRU = _cell_code("gru")
+# the same, for code without the GIL
+cdef int _C_LSTM = _TRAIN_LSTM, _C_GRU = _TRAIN_GRU
 
 from libc.math cimport NAN, exp, isfinite, log
 
 
-cdef struct _Parts:
-    float** pih
-    double** pdb   # per chunk: the bias sums of dG, of the readout, of dG_h
-    double lsum, wsum
+cdef struct _ChunkC:
+    # one row chunk's buffers (owned by its TrainPlan's arrays)
+    int64_t r0, n
+    float* xc
+    float* outc
+    float* acts
+    float* cstore
+    float* cbuf
+    float* dh
+    float* dc
+    float* logits
+    float* dlogit
+    float* g_ih
+    float* g_hh
+    float* g_out
+    double* db
+    double* db_out
+    double* db_hh
+    double* part
+    const int32_t* nact
+    int32_t* status
+
+
+cdef struct _PlanC:
+    # a TrainPlan as C code sees it: sizes, packed weights, its chunks
+    int cell, loss
+    int64_t NI, H, K, B, T, G, n_chunks, ldc
+    float* wp
+    float* bp
+    float* wpb
+    float* zeros
+    float* zero_h
+    _ChunkC* ch
+
+
+cdef struct _Grads:
+    # where the summed gradients go (views of the flat gradient buffer)
+    float* w_ih
+    float* w_hh
+    float* b_ih
+    float* b_hh
+    float* w_out
+    float* b_out
+
+
+cdef struct _Flat:
+    # the flat parameter, gradient and moment buffers and the undo copies
+    float* p
+    float* g
+    float* m
+    float* v
+    float* s0
+    float* s1
+    float* s2
+    int64_t n
 
 
 cdef inline float* _fptr(object a):
@@ -50,16 +103,14 @@ cdef class TrainPlan:
 
     cdef readonly int cell, loss
     cdef readonly int64_t NI, H, K, B, T, G, n_chunks
-    cdef int64_t npan, ldc
+    cdef _PlanC pc
     cdef list _keep
-    cdef object wp, bp, wpb, zero_h, zeros
-    cdef object bounds
-    cdef list xc, outc, acts, cstore, cbuf, dh, dc, logits, dlogit
-    cdef list g_ih, g_hh, g_out, db, db_out, loss_part, nact, status, db_hh
 
     def __cinit__(self, int cell, int64_t input_size, int64_t hidden_size, int64_t n_outputs,
                   int64_t batch, int64_t steps, int loss, bounds):
-        cdef int64_t c, n, r0, r1
+        cdef int64_t c, n, r0, r1, ldc
+        cdef _ChunkC* ch
+        self.pc.ch = NULL
         if fl_packed_width() == 0:
             raise RuntimeError("this kernel variant has no packed kernels")
         if cell not in (_TRAIN_LSTM, _TRAIN_RNN, _TRAIN_GRU):
@@ -68,52 +119,70 @@ cdef class TrainPlan:
             raise ValueError("unknown loss")
         if min(input_size, hidden_size, n_outputs, batch, steps) < 1:
             raise ValueError("TrainPlan: sizes must be positive")
-        self.bounds = np.asarray(bounds, dtype=np.int64)
-        if (self.bounds.ndim != 1 or self.bounds.shape[0] < 2 or self.bounds[0] != 0
-                or self.bounds[-1] != batch or np.any(np.diff(self.bounds) < 1)):
+        edges = np.asarray(bounds, dtype=np.int64)
+        if (edges.ndim != 1 or edges.shape[0] < 2 or edges[0] != 0
+                or edges[len(edges) - 1] != batch or np.any(np.diff(edges) < 1)):
             raise ValueError("TrainPlan: bounds must rise from 0 to the batch size")
         self.cell, self.loss = cell, loss
         self.NI, self.H, self.K, self.B, self.T = input_size, hidden_size, n_outputs, batch, steps
         self.G = fl_cell_gates(cell) * hidden_size
-        self.n_chunks = self.bounds.shape[0] - 1
-        self.npan = fl_packed_panels(cell, hidden_size)
-        self.ldc = self.npan * fl_packed_width()
-        self.wp = aligned_empty(fl_packed_size(cell, input_size, hidden_size))
-        self.bp = aligned_empty(fl_packed_bias_size(cell, hidden_size))
-        self.wpb = aligned_empty(fl_backward_size(cell, hidden_size))
-        self.zero_h = aligned_empty(hidden_size)
-        self.zero_h[...] = 0
-        # h0 and c0 of every chunk (read only, shared): zeros of the widest chunk
-        self.zeros = aligned_empty(int(np.diff(self.bounds).max()) * hidden_size)
-        self.zeros[...] = 0
+        self.n_chunks = edges.shape[0] - 1
+        ldc = fl_packed_panels(cell, hidden_size) * fl_packed_width()
         T, I, H, G, K = steps, input_size, hidden_size, self.G, n_outputs
-        f32 = np.float32
-        self.xc, self.outc, self.acts, self.cstore, self.cbuf = [], [], [], [], []
-        self.dh, self.dc, self.logits, self.dlogit = [], [], [], []
-        self.g_ih, self.g_hh, self.g_out, self.db, self.db_out = [], [], [], [], []
-        self.loss_part, self.nact, self.status = [], [], []
-        self.db_hh = []  # the column sums of dG_h (a cell keeping them apart), else unused
+        aux = fl_cell_aux(cell)
+        self.pc.ch = <_ChunkC*> PyMem_Malloc(self.n_chunks * sizeof(_ChunkC))
+        if self.pc.ch == NULL:
+            raise MemoryError()
+
+        self._keep = []
+        keep = self._keep_array  # an array this plan owns; its address for the C code
+        cdef _PlanC* pc = &self.pc
+        pc.cell, pc.loss = cell, loss
+        pc.NI, pc.H, pc.K, pc.B, pc.T, pc.G = I, H, K, batch, T, G
+        pc.n_chunks, pc.ldc = self.n_chunks, ldc
+        pc.wp = _fptr(keep(aligned_empty(fl_packed_size(cell, input_size, hidden_size))))
+        pc.bp = _fptr(keep(aligned_empty(fl_packed_bias_size(cell, hidden_size))))
+        pc.wpb = _fptr(keep(aligned_empty(fl_backward_size(cell, hidden_size))))
+        # dL/dh from outside the sequence (none), and h0 = c0 = 0 of every chunk
+        # (read only, shared): zeros of the widest chunk
+        pc.zero_h = _fptr(keep(np.zeros(hidden_size, np.float32)))
+        pc.zeros = _fptr(keep(np.zeros(int(np.diff(edges).max()) * hidden_size, np.float32)))
         for c in range(self.n_chunks):
-            r0, r1 = self.bounds[c], self.bounds[c + 1]
+            r0, r1 = edges[c], edges[c + 1]
             n = r1 - r0
-            self.xc.append(aligned_empty((T, n, I)))
-            self.outc.append(aligned_empty((T, n, H)))
-            self.acts.append(aligned_empty((T, n, G)))
-            self.cstore.append(aligned_empty((T, n, fl_cell_aux(cell) * H)) if fl_cell_aux(cell) else None)
-            self.cbuf.append(aligned_empty((n, self.ldc)))
-            self.dh.append(aligned_empty((n, H)))
-            self.dc.append(aligned_empty((n, H)))
-            self.logits.append(aligned_empty((n, K)))
-            self.dlogit.append(aligned_empty((n, K)))
-            self.g_ih.append(aligned_empty((G, I)))
-            self.g_hh.append(aligned_empty((G, H)))
-            self.g_out.append(aligned_empty((K, H)))
-            self.db.append(np.zeros(G))
-            self.db_hh.append(np.zeros(G))
-            self.db_out.append(np.zeros(K))
-            self.loss_part.append(np.zeros(2))  # weighted loss sum, weight sum
-            self.nact.append(np.full(T, n, dtype=np.int32))
-            self.status.append(np.zeros(1, dtype=np.int32))
+            ch = &self.pc.ch[c]
+            ch.r0, ch.n = r0, n
+            ch.xc = _fptr(keep(aligned_empty((T, n, I))))
+            ch.outc = _fptr(keep(aligned_empty((T, n, H))))
+            ch.acts = _fptr(keep(aligned_empty((T, n, G))))
+            ch.cstore = _fptr(keep(aligned_empty((T, n, aux * H)))) if aux else NULL
+            ch.cbuf = _fptr(keep(aligned_empty((n, ldc))))
+            ch.dh = _fptr(keep(aligned_empty((n, H))))
+            ch.dc = _fptr(keep(aligned_empty((n, H))))
+            ch.logits = _fptr(keep(aligned_empty((n, K))))
+            ch.dlogit = _fptr(keep(aligned_empty((n, K))))
+            ch.g_ih = _fptr(keep(aligned_empty((G, I))))
+            ch.g_hh = _fptr(keep(aligned_empty((G, H))))
+            ch.g_out = _fptr(keep(aligned_empty((K, H))))
+            ch.db = _dptr(keep(np.zeros(G)))
+            # the column sums of dG_h (a cell keeping them apart), else db's
+            ch.db_hh = _dptr(keep(np.zeros(G))) if cell == _TRAIN_GRU else ch.db
+            ch.db_out = _dptr(keep(np.zeros(K)))
+            ch.part = _dptr(keep(np.zeros(2)))  # weighted loss sum, weight sum
+            ch.nact = <const int32_t*> cnp.PyArray_DATA(
+                <cnp.ndarray> keep(np.full(T, n, dtype=np.int32)))
+            ch.status = <int32_t*> cnp.PyArray_DATA(
+                <cnp.ndarray> keep(np.zeros(1, dtype=np.int32)))
+
+    def _keep_array(self, a):
+        self._keep.append(a)
+        return a
+
+    def __dealloc__(self):
+        PyMem_Free(self.pc.ch)
+
+    cdef _PlanC* plan_c(self):
+        return &self.pc
 
     def pack(self, const float[:, ::1] w_ih, const float[:, ::1] w_hh, const float[::1] b_ih,
              const float[::1] b_hh):
@@ -122,109 +191,44 @@ cdef class TrainPlan:
         if (w_ih.shape[0] != G or w_ih.shape[1] != self.NI or w_hh.shape[0] != G
                 or w_hh.shape[1] != self.H or b_ih.shape[0] != G or b_hh.shape[0] != G):
             raise ValueError("TrainPlan.pack: weight shapes do not match the plan")
-        cdef float* wp = _fptr(self.wp)
-        cdef float* bp = _fptr(self.bp)
-        cdef float* wpb = _fptr(self.wpb)
         with nogil:
-            fl_pack(self.cell, self.NI, self.H, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0],
-                    wp, bp)
-            fl_pack_backward(self.cell, self.H, &w_hh[0, 0], wpb)
+            _plan_pack(&self.pc, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
 
     def chunk(self, int64_t c, const float[:, :, ::1] x, const int64_t[::1] target_class,
               const double[:, ::1] target_value, const double[::1] weight, double w_sum,
               const float[:, ::1] w_out, const float[::1] b_out):
         """Forward, loss and backward of chunk ``c`` (GIL released); 0, or 1 if the
         gradient of the recurrent features is not finite."""
-        cdef int64_t B = self.B, T = self.T, I = self.NI, H = self.H, K = self.K, G = self.G
+        cdef int64_t B = self.B, K = self.K, r
+        cdef int32_t st
         if not 0 <= c < self.n_chunks:
             raise ValueError("TrainPlan.chunk: no such chunk")
-        if x.shape[0] != B or x.shape[1] != T or x.shape[2] != I or weight.shape[0] != B:
+        if (x.shape[0] != B or x.shape[1] != self.T or x.shape[2] != self.NI
+                or weight.shape[0] != B):
             raise ValueError("TrainPlan.chunk: x or weight does not match the plan")
-        if w_out.shape[0] != K or w_out.shape[1] != H or b_out.shape[0] != K:
+        if w_out.shape[0] != K or w_out.shape[1] != self.H or b_out.shape[0] != K:
             raise ValueError("TrainPlan.chunk: the readout does not match the plan")
+        cdef const int64_t* ycls = NULL
+        cdef const double* yval = NULL
         if self.loss == LOSS_CROSS_ENTROPY:
             if target_class is None or target_class.shape[0] != B:
                 raise ValueError("TrainPlan.chunk: one class index per row is needed")
-        elif target_value is None or target_value.shape[0] != B or target_value.shape[1] != K:
-            raise ValueError("TrainPlan.chunk: targets must be (batch, n_outputs)")
-        cdef int64_t r0 = self.bounds[c], r1 = self.bounds[c + 1], n = r1 - r0
-        cdef float* xc = _fptr(self.xc[c])
-        cdef float* outc = _fptr(self.outc[c])
-        cdef float* acts = _fptr(self.acts[c])
-        cdef float* cstore = NULL if self.cstore[c] is None else _fptr(self.cstore[c])
-        cdef float* cbuf = _fptr(self.cbuf[c])
-        cdef float* dh = _fptr(self.dh[c])
-        cdef float* dc = _fptr(self.dc[c])
-        cdef float* logits = _fptr(self.logits[c])
-        cdef float* dlogit = _fptr(self.dlogit[c])
-        cdef float* g_ih = _fptr(self.g_ih[c])
-        cdef float* g_hh = _fptr(self.g_hh[c])
-        cdef float* g_out = _fptr(self.g_out[c])
-        cdef double* db = _dptr(self.db[c])
-        cdef double* db_out = _dptr(self.db_out[c])
-        cdef double* db_hh = _dptr(self.db_hh[c]) if self.cell == _TRAIN_GRU else NULL
-        cdef double* part = _dptr(self.loss_part[c])
-        cdef const int32_t* nact = <const int32_t*> cnp.PyArray_DATA(<cnp.ndarray> self.nact[c])
-        cdef int32_t* status = <int32_t*> cnp.PyArray_DATA(<cnp.ndarray> self.status[c])
-        cdef const int64_t* ycls = NULL
-        cdef const double* yval = NULL
-        cdef int64_t r
-        if self.loss == LOSS_CROSS_ENTROPY:
-            ycls = &target_class[0]
-            for r in range(r0, r1):
+            for r in range(self.pc.ch[c].r0, self.pc.ch[c].r0 + self.pc.ch[c].n):
                 if not 0 <= target_class[r] < K:
                     raise ValueError("TrainPlan.chunk: a class index is out of range")
+            ycls = &target_class[0]
+        elif target_value is None or target_value.shape[0] != B or target_value.shape[1] != K:
+            raise ValueError("TrainPlan.chunk: targets must be (batch, n_outputs)")
         else:
             yval = &target_value[0, 0]
-        cdef fl_seq s
-        cdef fl_bseq bs
-        s.cell = self.cell
-        s.reverse = 0
-        s.exact = B >= fl_packed_tile_rows()
-        s.T, s.B, s.NI, s.H = T, n, I, H
-        s.x = xc
-        s.ldx = I
-        s.xts = n * I
-        s.wp = _fptr(self.wp)
-        s.bp = _fptr(self.bp)
-        s.h0 = _fptr(self.zeros)  # the fit starts every sequence from zero states
-        s.c = cbuf if self.cell == _TRAIN_LSTM else NULL
-        s.ldc = self.ldc if self.cell == _TRAIN_LSTM else 0
-        s.out = outc
-        s.ldo = H
-        s.ots = n * H
-        s.acts = acts
-        s.aux = cstore
-        s.nact = nact
-        s.toff = NULL
-        bs.cell = self.cell
-        bs.reverse = 0
-        bs.exact = s.exact
-        bs.T, bs.B, bs.H = T, n, H
-        bs.dg = acts
-        bs.aux = cstore
-        bs.c0 = _fptr(self.zeros)
-        bs.dy = _fptr(self.zero_h)
-        bs.ldy = 0
-        bs.dh = dh
-        bs.dc = dc if self.cell == _TRAIN_LSTM else NULL
-        bs.wp = _fptr(self.wpb)
-        bs.nact = nact
-        bs.toff = NULL
-        bs.dbrow = NULL
-        cdef bint lstm = self.cell == _TRAIN_LSTM
-        cdef int loss = self.loss
-        cdef const float* dgh = cstore if self.cell == _TRAIN_GRU else acts
         with nogil:
-            _chunk_run(&s, &bs, &x[0, 0, 0], r0, n, T, I, H, K, G, loss, ycls, yval,
-                       &weight[0], w_sum, &w_out[0, 0], &b_out[0], xc, outc, acts, cbuf,
-                       self.ldc, dh, dc, logits, dlogit, g_ih, g_hh, g_out, db, db_out,
-                       part, status, lstm, dgh, db_hh)
-        return status[0]
+            st = _plan_chunk(&self.pc, c, &x[0, 0, 0], NULL, ycls, yval, &weight[0], w_sum,
+                             &w_out[0, 0], &b_out[0])
+        return st
 
     def status_codes(self):
         """The chunks' status of their last run (0: finite)."""
-        return [int(st[0]) for st in self.status]
+        return [int(self.pc.ch[c].status[0]) for c in range(self.n_chunks)]
 
     def reduce(self, float[:, ::1] d_w_ih, float[:, ::1] d_w_hh, float[::1] d_b_ih,
                float[::1] d_b_hh, float[:, ::1] d_w_out, float[::1] d_b_out):
@@ -233,15 +237,14 @@ cdef class TrainPlan:
         Returns ``(loss, squared norm)``: the squared global L2 norm of the
         gradients, in float64, summed per array and then in array order.
         """
-        cdef double loss, sq
+        cdef double sq
+        cdef _Grads d
         self._check(d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_out, d_b_out)
-        cdef _Parts parts = self._parts()
+        d = _Grads(&d_w_ih[0, 0], &d_w_hh[0, 0], &d_b_ih[0], &d_b_hh[0], &d_w_out[0, 0],
+                   &d_b_out[0])
         with nogil:
-            sq = self._sum_into(&parts, &d_w_ih[0, 0], &d_w_hh[0, 0], &d_b_ih[0], &d_b_hh[0],
-                                &d_w_out[0, 0], &d_b_out[0])
-        PyMem_Free(parts.pih)
-        PyMem_Free(parts.pdb)
-        return self._loss(parts), sq
+            sq = _plan_reduce(&self.pc, &d)
+        return _plan_loss(&self.pc), sq
 
     def reduce_adam(self, float[:, ::1] d_w_ih, float[:, ::1] d_w_hh, float[::1] d_b_ih,
                     float[::1] d_b_hh, float[:, ::1] d_w_out, float[::1] d_b_out,
@@ -258,54 +261,21 @@ cdef class TrainPlan:
         (nothing updated); 4 the update made the parameters non-finite (undone:
         parameters and moments are as before).
         """
-        cdef double loss, sq, norm
-        cdef int code = 0, ok
-        cdef int64_t c, n, t = optimizer.t + 1
-        cdef fl_adam_args a
+        cdef double loss, sq
+        cdef int code
+        cdef int64_t t = optimizer.t + 1
+        cdef _Grads d
+        cdef _Flat f
         self._check(d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_out, d_b_out)
-        bufs = [p, g, m, v] + list(save)
-        n = p.shape[0]
-        for arr in bufs:
-            if (type(arr) is not np.ndarray or arr.ndim != 1 or arr.shape[0] != n
-                    or arr.dtype != np.float32 or not arr.flags.c_contiguous):
-                raise ValueError("TrainPlan.reduce_adam: flat float32 buffers of one length")
-        cdef float* pp = _fptr(p)
-        cdef float* gp = _fptr(g)
-        cdef float* mp = _fptr(m)
-        cdef float* vp = _fptr(v)
-        cdef float* s0 = _fptr(save[0])
-        cdef float* s1 = _fptr(save[1])
-        cdef float* s2 = _fptr(save[2])
-        a = _adam_args(optimizer.learning_rate, optimizer.beta_1, optimizer.beta_2,
-                       optimizer.epsilon, optimizer.weight_decay, optimizer._decoupled, t,
-                       0.0, False)
-        cdef _Parts parts = self._parts()
-        loss = self._loss(parts)
-        cdef int any_status = 0
-        for c in range(self.n_chunks):
-            any_status |= (<int32_t*> cnp.PyArray_DATA(<cnp.ndarray> self.status[c]))[0] != 0
+        d = _Grads(&d_w_ih[0, 0], &d_w_hh[0, 0], &d_b_ih[0], &d_b_hh[0], &d_w_out[0, 0],
+                   &d_b_out[0])
+        f = _flat_of(p, g, m, v, save)
+        cdef fl_adam_args a = _adam_args(optimizer.learning_rate, optimizer.beta_1,
+                                         optimizer.beta_2, optimizer.epsilon,
+                                         optimizer.weight_decay, optimizer._decoupled, t,
+                                         0.0, False)
         with nogil:
-            sq = self._sum_into(&parts, &d_w_ih[0, 0], &d_w_hh[0, 0], &d_b_ih[0], &d_b_hh[0],
-                                &d_w_out[0, 0], &d_b_out[0])
-            norm = c_sqrt(sq) if sq >= 0 else NAN
-            if not isfinite(loss):
-                code = 1
-            elif any_status:
-                code = 2
-            elif not isfinite(norm):
-                code = 3
-            else:
-                if clip_norm >= 0 and norm > clip_norm:
-                    a.do_clip = 1
-                    a.clip_scale = clip_norm / (norm + 1e-6)
-                ok = fl_adam_f32(pp, gp, mp, vp, n, &a, s0, s1, s2)
-                if not ok:  # undo: the parameters and moments as they were
-                    memcpy(pp, s0, n * sizeof(float))
-                    memcpy(mp, s1, n * sizeof(float))
-                    memcpy(vp, s2, n * sizeof(float))
-                    code = 4
-        PyMem_Free(parts.pih)
-        PyMem_Free(parts.pdb)
+            code = _plan_step(&self.pc, &d, &f, &a, clip_norm, &loss, &sq)
         if code == 0:
             optimizer.t = t  # no bytecode between the update and this: one step, whole
         return loss, sq, code
@@ -319,67 +289,155 @@ cdef class TrainPlan:
             raise ValueError("TrainPlan.reduce: gradient shapes do not match the plan")
         return 0
 
-    cdef _Parts _parts(self) except *:
-        # the chunks' partial gradients' addresses and their loss sums
-        cdef _Parts parts
-        cdef int64_t c
-        parts.lsum = 0
-        parts.wsum = 0
-        parts.pih = <float**> PyMem_Malloc(self.n_chunks * 3 * sizeof(float*))
-        parts.pdb = <double**> PyMem_Malloc(self.n_chunks * 3 * sizeof(double*))
-        if parts.pih == NULL or parts.pdb == NULL:
-            PyMem_Free(parts.pih)
-            PyMem_Free(parts.pdb)
-            raise MemoryError()
-        for c in range(self.n_chunks):
-            parts.pih[3 * c] = _fptr(self.g_ih[c])
-            parts.pih[3 * c + 1] = _fptr(self.g_hh[c])
-            parts.pih[3 * c + 2] = _fptr(self.g_out[c])
-            parts.pdb[3 * c] = _dptr(self.db[c])
-            parts.pdb[3 * c + 1] = _dptr(self.db_out[c])
-            parts.pdb[3 * c + 2] = _dptr(self.db_hh[c] if self.cell == _TRAIN_GRU else self.db[c])
-            # read through the pointers: indexing the arrays costs microseconds each
-            parts.lsum += _dptr(self.loss_part[c])[0]
-            parts.wsum += _dptr(self.loss_part[c])[1]
-        return parts
 
-    cdef double _loss(self, _Parts parts):
-        if parts.wsum <= 0:
-            return 0.0
-        if self.loss == LOSS_CROSS_ENTROPY:
-            return parts.lsum / parts.wsum
-        return parts.lsum / (parts.wsum * self.K)
+cdef _Flat _flat_of(p, g, m, v, save) except *:
+    cdef _Flat f
+    bufs = [p, g, m, v] + list(save)
+    n = p.shape[0]
+    for arr in bufs:
+        if (type(arr) is not np.ndarray or arr.ndim != 1 or arr.shape[0] != n
+                or arr.dtype != np.float32 or not arr.flags.c_contiguous):
+            raise ValueError("TrainPlan.reduce_adam: flat float32 buffers of one length")
+    f.p, f.g, f.m, f.v = _fptr(p), _fptr(g), _fptr(m), _fptr(v)
+    f.s0, f.s1, f.s2 = _fptr(save[0]), _fptr(save[1]), _fptr(save[2])
+    f.n = n
+    return f
 
-    cdef double _sum_into(self, _Parts* parts, float* d_w_ih, float* d_w_hh, float* d_b_ih,
-                          float* d_b_hh, float* d_w_out, float* d_b_out) noexcept nogil:
-        # the partials summed in chunk order; the squared norm (float64, per array, in order)
-        cdef int64_t c, j, G = self.G, I = self.NI, H = self.H, K = self.K
-        cdef double v, sq = 0, sq_b = 0, sq_bh = 0, sq_bo = 0
-        cdef float** pih = parts.pih
-        cdef double** pdb = parts.pdb
-        _sum_chunks(d_w_ih, pih, 0, 3, self.n_chunks, G * I)
-        _sum_chunks(d_w_hh, pih, 1, 3, self.n_chunks, G * H)
-        _sum_chunks(d_w_out, pih, 2, 3, self.n_chunks, K * H)
-        for j in range(G):
-            v = 0
-            for c in range(self.n_chunks):
-                v += pdb[3 * c][j]
-            d_b_ih[j] = <float> v
-            sq_b += <double> d_b_ih[j] * <double> d_b_ih[j]
-            v = 0
-            for c in range(self.n_chunks):
-                v += pdb[3 * c + 2][j]
-            d_b_hh[j] = <float> v
-            sq_bh += <double> d_b_hh[j] * <double> d_b_hh[j]
-        for j in range(K):
-            v = 0
-            for c in range(self.n_chunks):
-                v += pdb[3 * c + 1][j]
-            d_b_out[j] = <float> v
-            sq_bo += <double> d_b_out[j] * <double> d_b_out[j]
-        # parameter order: weight_ih, weight_hh, bias_ih, bias_hh, head weight, head bias
-        sq = _sum_squares(d_w_ih, G * I) + _sum_squares(d_w_hh, G * H)
-        return sq + sq_b + sq_bh + _sum_squares(d_w_out, K * H) + sq_bo
+
+cdef void _plan_pack(_PlanC* p, const float* w_ih, const float* w_hh, const float* b_ih,
+                     const float* b_hh) noexcept nogil:
+    fl_pack(p.cell, p.NI, p.H, w_ih, w_hh, b_ih, b_hh, p.wp, p.bp)
+    fl_pack_backward(p.cell, p.H, w_hh, p.wpb)
+
+
+cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* rows,
+                         const int64_t* ycls, const double* yval, const double* weight,
+                         double w_sum, const float* w_out, const float* b_out) noexcept nogil:
+    # forward, readout, loss and backward of chunk c; its status.  Row r of the
+    # batch is sample rows[r] of x, ycls, yval and weight (rows NULL: sample r).
+    cdef _ChunkC* ch = &p.ch[c]
+    cdef int64_t n = ch.n, H = p.H
+    cdef bint lstm = p.cell == _C_LSTM
+    cdef fl_seq s
+    cdef fl_bseq bs
+    s.cell = p.cell
+    s.reverse = 0
+    s.exact = p.B >= fl_packed_tile_rows()
+    s.T, s.B, s.NI, s.H = p.T, n, p.NI, H
+    s.x = ch.xc
+    s.ldx = p.NI
+    s.xts = n * p.NI
+    s.wp = p.wp
+    s.bp = p.bp
+    s.h0 = p.zeros  # the fit starts every sequence from zero states
+    s.c = ch.cbuf if lstm else NULL
+    s.ldc = p.ldc if lstm else 0
+    s.out = ch.outc
+    s.ldo = H
+    s.ots = n * H
+    s.acts = ch.acts
+    s.aux = ch.cstore
+    s.nact = ch.nact
+    s.toff = NULL
+    bs.cell = p.cell
+    bs.reverse = 0
+    bs.exact = s.exact
+    bs.T, bs.B, bs.H = p.T, n, H
+    bs.dg = ch.acts
+    bs.aux = ch.cstore
+    bs.c0 = p.zeros
+    bs.dy = p.zero_h
+    bs.ldy = 0
+    bs.dh = ch.dh
+    bs.dc = ch.dc if lstm else NULL
+    bs.wp = p.wpb
+    bs.nact = ch.nact
+    bs.toff = NULL
+    bs.dbrow = NULL
+    _chunk_run(&s, &bs, x, rows, ch.r0, n, p.T, p.NI, H, p.K, p.G, p.loss, ycls, yval,
+               weight, w_sum, w_out, b_out, ch.xc, ch.outc, ch.acts, ch.cbuf, p.ldc,
+               ch.dh, ch.dc, ch.logits, ch.dlogit, ch.g_ih, ch.g_hh, ch.g_out, ch.db,
+               ch.db_out, ch.part, ch.status, lstm,
+               ch.cstore if p.cell == _C_GRU else ch.acts,
+               ch.db_hh if p.cell == _C_GRU else NULL)
+    return ch.status[0]
+
+
+cdef double _plan_loss(const _PlanC* p) noexcept nogil:
+    # the mini-batch's loss from the chunks' weighted sums, in chunk order
+    cdef double lsum = 0, wsum = 0
+    cdef int64_t c
+    for c in range(p.n_chunks):
+        lsum += p.ch[c].part[0]
+        wsum += p.ch[c].part[1]
+    if wsum <= 0:
+        return 0.0
+    if p.loss == _CE:
+        return lsum / wsum
+    return lsum / (wsum * p.K)
+
+
+cdef double _plan_reduce(const _PlanC* p, const _Grads* d) noexcept nogil:
+    # the partials summed in chunk order; the squared norm (float64, per array, in order)
+    cdef int64_t c, j, G = p.G, I = p.NI, H = p.H, K = p.K, nc = p.n_chunks
+    cdef double v, sq = 0, sq_b = 0, sq_bh = 0, sq_bo = 0
+    cdef const _ChunkC* ch = p.ch
+    memcpy(d.w_ih, ch[0].g_ih, G * I * sizeof(float))
+    memcpy(d.w_hh, ch[0].g_hh, G * H * sizeof(float))
+    memcpy(d.w_out, ch[0].g_out, K * H * sizeof(float))
+    for c in range(1, nc):  # ((p_0 + p_1) + p_2) + ...: whatever thread formed each
+        _add_into(d.w_ih, ch[c].g_ih, G * I)
+        _add_into(d.w_hh, ch[c].g_hh, G * H)
+        _add_into(d.w_out, ch[c].g_out, K * H)
+    for j in range(G):
+        v = 0
+        for c in range(nc):
+            v += ch[c].db[j]
+        d.b_ih[j] = <float> v
+        sq_b += <double> d.b_ih[j] * <double> d.b_ih[j]
+        v = 0
+        for c in range(nc):
+            v += ch[c].db_hh[j]
+        d.b_hh[j] = <float> v
+        sq_bh += <double> d.b_hh[j] * <double> d.b_hh[j]
+    for j in range(K):
+        v = 0
+        for c in range(nc):
+            v += ch[c].db_out[j]
+        d.b_out[j] = <float> v
+        sq_bo += <double> d.b_out[j] * <double> d.b_out[j]
+    # parameter order: weight_ih, weight_hh, bias_ih, bias_hh, head weight, head bias
+    sq = _sum_squares(d.w_ih, G * I) + _sum_squares(d.w_hh, G * H)
+    return sq + sq_b + sq_bh + _sum_squares(d.w_out, K * H) + sq_bo
+
+
+cdef int _plan_step(const _PlanC* p, const _Grads* d, const _Flat* f, fl_adam_args* a,
+                    double clip_norm, double* loss_out, double* sq_out) noexcept nogil:
+    # reduce, the checks, clipping and one Adam step (undone if the weights come
+    # out non-finite): the code of TrainPlan.reduce_adam
+    cdef double loss = _plan_loss(p), sq, norm
+    cdef int64_t c
+    cdef int any_status = 0
+    for c in range(p.n_chunks):
+        any_status |= p.ch[c].status[0] != 0
+    sq = _plan_reduce(p, d)
+    loss_out[0], sq_out[0] = loss, sq
+    norm = c_sqrt(sq) if sq >= 0 else NAN
+    if not isfinite(loss):
+        return 1
+    if any_status:
+        return 2
+    if not isfinite(norm):
+        return 3
+    if clip_norm >= 0 and norm > clip_norm:
+        a.do_clip = 1
+        a.clip_scale = clip_norm / (norm + 1e-6)
+    if not fl_adam_f32(f.p, f.g, f.m, f.v, f.n, a, f.s0, f.s1, f.s2):
+        memcpy(f.p, f.s0, f.n * sizeof(float))  # undo: parameters and moments as they were
+        memcpy(f.m, f.s1, f.n * sizeof(float))
+        memcpy(f.v, f.s2, f.n * sizeof(float))
+        return 4
+    return 0
 
 
 cdef double _sum_squares(const float* a, int64_t n) noexcept nogil:
@@ -390,19 +448,14 @@ cdef double _sum_squares(const float* a, int64_t n) noexcept nogil:
     return s
 
 
-cdef void _sum_chunks(float* out, float** parts, int64_t which, int64_t stride,
-                      int64_t n_chunks, int64_t n) noexcept nogil:
-    # out = ((p_0 + p_1) + p_2) + ...: chunk order, whatever thread formed each
-    cdef int64_t c, j
-    cdef float* p
-    memcpy(out, parts[which], n * sizeof(float))
-    for c in range(1, n_chunks):
-        p = parts[c * stride + which]
-        for j in range(n):
-            out[j] += p[j]
+cdef void _add_into(float* out, const float* part, int64_t n) noexcept nogil:
+    cdef int64_t j
+    for j in range(n):
+        out[j] += part[j]
 
 
-cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, int64_t r0, int64_t n, int64_t T,
+cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, const int64_t* rows, int64_t r0,
+                     int64_t n, int64_t T,
                      int64_t I, int64_t H, int64_t K, int64_t G, int loss, const int64_t* ycls,
                      const double* yval, const double* weight, double w_sum, const float* w_out,
                      const float* b_out, float* xc, float* outc, float* acts, float* cbuf,
@@ -412,15 +465,16 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, int64_t r0, int64_t
                      double* db_hh) noexcept nogil:
     # dgh: the recurrent weights' gate gradients after the backward (acts, or a
     # cell's own dG_h); db_hh: NULL, or their column sums for bias_hh
-    cdef int64_t t, r, j, k
+    cdef int64_t t, r, j, k, q
     cdef const float* feats = outc + (T - 1) * n * H
     cdef double m, z, lse, w, coef, lsum = 0, wsum = 0, d
     cdef double* zrow
     status[0] = 0
-    # the chunk's rows, time-major: xc[t, r] = x[r0 + r, t]
+    # the chunk's rows, time-major: xc[t, r] = x[q, t], q the sample of batch row r0 + r
     for t in range(T):
         for r in range(n):
-            memcpy(xc + (t * n + r) * I, x + ((r0 + r) * T + t) * I, I * sizeof(float))
+            q = rows[r0 + r] if rows != NULL else r0 + r
+            memcpy(xc + (t * n + r) * I, x + (q * T + t) * I, I * sizeof(float))
     if lstm:
         memset(cbuf, 0, n * ldc * sizeof(float))
     fl_seq_run(s, 0, n, 0, fl_packed_panels(s.cell, H), NULL)
@@ -432,7 +486,8 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, int64_t r0, int64_t
         status[0] = 2
         return
     for r in range(n):
-        w = weight[r0 + r]
+        q = rows[r0 + r] if rows != NULL else r0 + r
+        w = weight[q]
         wsum += w
         coef = w / w_sum if w_sum > 0 else 0.0
         if loss == _CE:
@@ -445,15 +500,15 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, int64_t r0, int64_t
             for k in range(K):
                 lse += exp(zrow[k] - m)
             lse = log(lse)
-            lsum += w * (lse - (zrow[ycls[r0 + r]] - m))
+            lsum += w * (lse - (zrow[ycls[q]] - m))
             for k in range(K):
                 d = exp(zrow[k] - m - lse)
-                if k == ycls[r0 + r]:
+                if k == ycls[q]:
                     d -= 1.0
                 dlogit[r * K + k] = <float> (d * coef)
         else:
             for k in range(K):
-                d = <double> (logits[r * K + k] + b_out[k]) - yval[(r0 + r) * K + k]
+                d = <double> (logits[r * K + k] + b_out[k]) - yval[q * K + k]
                 lsum += w * d * d
                 dlogit[r * K + k] = <float> (d * coef * (2.0 / K))
     free(zrow)
