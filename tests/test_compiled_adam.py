@@ -136,7 +136,15 @@ def _fit_patched(monkeypatch, fused, cls_name, **kw):
         calls.append(result is not None)
         return result
 
+    real_runs = CompiledStep.adam_runs
+
+    def counted_runs(self, *args, **kwargs):  # the epoch's steps in runs of compiled calls
+        result = real_runs(self, *args, **kwargs)
+        calls.append(result is not None)
+        return result
+
     monkeypatch.setattr(CompiledStep, "adam_step", counted)
+    monkeypatch.setattr(CompiledStep, "adam_runs", counted_runs)
     if not fused:  # a step of its own: the trainer's general path, NumPy Adam and clipping
         real_step = Adam.step
 

@@ -106,13 +106,14 @@ def test_networks_and_batches_outside_the_engine_take_the_python_path(rng):
 
 
 def _fit(monkeypatch, cls, use_engine, calls, **kw):
-    # the trainer takes the whole Adam step from the engine (adam_step), other
-    # optimizers their gradients (gradients): count both
-    for name in ("gradients", "adam_step"):
+    # the trainer takes the whole Adam step from the engine (an epoch's steps
+    # in runs, adam_runs, or one by one, adam_step), other optimizers their
+    # gradients (gradients): count them all
+    for name in ("gradients", "adam_step", "adam_runs"):
         real = getattr(CompiledStep, name)
 
-        def counted(self, *args, real=real):
-            result = real(self, *args)
+        def counted(self, *args, real=real, **kwargs):
+            result = real(self, *args, **kwargs)
             calls.append(result is not None)
             return result
 

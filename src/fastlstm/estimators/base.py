@@ -359,6 +359,11 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                 t = t_train[idx]
             return x, lengths, t, w_train[idx]
 
+        # the whole set, when a batch is exactly its rows (sequences of one length)
+        whole_set = None
+        if X_train.dense is not None and not isinstance(t_train, Sequences):
+            whole_set = (np.ascontiguousarray(X_train.dense), t_train, w_train)
+
         n_epochs = 1 if incremental else self.max_epochs
         total = None if incremental else state.n_iter + self.max_epochs
         try:
@@ -375,6 +380,7 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                 early_stopping=bool(self.early_stopping),
                 # a loss replaced on the instance is computed as given, in Python
                 engine_loss=None if "_loss" in vars(self) else self._engine_loss(),
+                whole_set=whole_set,
             )
         except TrainingInterrupted:
             self._publish_state()  # the last complete step's model, usable

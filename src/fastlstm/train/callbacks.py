@@ -116,6 +116,13 @@ class Callback:
     1
     """
 
+    #: True for a callback whose ``on_batch_end`` only displays: the fit may
+    #: then take many steps in one compiled call and call it for each
+    #: afterwards, in order, within about a tenth of a second.  False (the
+    #: default): ``on_batch_end`` runs right after its step and sees the
+    #: model as that step left it.
+    display_only: bool = False
+
     def on_train_begin(self, ctx: TrainingContext) -> None:
         """Before the first epoch of a ``fit`` or ``partial_fit`` call."""
 
@@ -430,6 +437,8 @@ class ProgressBar(Callback):
     <BLANKLINE>
     """
 
+    display_only = True
+
     def __init__(self, stream: Any = None, use_tqdm: bool | None = None) -> None:
         self.stream = stream
         self.use_tqdm = use_tqdm
@@ -484,6 +493,11 @@ class _Events:
         self.ctx.samples_done = samples_done
         for cb in self.callbacks:
             cb.on_batch_end(self.ctx, batch, loss)
+
+    def live_batch_end(self) -> bool:
+        """Whether a callback needs ``on_batch_end`` right after each step."""
+        return any(type(cb).on_batch_end is not Callback.on_batch_end and not cb.display_only
+                   for cb in self.callbacks)
 
     def epoch_end(self, epoch: int, logs: dict) -> str | None:
         """Run the hooks; the reason to stop, if a callback asked."""

@@ -13,22 +13,34 @@ the thread count changes speed, never results.
 With Adam (or AdamW), :meth:`CompiledStep.adam_step` goes on in the same
 way: one GIL-free call sums the partials, checks the loss and the gradients,
 clips and takes the optimizer step (undoing it if the weights came out
-non-finite).  Everything else stays the trainer's: other optimizers, the
-events, rollback.  Batches the engine
-does not cover (variable lengths, other dtypes) take the Python path.
+non-finite).  :meth:`CompiledStep.adam_runs` goes further: given the whole
+training set, it runs an epoch's batches in runs of at most
+:data:`RUN_SECONDS`, every thread staying in C from one batch to the next
+(tickets, ``_kernels/csrc/fl_run.h``): no hand-over of work per batch, so
+both cores pay off on small batches; each batch is the same code on the same
+plans, so the bits are those of the batches taken one by one.  Everything
+else stays the trainer's: other optimizers, the events, rollback.  Batches
+the engine does not cover (variable lengths, other dtypes) take the Python
+path.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from fastlstm.nn.plan import _split, row_chunks
-from fastlstm.runtime.parallel import blas_single_threaded, effective_n_jobs, run_grouped
+from fastlstm.runtime.parallel import (
+    blas_single_threaded,
+    effective_n_jobs,
+    run_grouped,
+    run_parallel,
+)
 
-__all__ = ["CompiledStep", "ENGINE_LOSSES"]
+__all__ = ["CompiledStep", "ENGINE_LOSSES", "RUN_SECONDS"]
 
 # the losses the engine computes itself, by the name the estimators give
 ENGINE_LOSSES = ("cross_entropy", "squared_error")
@@ -39,6 +51,17 @@ ENGINE_LOSSES = ("cross_entropy", "squared_error")
 # (measured on a 2-core machine: T=8, I=8, H=64, B=32, 27 MFLOP a step, ran
 # 1.1-1.2x slower on two threads; T=64, I=1, H=64, B=32, 200 MFLOP, 0.8x).
 MIN_FLOPS_PER_THREAD = 5e7
+
+# A run of mini-batches (CompiledStep.adam_runs) keeps its threads in C, so
+# the hand-over above is paid once a run, not once a batch; then a thread
+# pays for itself with far less work.  Measured on a 2-core machine
+# (docs/performance.md, "A run of mini-batches"): T=8, I=8, H=64, B=32,
+# 27 MFLOP a step, ran 1.5x faster on two threads than on one.
+MIN_RUN_FLOPS_PER_THREAD = 2e6
+
+# The longest a run goes on without returning to Python (seconds): Ctrl-C,
+# the progress bar and the other batch events wait at most about this long.
+RUN_SECONDS = 0.1
 
 _NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
@@ -74,6 +97,8 @@ class CompiledStep:
         self._save: list[np.ndarray] | None = None
         # the global L2 norm of the last gradients (before any clipping)
         self.norm = math.nan
+        # the losses of the batches the last call of a run stepped
+        self.stepped = np.empty(0)
 
     @classmethod
     def for_network(cls, net: Any, loss: str | None) -> CompiledStep | None:
@@ -96,8 +121,7 @@ class CompiledStep:
         if plan is None:
             layer, net = self.net.layer, self.net
             k = layer._kernels
-            bounds = [lo for lo, _ in _split(batch, row_chunks(batch),
-                                             layer._shard_align(batch))] + [batch]
+            bounds = self._bounds(batch)
             code = k.LOSS_CROSS_ENTROPY if self.loss == "cross_entropy" else k.LOSS_SQUARED_ERROR
             plan = k.TrainPlan(layer._cell_code, layer.input_size, layer.hidden_size,
                                net.config["n_outputs"], batch, steps, code, bounds)
@@ -106,16 +130,25 @@ class CompiledStep:
             self._plans[(batch, steps)] = plan
         return plan
 
-    def threads(self, batch: int, steps: int) -> int:
+    def threads(self, batch: int, steps: int, per_thread: float = MIN_FLOPS_PER_THREAD) -> int:
         """Threads for a mini-batch of this shape: the layer's, if each gets enough work.
 
-        The rule reads the shape only (never timings), and the chunks do not
-        depend on it: it changes speed, not results.
+        ``per_thread``: the matrix-product flops a thread needs (one call per
+        batch; a run of batches needs far less).  The rule reads the shape
+        only (never timings), and the chunks do not depend on it: it changes
+        speed, not results.
         """
         layer = self.net.layer
         G = layer._gates * layer.hidden_size
         flops = 2.0 * G * (2 * layer.input_size + 3 * layer.hidden_size) * batch * steps
-        return max(1, min(effective_n_jobs(layer.n_jobs), int(flops // MIN_FLOPS_PER_THREAD)))
+        chunks = len(self._bounds(batch)) - 1
+        return max(1, min(effective_n_jobs(layer.n_jobs), chunks, int(flops // per_thread)))
+
+    def _bounds(self, batch: int) -> list[int]:
+        # the row chunks' edges: a function of the batch size alone
+        layer = self.net.layer
+        return [lo for lo, _ in _split(batch, row_chunks(batch),
+                                       layer._shard_align(batch))] + [batch]
 
     def gradients(self, x: np.ndarray, lengths: np.ndarray | None, target: Any,
                   weight: np.ndarray, grads: list[np.ndarray]
@@ -163,12 +196,85 @@ class CompiledStep:
             *flat.grad_views, flat.params, flat.grads, m, v, save, optimizer,
             -1.0 if clip_norm is None else float(clip_norm))
         self.norm = norm = math.sqrt(squares) if squares >= 0 else math.nan
-        if code == 0:
-            return loss, None
-        return loss, {1: f"the loss is {loss}",
-                      2: "the gradient of the recurrent features is not finite",
-                      3: f"the gradient norm is {norm}",
-                      4: "the update made the weights non-finite"}[code]
+        return loss, _failure(code, loss, norm)
+
+    def adam_runs(self, data: tuple[np.ndarray, Any, np.ndarray], batches: list[np.ndarray],
+                  flat: Any, optimizer: Any, clip_norm: float | None,
+                  seconds: float = RUN_SECONDS) -> Iterator[tuple[np.ndarray, str | None]] | None:
+        """The epoch's mini-batches with Adam in runs of GIL-free calls: or None if not covered.
+
+        ``data``: the whole training set ``(x, targets, sample_weight)``, of
+        which batch ``idx`` is ``(x[idx], targets[idx], sample_weight[idx])``
+        (x float32, C-contiguous, every sequence of the full length).  Each
+        run takes batch after batch with the threads staying in C, exactly
+        :meth:`adam_step` on each (same plans, same bits), and returns to
+        Python after at most about ``seconds``.  Yields per run the losses of
+        the batches it stepped and None; when a batch failed, the losses
+        up to and with that batch's, and its ``failure`` as :meth:`adam_step`
+        names it (nothing of it applied; the runs end there).  Should a run
+        end in an exception (Ctrl-C), :attr:`stepped` holds the losses of the
+        batches it stepped.  The parameters change in place during the runs;
+        the caller tells the network when it reads them.
+        """
+        x, target, weight = data
+        if (not batches or not isinstance(x, np.ndarray) or x.dtype != np.float32
+                or x.ndim != 3 or not x.flags.c_contiguous or len(x) == 0):
+            return None
+        net = self.net
+        n_out = net.config["n_outputs"]
+        classes = values = None
+        if self.loss == "cross_entropy":
+            classes = np.ascontiguousarray(target, dtype=np.int64)
+            if classes.shape != (len(x),):
+                return None
+        else:
+            values = np.ascontiguousarray(np.asarray(target, dtype=np.float64).reshape(len(x), -1))
+            if values.shape[1] != n_out:
+                return None
+        if not np.isfinite(x).all():
+            raise ValueError("x contains NaN or infinity (or values too large for float32)")
+        wf = np.ascontiguousarray(weight, dtype=np.float64)
+        steps = x.shape[1]
+        plans = [self._plan(len(idx), steps) for idx in batches]
+        rows = np.ascontiguousarray(np.concatenate(batches), dtype=np.int64)
+        offs = np.zeros(len(batches) + 1, dtype=np.int64)
+        offs[1:] = np.cumsum([len(idx) for idx in batches])
+        # each batch's weight sum as adam_step forms it
+        wsums = np.array([float(np.add.reduce(wf[idx])) for idx in batches])
+        save = self._save
+        if save is None or save[0].shape != flat.params.shape:
+            save = self._save = [np.empty_like(flat.params) for _ in range(3)]
+        m, v = optimizer.state_arrays()
+        params = [net.layer._params[n] for n in _NAMES] + [net.weight, net.bias]
+        k = net.layer._kernels
+        run = k.TrainRun(plans, rows, offs, wsums, x, classes, values, wf, params,
+                         list(flat.grad_views), flat.params, flat.grads, m, v, save,
+                         -1.0 if clip_norm is None else float(clip_norm))
+        threads = self.threads(len(batches[0]), steps, MIN_RUN_FLOPS_PER_THREAD)
+        return self._runs(run, len(batches), optimizer, threads, seconds)
+
+    def _runs(self, run: Any, n: int, optimizer: Any, threads: int,
+              seconds: float) -> Iterator[tuple[np.ndarray, str | None]]:
+        first = 0
+        while first < n:
+            run.start(first, optimizer, seconds)
+            try:
+                # the chunks' GEMMs on one BLAS thread each (a fit holds this already)
+                with blas_single_threaded():
+                    run_parallel([run.work] * threads)
+            finally:  # also on Ctrl-C, which lands once the threads are out of C
+                end, code = run.result(optimizer)
+                self.stepped = run.losses[first:end]
+            if end > first:
+                sq = run.sqnorms[end - 1]
+                self.norm = math.sqrt(sq) if sq >= 0 else math.nan
+            if code:
+                sq = run.sqnorms[end]
+                self.norm = norm = math.sqrt(sq) if sq >= 0 else math.nan
+                yield run.losses[first:end + 1], _failure(code, float(run.losses[end]), norm)
+                return
+            yield self.stepped, None
+            first = end
 
     def _run_chunks(self, x: np.ndarray, lengths: np.ndarray | None, target: Any,
                     weight: np.ndarray) -> Any:
@@ -203,3 +309,13 @@ class CompiledStep:
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                         self.threads(batch, steps))
         return plan
+
+
+def _failure(code: int, loss: float, norm: float) -> str | None:
+    # what a step's code (TrainPlan.reduce_adam) says was not finite
+    if code == 0:
+        return None
+    return {1: f"the loss is {loss}",
+            2: "the gradient of the recurrent features is not finite",
+            3: f"the gradient norm is {norm}",
+            4: "the update made the weights non-finite"}[code]

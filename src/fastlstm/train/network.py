@@ -488,6 +488,7 @@ def train_epochs(
     events: Any = None,
     early_stopping: bool = True,
     engine_loss: str | None = None,
+    whole_set: tuple | None = None,
 ) -> str:
     """Run up to ``n_epochs`` epochs of mini-batch training, updating ``state``.
 
@@ -547,6 +548,10 @@ def train_epochs(
     engine_loss : {"cross_entropy", "squared_error"} or None, default=None
         What ``loss_fn`` computes, when the compiled step
         (:mod:`fastlstm.train.engine`) may compute it instead.
+    whole_set : tuple or None, default=None
+        ``(x, targets, sample_weight)`` when ``get_batch(idx)`` is exactly
+        ``(x[idx], None, targets[idx], sample_weight[idx])``: lets the
+        compiled step run many batches per call (:class:`Trainer`).
 
     Returns
     -------
@@ -570,5 +575,5 @@ def train_epochs(
     trainer = Trainer(net, optimizer, state, get_batch=get_batch, loss_fn=loss_fn,
                       batch_size=batch_size, shuffle=shuffle, rng=rng, clip_norm=clip_norm,
                       validate=validate, hooks=hooks, total_epochs=total_epochs,
-                      engine_loss=engine_loss)
+                      engine_loss=engine_loss, whole_set=whole_set)
     return trainer.fit_loop(lengths, n_epochs)

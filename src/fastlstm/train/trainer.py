@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,15 @@ class Hook:
 
     def batch_end(self, trainer: Trainer, batch: int, loss: float) -> None:
         """After a complete step; ``trainer.done`` and ``trainer.running_loss`` are current."""
+
+    def live_batch_end(self) -> bool:
+        """Whether :meth:`batch_end` must come right after its step.
+
+        False lets the loop run many steps in one compiled call and tell the
+        hook of each afterwards, in order (within a fraction of a second):
+        for hooks that only display.
+        """
+        return True
 
     def epoch_failed(self, trainer: Trainer, epoch: int, batch: int, n_batches: int,
                      what: str) -> None:
@@ -85,6 +94,11 @@ class Trainer:
         losses (:mod:`fastlstm.train.engine`): the batches and networks the
         engine covers then get their gradients from it; None: always the
         Python path.
+    whole_set : tuple or None, default=None
+        ``(x, targets, sample_weight)`` when ``get_batch(idx)`` is exactly
+        ``(x[idx], None, targets[idx], sample_weight[idx])``: with Adam and
+        no hook that needs each step's event at once, the engine then runs
+        an epoch's batches in a few compiled calls (same results).
 
     Examples
     --------
@@ -108,7 +122,8 @@ class Trainer:
                  loss_fn: Callable, batch_size: int, shuffle: bool,
                  rng: np.random.RandomState, clip_norm: float | None,
                  validate: Callable[[], float] | None, hooks: Sequence[Hook],
-                 total_epochs: int | None = None, engine_loss: str | None = None) -> None:
+                 total_epochs: int | None = None, engine_loss: str | None = None,
+                 whole_set: tuple | None = None) -> None:
         self.net, self.optimizer, self.state = net, optimizer, state
         self.get_batch, self.loss_fn = get_batch, loss_fn
         self.batch_size, self.shuffle, self.rng, self.clip_norm = (
@@ -131,6 +146,7 @@ class Trainer:
         # the compiled forward, loss and backward, where it covers the network
         self.engine = (CompiledStep.for_network(net, engine_loss)
                        if self.flat is not None and engine_loss is not None else None)
+        self.whole_set = whole_set
         self.reason: str | None = None  # why the loop stops (first request wins)
         self.total_epochs = total_epochs
         self.n_samples = 0  # training sequences per epoch
@@ -227,18 +243,28 @@ class Trainer:
         self.notify("epoch_begin", epoch)
         batches = length_batches(lengths, self.batch_size, self.rng if self.shuffle else None)
         # the per-batch event goes only to the hooks that listen to it
-        batch_end = [hook.batch_end for hook in self.hooks
+        listening = [hook for hook in self.hooks
                      if getattr(type(hook), "batch_end", None) is not Hook.batch_end]
+        batch_end = [hook.batch_end for hook in listening]
+        runs = None
+        if (self.engine is not None and self.whole_set is not None and self._fused_adam()
+                and not any(hook.live_batch_end() for hook in listening)):
+            runs = self.engine.adam_runs(self.whole_set, batches, self.flat, self.optimizer,
+                                         self.clip_norm)
+        steps = map(self.train_step, batches) if runs is None else self._run_steps(runs)
         loss_sum = 0.0
         for b, idx in enumerate(batches):
-            loss, failure = self.train_step(idx)
+            try:
+                loss, failure = next(steps)
+            except KeyboardInterrupt:
+                if runs is not None:  # the steps the interrupted run took count
+                    for j, run_loss in enumerate(self.engine.stepped):
+                        loss_sum = self._count(batches[b + j], float(run_loss), loss_sum)
+                raise
             if failure is not None:
                 self.notify("epoch_failed", epoch, b, len(batches), failure)
                 return None
-            self.state.t += len(idx)
-            loss_sum += loss * len(idx)
-            self.done += len(idx)
-            self.running_loss = loss_sum / self.done
+            loss_sum = self._count(idx, loss, loss_sum)
             for listener in batch_end:
                 listener(self, b, loss)
         val_score, val_loss = None, None
@@ -248,6 +274,29 @@ class Trainer:
             val_loss = losses[-1] if losses else None
         return {"loss": loss_sum / n, "val_score": val_score, "val_loss": val_loss,
                 "start": start}
+
+    def _count(self, idx: np.ndarray, loss: float, loss_sum: float) -> float:
+        # a step taken: the counters, and the epoch's loss sum so far
+        self.state.t += len(idx)
+        loss_sum += loss * len(idx)
+        self.done += len(idx)
+        self.running_loss = loss_sum / self.done
+        return loss_sum
+
+    def _run_steps(self, runs: Iterator[tuple[np.ndarray, str | None]]
+                   ) -> Iterator[tuple[float, str | None]]:
+        # the engine's runs of steps, one (loss, failure) per batch
+        changed = getattr(self.net, "params_changed", None)
+        try:
+            for losses, failure in runs:
+                if changed is not None:  # the streaming stepper is rebuilt on its next step
+                    changed()
+                last = len(losses) - 1
+                for i, loss in enumerate(losses):
+                    yield float(loss), failure if i == last else None
+        finally:
+            if changed is not None:
+                changed()
 
     def fit_loop(self, lengths: np.ndarray, n_epochs: int) -> str:
         """Run up to ``n_epochs`` epochs; the reason the loop ended.
@@ -292,6 +341,9 @@ class ProgressReporter(Hook):
 
     def batch_end(self, trainer: Trainer, batch: int, loss: float) -> None:  # noqa: D102
         self.progress.update(trainer.done, trainer.running_loss)
+
+    def live_batch_end(self) -> bool:  # noqa: D102 - a bar redrawn at most 10 times a second
+        return False
 
     def epoch_failed(self, trainer: Trainer, *args: Any) -> None:  # noqa: D102
         self.progress.close()  # the bar cut short ends its line before the warning
@@ -422,6 +474,9 @@ class UserCallbacks(Hook):
 
     def batch_end(self, trainer: Trainer, batch: int, loss: float) -> None:  # noqa: D102
         self.events.batch_end(batch, loss, trainer.done)
+
+    def live_batch_end(self) -> bool:  # noqa: D102
+        return self.events.live_batch_end()
 
     def epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:  # noqa: D102
         reason = self.events.epoch_end(epoch, trainer.state.history[-1])

@@ -40,15 +40,20 @@ static inline void fl_gang_init(fl_gang* g, long long chunk) {
     g->chunk = chunk < 1 ? 1 : chunk;
 }
 
+/* One round of waiting: a pause while the wait is short, then yield the core. */
+static inline void fl_gang_spin(long* spins) {
+    if (++*spins < FL_SPINS) {
+        FL_PAUSE();
+    } else {
+        sched_yield();
+    }
+}
+
 /* Wait until at least `need` chunks are done. */
 static inline void fl_gang_wait(fl_gang* g, long long need) {
     long spins = 0;
     while (atomic_load_explicit(&g->done, memory_order_acquire) < need) {
-        if (++spins < FL_SPINS) {
-            FL_PAUSE();
-        } else {
-            sched_yield();
-        }
+        fl_gang_spin(&spins);
     }
 }
 #endif

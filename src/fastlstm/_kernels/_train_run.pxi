@@ -1,0 +1,215 @@
+# A run of mini-batches of the compiled training step in one GIL-free call
+# per thread: the threads stay in C from the first batch to the last, taking
+# the chunks and the steps of one batch after another as tickets
+# (csrc/fl_run.h), so a batch costs no hand-over of work between threads.
+# Each batch runs exactly the code of TrainPlan.chunk and reduce_adam, on the
+# same plans: a run gives the bits of its batches taken one by one.
+# Included after _train.pxi.
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+
+cdef extern from "csrc/fl_run.h":
+    ctypedef struct fl_run_sync:
+        pass
+    void fl_run_init(fl_run_sync* s, long long batches) noexcept nogil
+    long long fl_run_take(fl_run_sync* s) noexcept nogil
+    void fl_run_finish(fl_run_sync* s) noexcept nogil
+    void fl_run_stop(fl_run_sync* s, long long batches) noexcept nogil
+    long long fl_run_kept(fl_run_sync* s) noexcept nogil
+    int fl_run_wait(fl_run_sync* s, long long need, long long batch) noexcept nogil
+
+
+cdef struct _RunC:
+    _PlanC** plans          # the plan of each batch
+    const int64_t* rows     # the batches' samples, one batch after another
+    const int64_t* offs     # batch m: rows[offs[m]:offs[m + 1]]
+    const int64_t* tick     # batch m's tickets: [tick[m], tick[m + 1]), the last its step
+    const double* wsums     # each batch's sum of sample weights
+    const float* x          # (samples, T, I)
+    const int64_t* ycls
+    const double* yval
+    const double* weight
+    const float* w_ih       # the parameters, views of the flat buffer
+    const float* w_hh
+    const float* b_ih
+    const float* b_hh
+    const float* w_out
+    const float* b_out
+    _Grads d
+    _Flat f
+    double lr, b1, b2, eps, wd, clip
+    int decoupled
+    int64_t t0              # the optimizer's step count before the first batch
+    int64_t first, n        # this call runs batches [first, n)
+    double deadline         # CLOCK_MONOTONIC seconds: no batch starts after it
+    double* losses
+    double* sqs
+    int code                # why the run stopped early (TrainPlan.reduce_adam's codes)
+    fl_run_sync* sync
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef void _run_step(_RunC* r, int64_t m) noexcept nogil:
+    # batch m's step: the update, then the next batch's weights packed, unless
+    # the run ends here (a failure, or its time is up)
+    cdef fl_adam_args a = _adam_args(r.lr, r.b1, r.b2, r.eps, r.wd, r.decoupled,
+                                     r.t0 + (m - r.first) + 1, 0.0, False)
+    cdef int code = _plan_step(r.plans[m], &r.d, &r.f, &a, r.clip, &r.losses[m], &r.sqs[m])
+    if code != 0:
+        r.code = code
+        fl_run_stop(r.sync, m)
+    elif m + 1 < r.n:
+        if _now() > r.deadline:
+            fl_run_stop(r.sync, m + 1)
+        else:
+            _plan_pack(r.plans[m + 1], r.w_ih, r.w_hh, r.b_ih, r.b_hh)
+
+
+cdef void _run_work(_RunC* r) noexcept nogil:
+    # take tickets until the run is done or stopped
+    cdef int64_t m = r.first, k, base = r.tick[r.first], end = r.tick[r.n]
+    cdef bint step
+    while True:
+        k = base + fl_run_take(r.sync)
+        if k >= end:
+            return
+        while k >= r.tick[m + 1]:
+            m += 1
+        step = k == r.tick[m + 1] - 1
+        # a chunk waits for every ticket of the batches before; the step, for its chunks
+        if not fl_run_wait(r.sync, (k if step else r.tick[m]) - base, m):
+            return
+        if step:
+            _run_step(r, m)
+        else:
+            _plan_chunk(r.plans[m], k - r.tick[m], r.x, r.rows + r.offs[m], r.ycls, r.yval,
+                        r.weight, r.wsums[m], r.w_out, r.b_out)
+        fl_run_finish(r.sync)
+
+
+cdef class TrainRun:
+    """A run of mini-batches: each batch's chunks and Adam step, threads staying in C.
+
+    ``plans[m]``: the :class:`TrainPlan` of batch ``m`` (batches of one size
+    share one); ``rows``: the batches' sample indices, one batch after
+    another, ``offs`` their edges; ``wsums``: each batch's weight sum;
+    ``x``, ``target_class`` / ``target_value``, ``weight``: the whole set;
+    ``params`` and ``grads``: the six parameter and gradient arrays (views of
+    the flat buffers ``p`` and ``g``); ``m``, ``v``, ``save`` as for
+    :meth:`TrainPlan.reduce_adam`.  :meth:`start` sets up a call over batches
+    ``[first, n)``, :meth:`work` runs it (every joining thread calls it; one
+    alone does everything), :meth:`result` tells how far it got.
+    """
+
+    cdef _RunC r
+    cdef void* raw
+    cdef list _keep
+    cdef readonly int64_t n_batches
+    cdef readonly object losses, sqnorms
+
+    def __cinit__(self, list plans, const int64_t[::1] rows, const int64_t[::1] offs,
+                  const double[::1] wsums, const float[:, :, ::1] x, target_class,
+                  target_value, const double[::1] weight, list params, list grads,
+                  p, g, m, v, save, double clip_norm):
+        cdef int64_t n = len(plans), b, N = x.shape[0], K
+        cdef TrainPlan plan
+        self.raw = NULL
+        self.r.plans = NULL
+        if n < 1 or offs.shape[0] != n + 1 or wsums.shape[0] != n:
+            raise ValueError("TrainRun: one plan, one weight sum and one edge per batch")
+        if offs[0] != 0 or offs[n] != rows.shape[0] or weight.shape[0] != N:
+            raise ValueError("TrainRun: rows, offs and weight do not match")
+        plan = plans[0]
+        K = plan.K
+        if any(not isinstance(q, TrainPlan) for q in plans):
+            raise TypeError("TrainRun: plans must be TrainPlans")
+        if len(params) != 6 or len(grads) != 6:
+            raise ValueError("TrainRun: six parameter and six gradient arrays")
+        self.r.plans = <_PlanC**> PyMem_Malloc(n * sizeof(_PlanC*))
+        self.raw = PyMem_Malloc(sizeof(fl_run_sync) + 128)
+        if self.r.plans == NULL or self.raw == NULL:
+            raise MemoryError()
+        self.r.sync = <fl_run_sync*> ((<size_t> self.raw + 63) & ~(<size_t> 63))
+        for b in range(n):
+            plan = plans[b]
+            if (plan.B != offs[b + 1] - offs[b] or plan.T != x.shape[1] or plan.NI != x.shape[2]
+                    or plan.K != K or plan.cell != plans[0].cell or plan.loss != plans[0].loss):
+                raise ValueError("TrainRun: a plan does not match its batch")
+            self.r.plans[b] = plan.plan_c()
+        if rows.shape[0] and (np.min(rows) < 0 or np.max(rows) >= N):
+            raise ValueError("TrainRun: a row index is out of range")
+        self.r.ycls, self.r.yval = NULL, NULL
+        if plan.loss == LOSS_CROSS_ENTROPY:
+            cls = np.ascontiguousarray(target_class, dtype=np.int64)
+            if cls.shape != (N,) or (N and (cls.min() < 0 or cls.max() >= K)):
+                raise ValueError("TrainRun: one class index in range per sample is needed")
+            target_class = cls
+            self.r.ycls = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> cls)
+        else:
+            val = np.ascontiguousarray(target_value, dtype=np.float64)
+            if val.shape != (N, K):
+                raise ValueError("TrainRun: targets must be (samples, n_outputs)")
+            target_value = val
+            self.r.yval = _dptr(val)
+        plan._check(grads[0], grads[1], grads[2], grads[3], grads[4], grads[5])
+        plan._check(params[0], params[1], params[2], params[3], params[4], params[5])
+        self.r.d = _Grads(_fptr(grads[0]), _fptr(grads[1]), _fptr(grads[2]), _fptr(grads[3]),
+                          _fptr(grads[4]), _fptr(grads[5]))
+        self.r.f = _flat_of(p, g, m, v, save)
+        self.r.w_ih, self.r.w_hh = _fptr(params[0]), _fptr(params[1])
+        self.r.b_ih, self.r.b_hh = _fptr(params[2]), _fptr(params[3])
+        self.r.w_out, self.r.b_out = _fptr(params[4]), _fptr(params[5])
+        tick = np.zeros(n + 1, dtype=np.int64)
+        tick[1:] = np.cumsum([q.n_chunks + 1 for q in plans])
+        self.losses = np.full(n, np.nan)
+        self.sqnorms = np.full(n, np.nan)
+        # everything the C code reads, kept alive with the run
+        self._keep = [plans, rows, offs, wsums, x, target_class, target_value, weight, params,
+                      grads, p, g, m, v, save, tick]
+        self.r.rows, self.r.offs, self.r.wsums = &rows[0], &offs[0], &wsums[0]
+        self.r.tick = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> tick)
+        self.r.x, self.r.weight = &x[0, 0, 0], &weight[0]
+        self.r.losses, self.r.sqs = _dptr(self.losses), _dptr(self.sqnorms)
+        self.r.clip = clip_norm
+        self.r.n = self.n_batches = n
+        self.r.first = n  # nothing to run before start()
+
+    def __dealloc__(self):
+        PyMem_Free(self.r.plans)
+        PyMem_Free(self.raw)
+
+    def start(self, int64_t first, optimizer, double seconds):
+        """Set up a call over batches ``[first, n)``: no batch starts after ``seconds``.
+
+        Reads the optimizer's hyper-parameters and step count ``t`` and packs
+        the current weights for batch ``first``.
+        """
+        if not 0 <= first < self.r.n:
+            raise ValueError("TrainRun.start: no such batch")
+        cdef _RunC* r = &self.r
+        r.lr, r.b1, r.b2 = optimizer.learning_rate, optimizer.beta_1, optimizer.beta_2
+        r.eps, r.wd, r.decoupled = optimizer.epsilon, optimizer.weight_decay, optimizer._decoupled
+        r.t0 = optimizer.t
+        r.first, r.code = first, 0
+        fl_run_init(r.sync, r.n)
+        with nogil:
+            r.deadline = _now() + seconds
+            _plan_pack(r.plans[first], r.w_ih, r.w_hh, r.b_ih, r.b_hh)
+
+    def work(self):
+        """Take tickets until the call is done (any number of threads, GIL released)."""
+        with nogil:
+            _run_work(&self.r)
+
+    def result(self, optimizer):
+        """``(end, code)`` of the call: batches ``[first, end)`` were stepped; ``code``:
+        0, or why batch ``end`` failed (nothing of it was applied).  Advances the
+        optimizer's step count by the steps taken."""
+        cdef int64_t end = fl_run_kept(self.r.sync)
+        optimizer.t = self.r.t0 + (end - self.r.first)
+        return int(end), int(self.r.code)

@@ -1,0 +1,68 @@
+/* The schedule of a run of mini-batches on whichever threads join it.
+
+   Each mini-batch m of the run is a row of tickets: one per row chunk of the
+   batch (forward, loss, backward and partial gradients of its rows), then
+   one for the step (the partials summed in chunk order, the checks, the
+   optimizer update, the next batch's weights packed).  Tickets are numbered
+   across the run and taken in order from one counter (fl_gang.h).  A chunk
+   of batch m starts once every ticket of the batches before it is done (the
+   weights it reads are updated and packed); the step of batch m once every
+   chunk of m is.  As in fl_gang.h there is no fixed set of parties: one
+   thread alone runs everything, a thread the OS starts late takes fewer
+   tickets, so a busy machine costs speed and never a hang; and which thread
+   runs a ticket changes nothing in its result.
+
+   A step may end the run early (a value that is not finite, or the run's
+   time is up): it publishes the number of batches the run keeps, before it
+   counts its ticket done; a thread waiting on a later ticket sees it and
+   leaves. */
+#ifndef FL_RUN_H
+#define FL_RUN_H
+#include "fl_gang.h"
+
+typedef struct {
+    fl_gang g;                /* the tickets: next to hand out, done */
+    atomic_llong stop;        /* batches this run keeps (the first ones) */
+    char pad[64 - sizeof(atomic_llong)];
+} fl_run_sync;
+
+static inline void fl_run_init(fl_run_sync* s, long long batches) {
+    fl_gang_init(&s->g, 1);
+    atomic_store(&s->stop, batches);
+}
+
+/* The next ticket. */
+static inline long long fl_run_take(fl_run_sync* s) {
+    return atomic_fetch_add_explicit(&s->g.next, 1, memory_order_relaxed);
+}
+
+/* Count one ticket done: its writes are seen by whoever waits for it. */
+static inline void fl_run_finish(fl_run_sync* s) {
+    atomic_fetch_add_explicit(&s->g.done, 1, memory_order_release);
+}
+
+/* Keep only the first `batches` batches of the run (before fl_run_finish). */
+static inline void fl_run_stop(fl_run_sync* s, long long batches) {
+    atomic_store_explicit(&s->stop, batches, memory_order_release);
+}
+
+/* The batches the run keeps. */
+static inline long long fl_run_kept(fl_run_sync* s) {
+    return atomic_load_explicit(&s->stop, memory_order_acquire);
+}
+
+/* Wait until `need` tickets are done; 1 to go on with a ticket of `batch`,
+   0 if the run stopped before that batch. */
+static inline int fl_run_wait(fl_run_sync* s, long long need, long long batch) {
+    long spins = 0;
+    for (;;) {
+        if (atomic_load_explicit(&s->g.done, memory_order_acquire) >= need) {
+            return fl_run_kept(s) > batch;
+        }
+        if (fl_run_kept(s) <= batch) {
+            return 0;
+        }
+        fl_gang_spin(&spins);
+    }
+}
+#endif

@@ -1,0 +1,301 @@
+"""An epoch's mini-batches in runs of compiled calls (CompiledStep.adam_runs).
+
+With Adam and no callback that needs each step's event at once, a fit runs
+batch after batch with the threads staying in C.  The runs must give the
+bits of the same steps taken one by one (a live ``on_batch_end`` callback
+forces that path), at any thread count and however the runs are cut; a
+failing batch, Ctrl-C and the display-only events must behave as they do
+one step at a time.  Shapes come from the kernel variant's tile.
+"""
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import fastlstm.train.engine as engine_module
+from fastlstm import LSTMClassifier, LSTMRegressor
+from fastlstm.callbacks import Callback, ProgressBar
+from fastlstm.train.engine import CompiledStep
+from fastlstm.train.network import SequenceNet
+from fastlstm.train.trainer import Trainer
+
+SIMD = pytest.importorskip("fastlstm._kernels").load().packed_width() > 0
+pytestmark = pytest.mark.skipif(not SIMD, reason="this CPU runs no SIMD kernel variant")
+
+
+class Live(Callback):
+    """Needs each step's event right after it: the fit takes its steps one by one."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_batch_end(self, ctx, batch, loss):
+        self.seen.append((batch, loss, ctx.samples_done))
+
+
+class Shown(Live):
+    """The same events, only displayed: the fit may run many steps per call."""
+
+    display_only = True
+
+
+def _tile():
+    return max(1, SequenceNet(1, 1, hidden_size=1).layer._kernels.packed_tile_rows())
+
+
+def _compiled():
+    # whether this test's kernel variant has the compiled step (SIMD variants)
+    return SequenceNet(1, 1, hidden_size=1).layer._kernels.packed_width() > 0
+
+
+def _ran_in_runs(runs):
+    # every epoch in runs where the variant has the engine, none elsewhere
+    return (bool(runs) and all(runs)) if _compiled() else not runs
+
+
+def _data(n, cls):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n, 6, 3)).astype(np.float32)
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int) + (X[:, 0, 1] > 0.5)
+    if cls is LSTMRegressor:
+        y = np.c_[X[:, -1, 1] + 0.5 * y, X[:, 2, 0]]
+    w = rng.uniform(0.5, 2.0, size=n)
+    return X, y, w
+
+
+def _fit(_monkeypatch, cls, callbacks=None, runs=None, seconds=None, **kw):
+    # a fit; `runs` collects whether each epoch ran in runs (adam_runs not None)
+    with pytest.MonkeyPatch.context() as mp:  # undoes its own patches, not the variant's
+        real = CompiledStep.adam_runs
+
+        def counted(self, *args, **kwargs):
+            if seconds is not None:
+                kwargs["seconds"] = seconds
+            result = real(self, *args, **kwargs)
+            if runs is not None:
+                runs.append(result is not None)
+            return result
+
+        mp.setattr(CompiledStep, "adam_runs", counted)
+        tile = _tile()
+        # three full batches and a short one, in shuffled order
+        X, y, w = _data(3 * 4 * tile + tile + 1, cls)
+        kw.setdefault("max_epochs", 3)
+        model = cls(hidden_size=10, batch_size=4 * tile, random_state=0, callbacks=callbacks,
+                    **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X, y, sample_weight=w)
+    return model
+
+
+def _bits(model):
+    return [np.asarray(p).view(np.uint32) for p in model.network_.parameters()]
+
+
+def _same(a, b):
+    for p, q in zip(_bits(a), _bits(b), strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+@pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
+def test_runs_give_the_bits_of_the_steps_one_by_one(kernel, monkeypatch, cls, cell):
+    runs = []
+    ran = _fit(monkeypatch, cls, runs=runs, cell=cell, n_jobs=1, clip_norm=0.5)
+    assert _ran_in_runs(runs)
+    stepped_runs = []
+    stepped = _fit(monkeypatch, cls, [Live()], runs=stepped_runs, cell=cell, n_jobs=1,
+                   clip_norm=0.5)
+    assert not stepped_runs  # a live callback: one step per call
+    _same(ran, stepped)
+    assert ran.t_ == stepped.t_ and ran.n_iter_ == stepped.n_iter_ == 3
+
+
+@pytest.mark.parametrize("n_jobs", [2, 3])
+def test_runs_are_the_same_at_any_thread_count(kernel, monkeypatch, n_jobs):
+    one = _fit(monkeypatch, LSTMClassifier, n_jobs=1, optimizer="adamw", weight_decay=0.1)
+    many = _fit(monkeypatch, LSTMClassifier, n_jobs=n_jobs, optimizer="adamw",
+                weight_decay=0.1)
+    _same(one, many)
+
+
+def test_the_threads_a_run_takes_follow_the_rule_for_runs(monkeypatch):
+    tile = _tile()
+    net = SequenceNet(3, 2, hidden_size=64, random_state=0, n_jobs=2)
+    step = CompiledStep.for_network(net, "cross_entropy")
+    # a batch split over chunks, with little work: runs share it, single calls do not
+    batch = 8 * tile
+    assert step.threads(batch, 8) == 1
+    assert step.threads(batch, 8, engine_module.MIN_RUN_FLOPS_PER_THREAD) == 2
+    # never more threads than chunks
+    assert step.threads(1, 100000, engine_module.MIN_RUN_FLOPS_PER_THREAD) == 1
+
+
+def test_runs_cut_short_by_their_time_give_the_same_bits(kernel, monkeypatch):
+    runs = []
+    whole = _fit(monkeypatch, LSTMRegressor, n_jobs=2)
+    calls = []
+    real = engine_module.CompiledStep._runs
+
+    def counted_runs(self, *args):
+        for item in real(self, *args):
+            calls.append(len(item[0]))
+            yield item
+
+    monkeypatch.setattr(engine_module.CompiledStep, "_runs", counted_runs)
+    cut = _fit(monkeypatch, LSTMRegressor, runs=runs, seconds=0.0, n_jobs=2)
+    assert _ran_in_runs(runs)
+    # no time at all: every call steps one batch (the first of a call always runs)
+    assert set(calls) == ({1} if _compiled() else set())
+    _same(whole, cut)
+
+
+def test_a_failing_batch_in_a_run_is_handled_as_one_step_at_a_time(kernel, monkeypatch):
+    # one sample weight so large that the weighted loss overflows: the batch
+    # holding it fails (in the middle of the epoch's run), the epoch is rolled back
+    import fastlstm.train.trainer as trainer_module
+
+    def fit(callbacks, heavy=None):
+        with pytest.MonkeyPatch.context() as mp:
+            real = _data
+
+            def data(n, cls):
+                X, y, w = real(n, cls)
+                if heavy is not None:
+                    w[heavy] = 1.7e308
+                return X, y, w
+
+            mp.setattr(sys.modules[__name__], "_data", data)
+            failed, batches = [], []
+            real_notify, real_batches = Trainer.notify, trainer_module.length_batches
+
+            def notify(self, event, *args):
+                if event == "epoch_failed":
+                    failed.append(args)
+                real_notify(self, event, *args)
+
+            def length_batches(*args):
+                batches.append(real_batches(*args))
+                return batches[-1]
+
+            mp.setattr(Trainer, "notify", notify)
+            mp.setattr(trainer_module, "length_batches", length_batches)
+            model = _fit(None, LSTMClassifier, callbacks, n_jobs=2, max_epochs=1)
+        return model, failed, batches[0]
+
+    _, _, batches = fit(None)
+    heavy = int(batches[1][0])  # a sample of the epoch's second batch
+    ran, ran_failed, _ = fit(None, heavy)
+    stepped, stepped_failed, _ = fit([Live()], heavy)
+    assert ran_failed == stepped_failed and len(ran_failed) == 1
+    epoch, batch, n_batches, what = ran_failed[0]
+    assert (epoch, batch) == (1, 1) and "loss" in what
+    assert ran.n_iter_ == stepped.n_iter_ and ran.t_ == stepped.t_
+    _same(ran, stepped)
+
+
+def test_display_only_callbacks_see_every_step_in_order(kernel, monkeypatch):
+    runs = []
+    shown, live = Shown(), Live()
+    _fit(monkeypatch, LSTMClassifier, [shown], runs=runs, n_jobs=2)
+    assert _ran_in_runs(runs)
+    _fit(monkeypatch, LSTMClassifier, [live], n_jobs=2)
+    assert shown.seen == live.seen and len(shown.seen) == 3 * 4
+
+
+def test_the_progress_bar_keeps_the_runs(kernel, monkeypatch, capsys):
+    runs = []
+    _fit(monkeypatch, LSTMClassifier, [ProgressBar()], runs=runs)
+    assert _ran_in_runs(runs)
+    assert "Epoch 3/3" in capsys.readouterr().err
+
+
+def test_a_live_callback_sees_each_step_s_weights(kernel, monkeypatch):
+    class Watch(Callback):
+        def __init__(self):
+            self.weights = []
+
+        def on_batch_end(self, ctx, batch, loss):
+            self.weights.append(np.copy(ctx.get_weights()[0]))
+
+    watch = Watch()
+    _fit(monkeypatch, LSTMClassifier, [watch])
+    seen = watch.weights
+    assert len(seen) == 3 * 4
+    assert all(not np.array_equal(a, b) for a, b in zip(seen[:-1], seen[1:], strict=True))
+
+
+def test_ctrl_c_during_a_run_keeps_its_steps_and_counts_them(kernel, monkeypatch):
+    calls = {"n": 0}
+    real = engine_module.run_parallel
+
+    def interrupted(tasks):
+        real(tasks)  # the run's steps are taken, then Ctrl-C lands
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    tile = _tile()
+    X, y, w = _data(3 * 4 * tile + tile + 1, LSTMClassifier)
+    model = LSTMClassifier(hidden_size=10, batch_size=4 * tile, max_epochs=5, random_state=0,
+                           n_jobs=1)
+    if not _compiled():  # no runs on this variant: nothing to interrupt
+        pytest.skip("the kernel variant has no compiled step")
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        mp.setattr(engine_module, "run_parallel", interrupted)
+        warnings.simplefilter("ignore")
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, y, sample_weight=w)
+    # two epochs of four batches ran as two runs; the second epoch's steps count
+    assert calls["n"] == 2
+    assert model.n_iter_ == 1 and model.t_ == 2 * len(X)
+    # and the weights are those of ten steps taken one by one
+    reference = LSTMClassifier(hidden_size=10, batch_size=4 * tile, max_epochs=2,
+                               random_state=0, n_jobs=1, callbacks=[Live()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference.fit(X, y, sample_weight=w)
+    for p, q in zip(_bits(model), _bits(reference), strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert np.isfinite(model.predict_proba(X)).all()
+
+
+def _run_args(net, flat, opt, n=10, batch=4):
+    k = net.layer._kernels
+    step = CompiledStep.for_network(net, "cross_entropy")
+    plan = step._plan(batch, 5)
+    rows = np.arange(n, dtype=np.int64)[:batch * 2]
+    x = np.zeros((n, 5, 3), np.float32)
+    m, v = opt.state_arrays()
+    params = [net.layer._params[p] for p in engine_module._NAMES] + [net.weight, net.bias]
+    save = [np.empty_like(flat.params) for _ in range(3)]
+    args = dict(plans=[plan, plan], rows=rows, offs=np.array([0, batch, 2 * batch]),
+                wsums=np.ones(2), x=x, target_class=np.zeros(n, np.int64), target_value=None,
+                weight=np.ones(n), params=params, grads=list(flat.grad_views), p=flat.params,
+                g=flat.grads, m=m, v=v, save=save, clip_norm=-1.0)
+    return k.TrainRun, args
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(offs=np.array([0, 4, 7])), "rows, offs"),
+    (dict(rows=np.array([0, 1, 2, 3, 4, 5, 6, 99])), "out of range"),
+    (dict(target_class=np.full(10, 7, np.int64)), "class index"),
+    (dict(wsums=np.ones(3)), "one plan"),
+    (dict(x=np.zeros((10, 4, 3), np.float32)), "does not match its batch"),
+])
+def test_a_run_refuses_arguments_that_do_not_fit(change, match):
+    from fastlstm.train.optim import make_optimizer
+
+    net = SequenceNet(3, 3, hidden_size=8, random_state=0)
+    flat = net.bind_flat()
+    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
+                         momentum=0.9)
+    opt.bind(flat)
+    TrainRun, args = _run_args(net, flat, opt)
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        TrainRun(*args.values())
