@@ -5,8 +5,9 @@
 #
 # The batch is cut into fixed row chunks (from the batch size alone, as the
 # layer cuts its shards); each chunk runs as a batch of its own, time-major in
-# buffers of its own, and forms its own partial gradients (one GEMM per
-# weight over its T * rows rows); reduce() sums the partials in chunk order.
+# buffers of its own, and forms its own partial gradients (one A^T B per
+# weight over its T * rows rows, on our own tiles: csrc/fl_wgrad.h);
+# reduce() sums the partials in chunk order.
 # Which thread runs which chunk therefore changes nothing in the results.
 
 LOSS_CROSS_ENTROPY = 0
@@ -25,6 +26,30 @@ _TRAIN_GRU = _cell_code("gru")
 cdef int _C_LSTM = _TRAIN_LSTM, _C_GRU = _TRAIN_GRU
 
 from libc.math cimport NAN, exp, isfinite, log
+
+
+cdef extern from "csrc/fl_wgrad.h":
+    void fl_wgrad(int64_t rows, int64_t M, int64_t N, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float* out, int64_t ldo) noexcept nogil
+
+
+def weight_grad(const float[:, ::1] a, const float[:, ::1] b):
+    """``a.T @ b`` of two float32 blocks of the same rows, on the weight-gradient tiles.
+
+    Each entry is summed over the rows in order (csrc/fl_wgrad.h).
+    """
+    if a.shape[0] != b.shape[0]:
+        raise ValueError("weight_grad: a and b need the same number of rows")
+    if fl_packed_width() == 0:
+        raise RuntimeError("this kernel variant has no packed kernels")
+    out = np.empty((a.shape[1], b.shape[1]), dtype=np.float32)
+    cdef float[:, ::1] o = out
+    if a.shape[1] and b.shape[1]:
+        with nogil:
+            fl_wgrad(a.shape[0], a.shape[1], b.shape[1], &a[0, 0] if a.shape[0] else NULL,
+                     a.shape[1], &b[0, 0] if b.shape[0] else NULL, b.shape[1], &o[0, 0],
+                     b.shape[1])
+    return out
 
 
 cdef struct _ChunkC:
@@ -515,8 +540,7 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, const int64_t* rows
     part[0] = lsum
     part[1] = wsum
     # readout gradients: dW_out = dlogit^T h_T, db_out = column sums of dlogit
-    gemm(True, False, <int> K, <int> H, <int> n, <float> 1, dlogit, <int> K, feats, <int> H,
-         <float> 0, g_out, <int> H)
+    fl_wgrad(n, K, H, dlogit, K, feats, H, g_out, H)
     for k in range(K):
         d = 0
         for r in range(n):
@@ -540,10 +564,7 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, const int64_t* rows
             for j in range(G):
                 db_hh[j] += dgh[r * G + j]
     # weight gradients: dW_ih = dG^T X, dW_hh = dG_t^T h_{t-1} (h_{-1} = 0)
-    gemm(True, False, <int> G, <int> I, <int> (T * n), <float> 1, acts, <int> G, xc, <int> I,
-         <float> 0, g_ih, <int> I)
-    if T > 1:
-        gemm(True, False, <int> G, <int> H, <int> ((T - 1) * n), <float> 1, dgh + n * G,
-             <int> G, outc, <int> H, <float> 0, g_hh, <int> H)
-    else:
-        memset(g_hh, 0, G * H * sizeof(float))
+    # (on our own tiles: for these short blocks of rows, faster than a BLAS GEMM
+    # that first repacks its operands)
+    fl_wgrad(T * n, G, I, acts, G, xc, I, g_ih, I)
+    fl_wgrad((T - 1) * n, G, H, dgh + n * G, G, outc, H, g_hh, H)

@@ -3,3 +3,4 @@
 #include "fl_packed_impl.h"
 #include "fl_backward_impl.h"
 #include "fl_cells_impl.h"
+#include "fl_wgrad_impl.h"

@@ -1,0 +1,89 @@
+/* fl_wgrad (fl_wgrad.h) written against fl_simd_<isa>.h, compiled once per
+   instruction set.  A tile holds MR rows of the output (entries of A's row,
+   broadcast) by NVT vectors of columns (B's row, loaded): per row r, NVT
+   loads, MR broadcasts and MR * NVT FMAs.  Where B is one vector wide or
+   less, the tile is FL_MAXACC rows tall instead, so that the loads stay
+   below the FMAs; where A is one column wide, a tile is one row of
+   FL_WG_ROWV vectors. */
+#include "fl_wgrad.h"
+
+#define FL_WG_INLINE static inline __attribute__((always_inline))
+#define FL_WG_ROWV 8   /* vectors of a one-row tile */
+#define FL_WG_KB 96    /* rows of a block */
+
+/* A full tile: MR output rows by NVT whole vectors, the accumulators in registers. */
+FL_WG_INLINE void fl_wg_full(int64_t rows, const float* a, int64_t lda, const float* b,
+                             int64_t ldb, float* out, int64_t ldo, const int MR, const int NVT,
+                             int first) {
+    V acc[FL_MAXACC > FL_WG_ROWV ? FL_MAXACC : FL_WG_ROWV];
+    for (int i = 0; i < MR; i++)  /* a later block of rows goes on from the sums so far */
+        for (int j = 0; j < NVT; j++)
+            acc[i * NVT + j] = first ? v_zero() : v_load(out + i * ldo + j * FL_VW);
+    for (int64_t r = 0; r < rows; r++) {
+        const float* ar = a + r * lda;
+        const float* br = b + r * ldb;
+        V bv[FL_WG_ROWV];
+        for (int j = 0; j < NVT; j++) bv[j] = v_load(br + j * FL_VW);
+        for (int i = 0; i < MR; i++) {
+            V av = v_bcast(ar + i);
+            for (int j = 0; j < NVT; j++) acc[i * NVT + j] = v_fmadd(av, bv[j], acc[i * NVT + j]);
+        }
+    }
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NVT; j++) v_store(out + i * ldo + j * FL_VW, acc[i * NVT + j]);
+}
+
+/* An edge tile: mr rows by nc columns, one vector at a time, the same sums. */
+static void fl_wg_part(int64_t rows, const float* a, int64_t lda, int64_t mr, const float* b,
+                       int64_t ldb, int64_t nc, float* out, int64_t ldo) {
+    for (int64_t i = 0; i < mr; i++) {
+        for (int64_t n0 = 0; n0 < nc; n0 += FL_VW) {
+            V acc = v_zero();
+            for (int64_t r = 0; r < rows; r++)
+                acc = v_fmadd(v_bcast(a + r * lda + i), v_load_n(b + r * ldb + n0, nc - n0), acc);
+            v_store_n(out + i * ldo + n0, acc, nc - n0);
+        }
+    }
+}
+
+/* Rows [0, M) in tiles of MR by columns [0, N) in tiles of NVT vectors. */
+FL_WG_INLINE void fl_wg_tiles(int64_t rows, int64_t M, int64_t N, const float* a, int64_t lda,
+                              const float* b, int64_t ldb, float* out, int64_t ldo,
+                              const int MR, const int NVT) {
+    const int64_t cols = (int64_t)NVT * FL_VW;
+    int64_t mfull = M - M % MR, nfull = N - N % cols;
+    /* blocks of FL_WG_KB rows, so that the tiles of one block find its rows in
+       cache; a tile's sums go on from block to block in row order (the same bits) */
+    for (int64_t r0 = 0; r0 < rows; r0 += FL_WG_KB) {
+        int64_t kb = rows - r0 < FL_WG_KB ? rows - r0 : FL_WG_KB;
+        for (int64_t m0 = 0; m0 < mfull; m0 += MR)
+            for (int64_t n0 = 0; n0 < nfull; n0 += cols)
+                fl_wg_full(kb, a + r0 * lda + m0, lda, b + r0 * ldb + n0, ldb,
+                           out + m0 * ldo + n0, ldo, MR, NVT, r0 == 0);
+    }
+    if (rows == 0)
+        for (int64_t m0 = 0; m0 < mfull; m0 += MR)
+            for (int64_t n0 = 0; n0 < nfull; n0 += cols)
+                fl_wg_full(0, a, lda, b, ldb, out + m0 * ldo + n0, ldo, MR, NVT, 1);
+    if (nfull < N)  /* the last columns, every row */
+        fl_wg_part(rows, a, lda, M, b + nfull, ldb, N - nfull, out + nfull, ldo);
+    if (mfull < M)  /* the last rows, the whole columns */
+        fl_wg_part(rows, a + mfull, lda, M - mfull, b, ldb, nfull, out + mfull * ldo, ldo);
+}
+
+void fl_wgrad(int64_t rows, int64_t M, int64_t N, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float* out, int64_t ldo) {
+    if (M <= 0 || N <= 0) return;
+    if (N == 1 && ldo == 1 && M > 1) {
+        /* a column: the same floats as the row out[n] = sum_r b[r] a[r, n] */
+        fl_wgrad(rows, 1, M, b, ldb, a, lda, out, M);
+        return;
+    }
+    if (M == 1) {
+        fl_wg_tiles(rows, M, N, a, lda, b, ldb, out, ldo, 1, FL_WG_ROWV);
+    } else if (N <= FL_VW) {
+        fl_wg_tiles(rows, M, N, a, lda, b, ldb, out, ldo, FL_MAXACC, 1);
+    } else {
+        fl_wg_tiles(rows, M, N, a, lda, b, ldb, out, ldo, FL_MR, FL_NVT);
+    }
+}
