@@ -132,7 +132,7 @@ def test_the_threads_a_run_takes_follow_the_rule_for_runs(monkeypatch):
     assert step.threads(batch, 8) == 1
     assert step.threads(batch, 8, engine_module.MIN_RUN_FLOPS_PER_THREAD) == 2
     # never more threads than chunks
-    assert step.threads(1, 100000, engine_module.MIN_RUN_FLOPS_PER_THREAD) == 1
+    assert step.threads(1, 100, engine_module.MIN_RUN_FLOPS_PER_THREAD) == 1
 
 
 def test_runs_cut_short_by_their_time_give_the_same_bits(kernel, monkeypatch):

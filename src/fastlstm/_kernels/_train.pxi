@@ -1,7 +1,7 @@
 # The compiled training step of a one-layer network on the packed kernels
 # (float32): forward, readout, loss, backward and the weight gradients of one
 # mini-batch in one call per row chunk, GIL released, on buffers planned once
-# per shape.  Included after _packed.pxi and _backward.pxi.
+# per shape.  Included after _packed.pxi, _backward.pxi and _wgrad.pxi.
 #
 # The batch is cut into fixed row chunks (from the batch size alone, as the
 # layer cuts its shards); each chunk runs as a batch of its own, time-major in
@@ -28,30 +28,6 @@ cdef int _C_LSTM = _TRAIN_LSTM, _C_GRU = _TRAIN_GRU
 from libc.math cimport NAN, exp, isfinite, log
 
 
-cdef extern from "csrc/fl_wgrad.h":
-    void fl_wgrad(int64_t rows, int64_t M, int64_t N, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float* out, int64_t ldo) noexcept nogil
-
-
-def weight_grad(const float[:, ::1] a, const float[:, ::1] b):
-    """``a.T @ b`` of two float32 blocks of the same rows, on the weight-gradient tiles.
-
-    Each entry is summed over the rows in order (csrc/fl_wgrad.h).
-    """
-    if a.shape[0] != b.shape[0]:
-        raise ValueError("weight_grad: a and b need the same number of rows")
-    if fl_packed_width() == 0:
-        raise RuntimeError("this kernel variant has no packed kernels")
-    out = np.empty((a.shape[1], b.shape[1]), dtype=np.float32)
-    cdef float[:, ::1] o = out
-    if a.shape[1] and b.shape[1]:
-        with nogil:
-            fl_wgrad(a.shape[0], a.shape[1], b.shape[1], &a[0, 0] if a.shape[0] else NULL,
-                     a.shape[1], &b[0, 0] if b.shape[0] else NULL, b.shape[1], &o[0, 0],
-                     b.shape[1])
-    return out
-
-
 cdef struct _ChunkC:
     # one row chunk's buffers (owned by its TrainPlan's arrays)
     int64_t r0, n
@@ -71,6 +47,7 @@ cdef struct _ChunkC:
     double* db_out
     double* db_hh
     double* part
+    double* zrow      # one row's logits in float64 (K)
     const int32_t* nact
     int32_t* status
 
@@ -126,8 +103,6 @@ cdef class TrainPlan:
     then :meth:`reduce` writes the gradients and returns the loss.
     """
 
-    cdef readonly int cell, loss
-    cdef readonly int64_t NI, H, K, B, T, G, n_chunks
     cdef _PlanC pc
     cdef list _keep
 
@@ -148,14 +123,11 @@ cdef class TrainPlan:
         if (edges.ndim != 1 or edges.shape[0] < 2 or edges[0] != 0
                 or edges[len(edges) - 1] != batch or np.any(np.diff(edges) < 1)):
             raise ValueError("TrainPlan: bounds must rise from 0 to the batch size")
-        self.cell, self.loss = cell, loss
-        self.NI, self.H, self.K, self.B, self.T = input_size, hidden_size, n_outputs, batch, steps
-        self.G = fl_cell_gates(cell) * hidden_size
-        self.n_chunks = edges.shape[0] - 1
+        n_chunks = edges.shape[0] - 1
         ldc = fl_packed_panels(cell, hidden_size) * fl_packed_width()
-        T, I, H, G, K = steps, input_size, hidden_size, self.G, n_outputs
+        T, I, H, G, K = steps, input_size, hidden_size, fl_cell_gates(cell) * hidden_size, n_outputs
         aux = fl_cell_aux(cell)
-        self.pc.ch = <_ChunkC*> PyMem_Malloc(self.n_chunks * sizeof(_ChunkC))
+        self.pc.ch = <_ChunkC*> PyMem_Malloc(n_chunks * sizeof(_ChunkC))
         if self.pc.ch == NULL:
             raise MemoryError()
 
@@ -164,7 +136,7 @@ cdef class TrainPlan:
         cdef _PlanC* pc = &self.pc
         pc.cell, pc.loss = cell, loss
         pc.NI, pc.H, pc.K, pc.B, pc.T, pc.G = I, H, K, batch, T, G
-        pc.n_chunks, pc.ldc = self.n_chunks, ldc
+        pc.n_chunks, pc.ldc = n_chunks, ldc
         pc.wp = _fptr(keep(aligned_empty(fl_packed_size(cell, input_size, hidden_size))))
         pc.bp = _fptr(keep(aligned_empty(fl_packed_bias_size(cell, hidden_size))))
         pc.wpb = _fptr(keep(aligned_empty(fl_backward_size(cell, hidden_size))))
@@ -172,7 +144,7 @@ cdef class TrainPlan:
         # (read only, shared): zeros of the widest chunk
         pc.zero_h = _fptr(keep(np.zeros(hidden_size, np.float32)))
         pc.zeros = _fptr(keep(np.zeros(int(np.diff(edges).max()) * hidden_size, np.float32)))
-        for c in range(self.n_chunks):
+        for c in range(n_chunks):
             r0, r1 = edges[c], edges[c + 1]
             n = r1 - r0
             ch = &self.pc.ch[c]
@@ -194,10 +166,48 @@ cdef class TrainPlan:
             ch.db_hh = _dptr(keep(np.zeros(G))) if cell == _TRAIN_GRU else ch.db
             ch.db_out = _dptr(keep(np.zeros(K)))
             ch.part = _dptr(keep(np.zeros(2)))  # weighted loss sum, weight sum
+            ch.zrow = _dptr(keep(np.zeros(K)))
             ch.nact = <const int32_t*> cnp.PyArray_DATA(
                 <cnp.ndarray> keep(np.full(T, n, dtype=np.int32)))
             ch.status = <int32_t*> cnp.PyArray_DATA(
                 <cnp.ndarray> keep(np.zeros(1, dtype=np.int32)))
+
+    # the plan's shape, as the C code reads it
+    @property
+    def cell(self):
+        return self.pc.cell
+
+    @property
+    def loss(self):
+        return self.pc.loss
+
+    @property
+    def NI(self):
+        return self.pc.NI
+
+    @property
+    def H(self):
+        return self.pc.H
+
+    @property
+    def K(self):
+        return self.pc.K
+
+    @property
+    def B(self):
+        return self.pc.B
+
+    @property
+    def T(self):
+        return self.pc.T
+
+    @property
+    def G(self):
+        return self.pc.G
+
+    @property
+    def n_chunks(self):
+        return self.pc.n_chunks
 
     def _keep_array(self, a):
         self._keep.append(a)
@@ -212,9 +222,9 @@ cdef class TrainPlan:
     def pack(self, const float[:, ::1] w_ih, const float[:, ::1] w_hh, const float[::1] b_ih,
              const float[::1] b_hh):
         """Pack the current weights for this mini-batch's forward and backward."""
-        cdef int64_t G = self.G
-        if (w_ih.shape[0] != G or w_ih.shape[1] != self.NI or w_hh.shape[0] != G
-                or w_hh.shape[1] != self.H or b_ih.shape[0] != G or b_hh.shape[0] != G):
+        cdef int64_t G = self.pc.G
+        if (w_ih.shape[0] != G or w_ih.shape[1] != self.pc.NI or w_hh.shape[0] != G
+                or w_hh.shape[1] != self.pc.H or b_ih.shape[0] != G or b_hh.shape[0] != G):
             raise ValueError("TrainPlan.pack: weight shapes do not match the plan")
         with nogil:
             _plan_pack(&self.pc, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
@@ -224,18 +234,18 @@ cdef class TrainPlan:
               const float[:, ::1] w_out, const float[::1] b_out):
         """Forward, loss and backward of chunk ``c`` (GIL released); 0, or 1 if the
         gradient of the recurrent features is not finite."""
-        cdef int64_t B = self.B, K = self.K, r
+        cdef int64_t B = self.pc.B, K = self.pc.K, r
         cdef int32_t st
-        if not 0 <= c < self.n_chunks:
+        if not 0 <= c < self.pc.n_chunks:
             raise ValueError("TrainPlan.chunk: no such chunk")
-        if (x.shape[0] != B or x.shape[1] != self.T or x.shape[2] != self.NI
+        if (x.shape[0] != B or x.shape[1] != self.pc.T or x.shape[2] != self.pc.NI
                 or weight.shape[0] != B):
             raise ValueError("TrainPlan.chunk: x or weight does not match the plan")
-        if w_out.shape[0] != K or w_out.shape[1] != self.H or b_out.shape[0] != K:
+        if w_out.shape[0] != K or w_out.shape[1] != self.pc.H or b_out.shape[0] != K:
             raise ValueError("TrainPlan.chunk: the readout does not match the plan")
         cdef const int64_t* ycls = NULL
         cdef const double* yval = NULL
-        if self.loss == LOSS_CROSS_ENTROPY:
+        if self.pc.loss == LOSS_CROSS_ENTROPY:
             if target_class is None or target_class.shape[0] != B:
                 raise ValueError("TrainPlan.chunk: one class index per row is needed")
             for r in range(self.pc.ch[c].r0, self.pc.ch[c].r0 + self.pc.ch[c].n):
@@ -253,7 +263,7 @@ cdef class TrainPlan:
 
     def status_codes(self):
         """The chunks' status of their last run (0: finite)."""
-        return [int(self.pc.ch[c].status[0]) for c in range(self.n_chunks)]
+        return [int(self.pc.ch[c].status[0]) for c in range(self.pc.n_chunks)]
 
     def reduce(self, float[:, ::1] d_w_ih, float[:, ::1] d_w_hh, float[::1] d_b_ih,
                float[::1] d_b_hh, float[:, ::1] d_w_out, float[::1] d_b_out):
@@ -307,7 +317,7 @@ cdef class TrainPlan:
 
     cdef int _check(self, float[:, ::1] d_w_ih, float[:, ::1] d_w_hh, float[::1] d_b_ih,
                     float[::1] d_b_hh, float[:, ::1] d_w_out, float[::1] d_b_out) except -1:
-        cdef int64_t G = self.G, I = self.NI, H = self.H, K = self.K
+        cdef int64_t G = self.pc.G, I = self.pc.NI, H = self.pc.H, K = self.pc.K
         if (d_w_ih.shape[0] != G or d_w_ih.shape[1] != I or d_w_hh.shape[0] != G
                 or d_w_hh.shape[1] != H or d_b_ih.shape[0] != G or d_b_hh.shape[0] != G
                 or d_w_out.shape[0] != K or d_w_out.shape[1] != H or d_b_out.shape[0] != K):
@@ -379,12 +389,7 @@ cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* ro
     bs.nact = ch.nact
     bs.toff = NULL
     bs.dbrow = NULL
-    _chunk_run(&s, &bs, x, rows, ch.r0, n, p.T, p.NI, H, p.K, p.G, p.loss, ycls, yval,
-               weight, w_sum, w_out, b_out, ch.xc, ch.outc, ch.acts, ch.cbuf, p.ldc,
-               ch.dh, ch.dc, ch.logits, ch.dlogit, ch.g_ih, ch.g_hh, ch.g_out, ch.db,
-               ch.db_out, ch.part, ch.status, lstm,
-               ch.cstore if p.cell == _C_GRU else ch.acts,
-               ch.db_hh if p.cell == _C_GRU else NULL)
+    _chunk_run(&s, &bs, p, ch, x, rows, ycls, yval, weight, w_sum, w_out, b_out)
     return ch.status[0]
 
 
@@ -479,37 +484,39 @@ cdef void _add_into(float* out, const float* part, int64_t n) noexcept nogil:
         out[j] += part[j]
 
 
-cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, const int64_t* rows, int64_t r0,
-                     int64_t n, int64_t T,
-                     int64_t I, int64_t H, int64_t K, int64_t G, int loss, const int64_t* ycls,
-                     const double* yval, const double* weight, double w_sum, const float* w_out,
-                     const float* b_out, float* xc, float* outc, float* acts, float* cbuf,
-                     int64_t ldc, float* dh, float* dc, float* logits, float* dlogit,
-                     float* g_ih, float* g_hh, float* g_out, double* db, double* db_out,
-                     double* part, int32_t* status, bint lstm, const float* dgh,
-                     double* db_hh) noexcept nogil:
-    # dgh: the recurrent weights' gate gradients after the backward (acts, or a
-    # cell's own dG_h); db_hh: NULL, or their column sums for bias_hh
+cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const float* x,
+                     const int64_t* rows, const int64_t* ycls, const double* yval,
+                     const double* weight, double w_sum, const float* w_out,
+                     const float* b_out) noexcept nogil:
     cdef int64_t t, r, j, k, q
+    cdef int64_t r0 = ch.r0, n = ch.n, T = p.T, I = p.NI, H = p.H, K = p.K, G = p.G
+    cdef int loss = p.loss
+    cdef bint lstm = p.cell == _C_LSTM
+    cdef float* xc = ch.xc
+    cdef float* outc = ch.outc
+    cdef float* acts = ch.acts
+    cdef float* dh = ch.dh
+    cdef float* logits = ch.logits
+    cdef float* dlogit = ch.dlogit
+    cdef double* db = ch.db
+    cdef double* zrow = ch.zrow
+    # the recurrent weights' gate gradients after the backward: acts, or a
+    # cell's own dG_h (GRU), whose column sums then go to bias_hh apart
+    cdef const float* dgh = ch.cstore if p.cell == _C_GRU else acts
     cdef const float* feats = outc + (T - 1) * n * H
-    cdef double m, z, lse, w, coef, lsum = 0, wsum = 0, d
-    cdef double* zrow
-    status[0] = 0
+    cdef double m, lse, w, coef, lsum = 0, wsum = 0, d
+    ch.status[0] = 0
     # the chunk's rows, time-major: xc[t, r] = x[q, t], q the sample of batch row r0 + r
     for t in range(T):
         for r in range(n):
             q = rows[r0 + r] if rows != NULL else r0 + r
             memcpy(xc + (t * n + r) * I, x + (q * T + t) * I, I * sizeof(float))
     if lstm:
-        memset(cbuf, 0, n * ldc * sizeof(float))
+        memset(ch.cbuf, 0, n * p.ldc * sizeof(float))
     fl_seq_run(s, 0, n, 0, fl_packed_panels(s.cell, H), NULL)
     # logits = h_T W_out^T + b_out
     gemm(False, True, <int> n, <int> K, <int> H, <float> 1, feats, <int> H, w_out, <int> H,
          <float> 0, logits, <int> K)
-    zrow = <double*> malloc(K * sizeof(double))
-    if zrow == NULL:
-        status[0] = 2
-        return
     for r in range(n):
         q = rows[r0 + r] if rows != NULL else r0 + r
         w = weight[q]
@@ -536,35 +543,35 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const float* x, const int64_t* rows
                 d = <double> (logits[r * K + k] + b_out[k]) - yval[q * K + k]
                 lsum += w * d * d
                 dlogit[r * K + k] = <float> (d * coef * (2.0 / K))
-    free(zrow)
-    part[0] = lsum
-    part[1] = wsum
+    ch.part[0] = lsum
+    ch.part[1] = wsum
     # readout gradients: dW_out = dlogit^T h_T, db_out = column sums of dlogit
-    fl_wgrad(n, K, H, dlogit, K, feats, H, g_out, H)
+    fl_wgrad(n, K, H, dlogit, K, feats, H, ch.g_out, H)
     for k in range(K):
         d = 0
         for r in range(n):
             d += dlogit[r * K + k]
-        db_out[k] = d
+        ch.db_out[k] = d
     # dh_T = dlogit W_out
     gemm(False, False, <int> n, <int> H, <int> K, <float> 1, dlogit, <int> K, w_out, <int> H,
          <float> 0, dh, <int> H)
     for j in range(n * H):
         if not isfinite(dh[j]):
-            status[0] = 1
+            ch.status[0] = 1
             return
-    memset(dc, 0, n * H * sizeof(float))  # dL/dc_T = 0
+    if lstm:
+        memset(ch.dc, 0, n * H * sizeof(float))  # dL/dc_T = 0
     for j in range(G):
         db[j] = 0
     fl_bseq_run(bs, 0, n, db)
-    if db_hh != NULL:
+    if p.cell == _C_GRU:
         for j in range(G):
-            db_hh[j] = 0
+            ch.db_hh[j] = 0
         for r in range(T * n):
             for j in range(G):
-                db_hh[j] += dgh[r * G + j]
+                ch.db_hh[j] += dgh[r * G + j]
     # weight gradients: dW_ih = dG^T X, dW_hh = dG_t^T h_{t-1} (h_{-1} = 0)
     # (on our own tiles: for these short blocks of rows, faster than a BLAS GEMM
     # that first repacks its operands)
-    fl_wgrad(T * n, G, I, acts, G, xc, I, g_ih, I)
-    fl_wgrad((T - 1) * n, G, H, dgh + n * G, G, outc, H, g_hh, H)
+    fl_wgrad(T * n, G, I, acts, G, xc, I, ch.g_ih, I)
+    fl_wgrad((T - 1) * n, G, H, dgh + n * G, G, outc, H, ch.g_hh, H)

@@ -124,10 +124,10 @@ cdef class TrainRun:
             raise ValueError("TrainRun: one plan, one weight sum and one edge per batch")
         if offs[0] != 0 or offs[n] != rows.shape[0] or weight.shape[0] != N:
             raise ValueError("TrainRun: rows, offs and weight do not match")
-        plan = plans[0]
-        K = plan.K
         if any(not isinstance(q, TrainPlan) for q in plans):
             raise TypeError("TrainRun: plans must be TrainPlans")
+        plan = plans[0]
+        K = plan.K
         if len(params) != 6 or len(grads) != 6:
             raise ValueError("TrainRun: six parameter and six gradient arrays")
         self.r.plans = <_PlanC**> PyMem_Malloc(n * sizeof(_PlanC*))

@@ -99,6 +99,8 @@ class CompiledStep:
         self.norm = math.nan
         # the losses of the batches the last call of a run stepped
         self.stepped = np.empty(0)
+        # the whole set of adam_runs and its prepared arrays (or None)
+        self._set: tuple | None = None
 
     @classmethod
     def for_network(cls, net: Any, loss: str | None) -> CompiledStep | None:
@@ -121,7 +123,9 @@ class CompiledStep:
         if plan is None:
             layer, net = self.net.layer, self.net
             k = layer._kernels
-            bounds = self._bounds(batch)
+            # the row chunks' edges: a function of the batch size alone
+            bounds = [lo for lo, _ in _split(batch, row_chunks(batch),
+                                             layer._shard_align(batch))] + [batch]
             code = k.LOSS_CROSS_ENTROPY if self.loss == "cross_entropy" else k.LOSS_SQUARED_ERROR
             plan = k.TrainPlan(layer._cell_code, layer.input_size, layer.hidden_size,
                                net.config["n_outputs"], batch, steps, code, bounds)
@@ -141,14 +145,8 @@ class CompiledStep:
         layer = self.net.layer
         G = layer._gates * layer.hidden_size
         flops = 2.0 * G * (2 * layer.input_size + 3 * layer.hidden_size) * batch * steps
-        chunks = len(self._bounds(batch)) - 1
+        chunks = self._plan(batch, steps).n_chunks
         return max(1, min(effective_n_jobs(layer.n_jobs), chunks, int(flops // per_thread)))
-
-    def _bounds(self, batch: int) -> list[int]:
-        # the row chunks' edges: a function of the batch size alone
-        layer = self.net.layer
-        return [lo for lo, _ in _split(batch, row_chunks(batch),
-                                       layer._shard_align(batch))] + [batch]
 
     def gradients(self, x: np.ndarray, lengths: np.ndarray | None, target: Any,
                   weight: np.ndarray, grads: list[np.ndarray]
@@ -164,7 +162,7 @@ class CompiledStep:
         if plan is None:
             return None
         loss, squares = plan.reduce(*grads)
-        self.norm = math.sqrt(squares) if squares >= 0 else math.nan
+        self.norm = _norm(squares)
         if not math.isfinite(loss):
             return loss, f"the loss is {loss}"
         if any(plan.status_codes()):
@@ -195,7 +193,7 @@ class CompiledStep:
         loss, squares, code = plan.reduce_adam(
             *flat.grad_views, flat.params, flat.grads, m, v, save, optimizer,
             -1.0 if clip_norm is None else float(clip_norm))
-        self.norm = norm = math.sqrt(squares) if squares >= 0 else math.nan
+        self.norm = norm = _norm(squares)
         return loss, _failure(code, loss, norm)
 
     def adam_runs(self, data: tuple[np.ndarray, Any, np.ndarray], batches: list[np.ndarray],
@@ -216,24 +214,11 @@ class CompiledStep:
         batches it stepped.  The parameters change in place during the runs;
         the caller tells the network when it reads them.
         """
-        x, target, weight = data
-        if (not batches or not isinstance(x, np.ndarray) or x.dtype != np.float32
-                or x.ndim != 3 or not x.flags.c_contiguous or len(x) == 0):
+        prepared = self._whole_set(data)
+        if prepared is None or not batches:
             return None
+        x, classes, values, wf = prepared
         net = self.net
-        n_out = net.config["n_outputs"]
-        classes = values = None
-        if self.loss == "cross_entropy":
-            classes = np.ascontiguousarray(target, dtype=np.int64)
-            if classes.shape != (len(x),):
-                return None
-        else:
-            values = np.ascontiguousarray(np.asarray(target, dtype=np.float64).reshape(len(x), -1))
-            if values.shape[1] != n_out:
-                return None
-        if not np.isfinite(x).all():
-            raise ValueError("x contains NaN or infinity (or values too large for float32)")
-        wf = np.ascontiguousarray(weight, dtype=np.float64)
         steps = x.shape[1]
         plans = [self._plan(len(idx), steps) for idx in batches]
         rows = np.ascontiguousarray(np.concatenate(batches), dtype=np.int64)
@@ -253,6 +238,31 @@ class CompiledStep:
         threads = self.threads(len(batches[0]), steps, MIN_RUN_FLOPS_PER_THREAD)
         return self._runs(run, len(batches), optimizer, threads, seconds)
 
+    def _whole_set(self, data: tuple) -> tuple | None:
+        # the set as the runs read it, checked and converted once per fit (the
+        # same tuple comes every epoch); None if the engine does not cover it
+        if self._set is not None and self._set[0] is data:
+            return self._set[1]
+        x, target, weight = data
+        prepared = None
+        if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 3
+                and x.flags.c_contiguous and len(x) > 0):
+            classes = values = None
+            if self.loss == "cross_entropy":
+                classes = np.ascontiguousarray(target, dtype=np.int64)
+                ok = classes.shape == (len(x),)
+            else:
+                values = np.ascontiguousarray(
+                    np.asarray(target, dtype=np.float64).reshape(len(x), -1))
+                ok = values.shape[1] == self.net.config["n_outputs"]
+            if ok:
+                if not np.isfinite(x).all():
+                    raise ValueError(
+                        "x contains NaN or infinity (or values too large for float32)")
+                prepared = (x, classes, values, np.ascontiguousarray(weight, dtype=np.float64))
+        self._set = (data, prepared)
+        return prepared
+
     def _runs(self, run: Any, n: int, optimizer: Any, threads: int,
               seconds: float) -> Iterator[tuple[np.ndarray, str | None]]:
         first = 0
@@ -265,14 +275,11 @@ class CompiledStep:
             finally:  # also on Ctrl-C, which lands once the threads are out of C
                 end, code = run.result(optimizer)
                 self.stepped = run.losses[first:end]
-            if end > first:
-                sq = run.sqnorms[end - 1]
-                self.norm = math.sqrt(sq) if sq >= 0 else math.nan
-            if code:
-                sq = run.sqnorms[end]
-                self.norm = norm = math.sqrt(sq) if sq >= 0 else math.nan
+            if code:  # batch `end` failed
+                self.norm = norm = _norm(run.sqnorms[end])
                 yield run.losses[first:end + 1], _failure(code, float(run.losses[end]), norm)
                 return
+            self.norm = _norm(run.sqnorms[end - 1])
             yield self.stepped, None
             first = end
 
@@ -309,6 +316,11 @@ class CompiledStep:
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                         self.threads(batch, steps))
         return plan
+
+
+def _norm(squares: float) -> float:
+    # the L2 norm from its square (negative: not finite)
+    return math.sqrt(squares) if squares >= 0 else math.nan
 
 
 def _failure(code: int, loss: float, norm: float) -> str | None:

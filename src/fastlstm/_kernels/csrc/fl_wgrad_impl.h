@@ -54,17 +54,13 @@ FL_WG_INLINE void fl_wg_tiles(int64_t rows, int64_t M, int64_t N, const float* a
     int64_t mfull = M - M % MR, nfull = N - N % cols;
     /* blocks of FL_WG_KB rows, so that the tiles of one block find its rows in
        cache; a tile's sums go on from block to block in row order (the same bits) */
-    for (int64_t r0 = 0; r0 < rows; r0 += FL_WG_KB) {
+    for (int64_t r0 = 0; r0 == 0 || r0 < rows; r0 += FL_WG_KB) {  /* no rows: one pass, zeros */
         int64_t kb = rows - r0 < FL_WG_KB ? rows - r0 : FL_WG_KB;
         for (int64_t m0 = 0; m0 < mfull; m0 += MR)
             for (int64_t n0 = 0; n0 < nfull; n0 += cols)
                 fl_wg_full(kb, a + r0 * lda + m0, lda, b + r0 * ldb + n0, ldb,
                            out + m0 * ldo + n0, ldo, MR, NVT, r0 == 0);
     }
-    if (rows == 0)
-        for (int64_t m0 = 0; m0 < mfull; m0 += MR)
-            for (int64_t n0 = 0; n0 < nfull; n0 += cols)
-                fl_wg_full(0, a, lda, b, ldb, out + m0 * ldo + n0, ldo, MR, NVT, 1);
     if (nfull < N)  /* the last columns, every row */
         fl_wg_part(rows, a, lda, M, b + nfull, ldb, N - nfull, out + nfull, ldo);
     if (mfull < M)  /* the last rows, the whole columns */
