@@ -9,6 +9,14 @@ static const float fl_zero_panel[FL_PW] __attribute__((aligned(64))) = {0};
 
 int64_t fl_backward_panels(int64_t H) { return (H + FL_PW - 1) / FL_PW; }
 
+/* acc = a rows W_hh for panel p when its first `live` vectors hold
+   columns below H (the others are the zero padding of the last panel): the
+   padding is neither loaded nor multiplied, and the live vectors' arithmetic
+   is the same whatever `live` is. */
+#define FL_BTILE_LIVE(n) \
+    case n: fl_tile_acc(mr, ms, (1 << n) - 1, (1 << n) - 1, a, a, 0, K, panel, fl_zero_panel, \
+                        acc); break;
+
 /* out rows = a rows W_hh (add: out rows += a rows W_hh) for one tile of mr
    rows, every panel */
 FL_INLINE void fl_btile(int mr, int ms, int add, const float* const* a, int64_t K, int64_t H,
@@ -16,7 +24,16 @@ FL_INLINE void fl_btile(int mr, int ms, int add, const float* const* a, int64_t 
     V acc[FL_MR][FL_NV];
     int64_t np = fl_backward_panels(H);
     for (int64_t p = 0; p < np; p++) {
-        fl_tile_acc(mr, ms, FL_ALL, FL_ALL, a, a, 0, K, wp + p * K * FL_PW, fl_zero_panel, acc);
+        const float* panel = wp + p * K * FL_PW;
+        int64_t rest = H - p * FL_PW;
+        int live = rest >= FL_PW ? FL_NV : (int)((rest + FL_VW - 1) / FL_VW);
+        switch (live) {
+            FL_BTILE_LIVE(1)
+            FL_BTILE_LIVE(2)
+            FL_BTILE_LIVE(3)
+            default:
+                fl_tile_acc(mr, ms, FL_ALL, FL_ALL, a, a, 0, K, panel, fl_zero_panel, acc);
+        }
 #pragma GCC unroll 8
         for (int i = 0; i < FL_MR; i++) {
             if (i >= mr) break;

@@ -141,6 +141,15 @@ FL_INLINE void fl_tile_acc(int mr, int ms, int xmask, int hmask, const float* co
         const float* w = panel + q * K * FL_PASS_W;
         const float* bq = b + q * FL_PASS_W;
         V c[FL_SMAX][FL_MR][FL_NVT];
+        if (!(((xmask | hmask) >> (q * FL_NVT)) & ((1 << FL_NVT) - 1))) {
+            /* no vector of this pass is live (past H in the backward's last
+               panel): nothing to multiply */
+#pragma GCC unroll 8
+            for (i = 0; i < mr; i++)
+#pragma GCC unroll 4
+                for (j = 0; j < FL_NVT; j++) acc[i][q * FL_NVT + j] = v_zero();
+            continue;
+        }
 #pragma GCC unroll 8
         for (u = 0; u < S; u++)
 #pragma GCC unroll 8
