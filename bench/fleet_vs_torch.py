@@ -22,7 +22,7 @@ step (the compiled step switched off in this process), for a before/after
 pair in one run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/fleet_vs_torch.py \
-        [--series 1000] [--torch-series 20] [--hidden-size 32] [--python-step 50]
+        [--series 1000] [--torch-series 20] [--hidden-size 16] [--python-step 50]
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--series", type=int, default=1000, help="series of the fastlstm fleet")
     ap.add_argument("--torch-series", type=int, default=20,
                     help="series PyTorch fits (its time is scaled to --series)")
-    ap.add_argument("--hidden-size", type=int, default=32)
+    ap.add_argument("--hidden-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--threads", type=int, default=usable_cores(),
                     help="cores for both (default: all usable)")
