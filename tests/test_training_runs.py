@@ -65,7 +65,7 @@ def _data(n, cls):
     return X, y, w
 
 
-def _fit(_monkeypatch, cls, callbacks=None, runs=None, seconds=None, **kw):
+def _fit(_monkeypatch, cls, callbacks=None, runs=None, seconds=None, weighted=True, **kw):
     # a fit; `runs` collects whether each epoch ran in runs (adam_runs not None)
     with pytest.MonkeyPatch.context() as mp:  # undoes its own patches, not the variant's
         real = CompiledStep.adam_runs
@@ -87,7 +87,7 @@ def _fit(_monkeypatch, cls, callbacks=None, runs=None, seconds=None, **kw):
                     **kw)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.fit(X, y, sample_weight=w)
+            model.fit(X, y, sample_weight=w if weighted else None)
     return model
 
 
@@ -113,6 +113,25 @@ def test_runs_give_the_bits_of_the_steps_one_by_one(kernel, monkeypatch, cls, ce
     assert not stepped_runs  # a live callback: one step per call
     _same(ran, stepped)
     assert ran.t_ == stepped.t_ and ran.n_iter_ == stepped.n_iter_ == 3
+
+
+def test_each_epoch_reorders_the_run_of_the_first(kernel, monkeypatch):
+    # unit weights (each batch's weight sum is its size) and the short batch
+    # shuffled to another place each epoch: one run serves the whole fit
+    made = []
+    real = CompiledStep._runs
+
+    def recorded(self, run, *args):
+        made.append(run)
+        return real(self, run, *args)
+
+    monkeypatch.setattr(CompiledStep, "_runs", recorded)
+    ran = _fit(monkeypatch, LSTMRegressor, weighted=False, n_jobs=1, max_epochs=4)
+    if _compiled():
+        assert len(made) == 4 and all(run is made[0] for run in made)
+    stepped = _fit(monkeypatch, LSTMRegressor, [Live()], weighted=False, n_jobs=1,
+                   max_epochs=4)
+    _same(ran, stepped)
 
 
 @pytest.mark.parametrize("n_jobs", [2, 3])
@@ -296,6 +315,12 @@ def test_a_run_refuses_arguments_that_do_not_fit(change, match):
                          momentum=0.9)
     opt.bind(flat)
     TrainRun, args = _run_args(net, flat, opt)
+    run = TrainRun(*args.values())
+    batch_args = {key: args[key] for key in ("plans", "rows", "offs", "wsums")}
     args.update(change)
     with pytest.raises(ValueError, match=match):
         TrainRun(*args.values())
+    if set(change) <= set(batch_args):  # another epoch's batches: checked as well
+        batch_args.update(change)
+        with pytest.raises(ValueError, match=match):
+            run.reorder(*batch_args.values())

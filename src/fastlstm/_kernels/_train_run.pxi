@@ -103,28 +103,32 @@ cdef class TrainRun:
     the flat buffers ``p`` and ``g``); ``m``, ``v``, ``save`` as for
     :meth:`TrainPlan.reduce_adam`.  :meth:`start` sets up a call over batches
     ``[first, n)``, :meth:`work` runs it (every joining thread calls it; one
-    alone does everything), :meth:`result` tells how far it got.
+    alone does everything), :meth:`result` tells how far it got;
+    :meth:`reorder` takes another epoch's batches on the same set.
     """
 
     cdef _RunC r
     cdef void* raw
     cdef list _keep
     cdef readonly int64_t n_batches
+    cdef int64_t n_samples, T, NI
+    cdef TrainPlan first_plan
+    cdef object tick, _batch_keep
     cdef readonly object losses, sqnorms
 
     def __cinit__(self, list plans, const int64_t[::1] rows, const int64_t[::1] offs,
                   const double[::1] wsums, const float[:, :, ::1] x, target_class,
                   target_value, const double[::1] weight, list params, list grads,
                   p, g, m, v, save, double clip_norm):
-        cdef int64_t n = len(plans), b, N = x.shape[0], K
+        cdef int64_t n = len(plans), N = x.shape[0], K
         cdef TrainPlan plan
         self.raw = NULL
         self.r.plans = NULL
-        if n < 1 or offs.shape[0] != n + 1 or wsums.shape[0] != n:
+        if n < 1:
             raise ValueError("TrainRun: one plan, one weight sum and one edge per batch")
-        if offs[0] != 0 or offs[n] != rows.shape[0] or weight.shape[0] != N:
+        if weight.shape[0] != N:
             raise ValueError("TrainRun: rows, offs and weight do not match")
-        if any(not isinstance(q, TrainPlan) for q in plans):
+        if not isinstance(plans[0], TrainPlan):
             raise TypeError("TrainRun: plans must be TrainPlans")
         plan = plans[0]
         K = plan.K
@@ -135,14 +139,10 @@ cdef class TrainRun:
         if self.r.plans == NULL or self.raw == NULL:
             raise MemoryError()
         self.r.sync = <fl_run_sync*> ((<size_t> self.raw + 63) & ~(<size_t> 63))
-        for b in range(n):
-            plan = plans[b]
-            if (plan.B != offs[b + 1] - offs[b] or plan.T != x.shape[1] or plan.NI != x.shape[2]
-                    or plan.K != K or plan.cell != plans[0].cell or plan.loss != plans[0].loss):
-                raise ValueError("TrainRun: a plan does not match its batch")
-            self.r.plans[b] = plan.plan_c()
-        if rows.shape[0] and (np.min(rows) < 0 or np.max(rows) >= N):
-            raise ValueError("TrainRun: a row index is out of range")
+        self.r.n = self.n_batches = n
+        self.n_samples = N
+        self.T, self.NI = x.shape[1], x.shape[2]
+        self.first_plan = plan
         self.r.ycls, self.r.yval = NULL, NULL
         if plan.loss == LOSS_CROSS_ENTROPY:
             cls = np.ascontiguousarray(target_class, dtype=np.int64)
@@ -164,24 +164,69 @@ cdef class TrainRun:
         self.r.w_ih, self.r.w_hh = _fptr(params[0]), _fptr(params[1])
         self.r.b_ih, self.r.b_hh = _fptr(params[2]), _fptr(params[3])
         self.r.w_out, self.r.b_out = _fptr(params[4]), _fptr(params[5])
-        tick = np.zeros(n + 1, dtype=np.int64)
-        tick[1:] = np.cumsum([q.n_chunks + 1 for q in plans])
-        self.losses = np.full(n, np.nan)
-        self.sqnorms = np.full(n, np.nan)
+        self.tick = np.zeros(n + 1, dtype=np.int64)
         # everything the C code reads, kept alive with the run
-        self._keep = [plans, rows, offs, wsums, x, target_class, target_value, weight, params,
-                      grads, p, g, m, v, save, tick]
-        self.r.rows, self.r.offs, self.r.wsums = &rows[0], &offs[0], &wsums[0]
-        self.r.tick = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> tick)
+        self._keep = [x, target_class, target_value, weight, params, grads, p, g, m, v, save]
         self.r.x, self.r.weight = &x[0, 0, 0], &weight[0]
-        self.r.losses, self.r.sqs = _dptr(self.losses), _dptr(self.sqnorms)
+        self.r.tick = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> self.tick)
         self.r.clip = clip_norm
-        self.r.n = self.n_batches = n
-        self.r.first = n  # nothing to run before start()
+        self._batches(plans, rows, offs, wsums)
 
     def __dealloc__(self):
         PyMem_Free(self.r.plans)
         PyMem_Free(self.raw)
+
+    cdef _batches(self, list plans, const int64_t[::1] rows, const int64_t[::1] offs,
+                  const double[::1] wsums):
+        # the batches of the run: their plans, samples and weight sums
+        cdef int64_t n = self.r.n, N = self.n_samples, b, j, count
+        cdef int64_t* tick = <int64_t*> cnp.PyArray_DATA(<cnp.ndarray> self.tick)
+        cdef TrainPlan plan, first = self.first_plan
+        cdef bint bad = False
+        if len(plans) != n or offs.shape[0] != n + 1 or wsums.shape[0] != n:
+            raise ValueError("TrainRun: one plan, one weight sum and one edge per batch")
+        if offs[0] != 0 or offs[n] != rows.shape[0]:
+            raise ValueError("TrainRun: rows, offs and weight do not match")
+        for b in range(n):
+            if not isinstance(plans[b], TrainPlan):
+                raise TypeError("TrainRun: plans must be TrainPlans")
+            plan = plans[b]
+            if (plan.pc.B != offs[b + 1] - offs[b] or plan.pc.T != self.T
+                    or plan.pc.NI != self.NI or plan.pc.K != first.pc.K
+                    or plan.pc.cell != first.pc.cell or plan.pc.loss != first.pc.loss):
+                raise ValueError("TrainRun: a plan does not match its batch")
+        count = rows.shape[0]
+        with nogil:
+            for j in range(count):
+                if rows[j] < 0 or rows[j] >= N:
+                    bad = True
+                    break
+        if bad:
+            raise ValueError("TrainRun: a row index is out of range")
+        tick[0] = 0
+        for b in range(n):
+            plan = plans[b]
+            self.r.plans[b] = plan.plan_c()
+            tick[b + 1] = tick[b] + plan.pc.n_chunks + 1
+        self.losses = np.full(n, np.nan)
+        self.sqnorms = np.full(n, np.nan)
+        # the batches' arrays, kept alive with the run
+        self._batch_keep = (plans, rows, offs, wsums)
+        self.r.rows = &rows[0] if count else NULL
+        self.r.offs, self.r.wsums = &offs[0], &wsums[0]
+        self.r.losses, self.r.sqs = _dptr(self.losses), _dptr(self.sqnorms)
+        self.r.first = n  # nothing to run before start()
+
+    def reorder(self, list plans, rows, offs, wsums):
+        """Take another epoch's batches: as many as the run's, new samples and order.
+
+        ``plans``, ``rows``, ``offs`` and ``wsums`` as for the constructor
+        (the plans of the same cell, loss and step count); the set, the
+        parameters and the buffers stay.  Fresh :attr:`losses` and
+        :attr:`sqnorms`.  Call it only between calls (never while threads run
+        :meth:`work`).
+        """
+        self._batches(plans, rows, offs, wsums)
 
     def start(self, int64_t first, optimizer, double seconds):
         """Set up a call over batches ``[first, n)``: no batch starts after ``seconds``.

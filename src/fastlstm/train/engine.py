@@ -101,6 +101,8 @@ class CompiledStep:
         self.stepped = np.empty(0)
         # the whole set of adam_runs and its prepared arrays (or None)
         self._set: tuple | None = None
+        # (what it points to, the run, its threads): adam_runs' last run
+        self._run_cache: tuple | None = None
 
     @classmethod
     def for_network(cls, net: Any, loss: str | None) -> CompiledStep | None:
@@ -217,25 +219,39 @@ class CompiledStep:
         prepared = self._whole_set(data)
         if prepared is None or not batches:
             return None
-        x, classes, values, wf = prepared
+        x, classes, values, wf, unit = prepared
         net = self.net
         steps = x.shape[1]
-        plans = [self._plan(len(idx), steps) for idx in batches]
-        rows = np.ascontiguousarray(np.concatenate(batches), dtype=np.int64)
-        offs = np.zeros(len(batches) + 1, dtype=np.int64)
-        offs[1:] = np.cumsum([len(idx) for idx in batches])
-        # each batch's weight sum as adam_step forms it
-        wsums = np.array([float(np.add.reduce(wf[idx])) for idx in batches])
+        sizes = [len(idx) for idx in batches]
+        rows = np.concatenate(batches).astype(np.int64, copy=False)
+        # each batch's weight sum as adam_step forms it (of unit weights: its size, exactly)
+        wsums = (np.array(sizes, dtype=np.float64) if unit
+                 else np.array([float(np.add.reduce(wf[idx])) for idx in batches]))
         save = self._save
         if save is None or save[0].shape != flat.params.shape:
             save = self._save = [np.empty_like(flat.params) for _ in range(3)]
         m, v = optimizer.state_arrays()
         params = [net.layer._params[n] for n in _NAMES] + [net.weight, net.bias]
-        k = net.layer._kernels
-        run = k.TrainRun(plans, rows, offs, wsums, x, classes, values, wf, params,
-                         list(flat.grad_views), flat.params, flat.grads, m, v, save,
-                         -1.0 if clip_norm is None else float(clip_norm))
-        threads = self.threads(len(batches[0]), steps, MIN_RUN_FLOPS_PER_THREAD)
+        clip = -1.0 if clip_norm is None else float(clip_norm)
+        # the run of the last epoch serves this one when everything it points
+        # to is the same and the batches as many: only the batches change
+        top = max(sizes)
+        key = (data, len(sizes), top, *params, *flat.grad_views, flat.params, flat.grads, m, v,
+               *save, clip, net.layer.n_jobs)
+        known = self._plans
+        plans = [known.get((size, steps)) or self._plan(size, steps) for size in sizes]
+        offs = np.zeros(len(batches) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offs[1:])
+        cached = self._run_cache
+        if cached is not None and _same(cached[0], key):
+            run, threads = cached[1], cached[2]
+            run.reorder(plans, rows, offs, wsums)
+        else:
+            k = net.layer._kernels
+            run = k.TrainRun(plans, rows, offs, wsums, x, classes, values, wf, params,
+                             list(flat.grad_views), flat.params, flat.grads, m, v, save, clip)
+            threads = self.threads(top, steps, MIN_RUN_FLOPS_PER_THREAD)
+            self._run_cache = (key, run, threads)
         return self._runs(run, len(batches), optimizer, threads, seconds)
 
     def _whole_set(self, data: tuple) -> tuple | None:
@@ -259,7 +275,8 @@ class CompiledStep:
                 if not np.isfinite(x).all():
                     raise ValueError(
                         "x contains NaN or infinity (or values too large for float32)")
-                prepared = (x, classes, values, np.ascontiguousarray(weight, dtype=np.float64))
+                wf = np.ascontiguousarray(weight, dtype=np.float64)
+                prepared = (x, classes, values, wf, bool((wf == 1.0).all()))
         self._set = (data, prepared)
         return prepared
 
@@ -316,6 +333,12 @@ class CompiledStep:
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                         self.threads(batch, steps))
         return plan
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    # the same objects in the same places (the numbers: equal)
+    return len(a) == len(b) and all(
+        p is q or (type(p) in (float, int) and p == q) for p, q in zip(a, b, strict=True))
 
 
 def _norm(squares: float) -> float:
