@@ -238,8 +238,7 @@ class CompiledStep:
         top = max(sizes)
         key = (data, len(sizes), top, *params, *flat.grad_views, flat.params, flat.grads, m, v,
                *save, clip, net.layer.n_jobs)
-        known = self._plans
-        plans = [known.get((size, steps)) or self._plan(size, steps) for size in sizes]
+        plans = [self._plan(size, steps) for size in sizes]
         offs = np.zeros(len(batches) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offs[1:])
         cached = self._run_cache
