@@ -19,6 +19,7 @@ from fastlstm.nn.plan import (
     chunk_of_rows,
     gemm_blocks,
     packed_chunks,
+    paired_chunks,
     row_chunks,
     thread_spans,
 )
@@ -189,3 +190,22 @@ def test_packed_chunks_are_whole_tiles_from_two_tiles_up():
     # fewer rows than two tiles: the rule of the other paths
     assert len(packed_chunks(7, 6)) == row_chunks(7)
     assert len(packed_chunks(8, 0)) == row_chunks(8)
+
+
+def test_the_compiled_step_s_chunks_are_two_equal_halves():
+    # two threads taking the chunks in turn get the same rows (within one)
+    for align in (1, 4, 6, 8, 16):
+        for batch in (1, 3, 7, 8, 16, 31, 32, 33, 64, 100, 128, 1000):
+            bounds = paired_chunks(batch, align)
+            assert bounds[0][0] == 0 and bounds[-1][1] == batch
+            assert all(a[1] == b[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+            assert all(hi > lo for lo, hi in bounds)
+            assert len(bounds) <= max(1, row_chunks(batch))
+            if row_chunks(batch) < 2:
+                assert len(bounds) == 1
+                continue
+            first = batch - batch // 2  # the halves' rows differ by at most one
+            half = [hi for _, hi in bounds].index(first) + 1
+            # boundaries whole tiles from each half's start
+            assert all(lo % align == 0 for lo, _ in bounds[:half])
+            assert all((lo - first) % align == 0 for lo, _ in bounds[half:])

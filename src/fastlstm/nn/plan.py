@@ -55,6 +55,32 @@ def packed_chunks(batch: int, tile: int) -> list[tuple[int, int]]:
     return _split(batch, min(MAX_TILE_CHUNKS, -(-batch // tile)), tile)
 
 
+def paired_chunks(batch: int, align: int = 1) -> list[tuple[int, int]]:
+    """Row chunks ``(lo, hi)`` of the compiled training step: two halves of equal rows.
+
+    The batch is cut into halves of ``ceil(batch / 2)`` and ``floor(batch /
+    2)`` rows and each half as :func:`row_chunks` would cut it into half as
+    many chunks, boundaries ``align`` rows apart from the half's start, so
+    two threads taking the chunks in turn get equal rows (B=32 on tiles of 6
+    rows: 6, 6, 4, 6, 6, 4, where cutting the whole batch gives five chunks
+    of 6 and one of 2).  A function of the batch and ``align`` alone.
+
+    Examples
+    --------
+    >>> [hi - lo for lo, hi in paired_chunks(32, 6)]
+    [6, 6, 4, 6, 6, 4]
+    >>> paired_chunks(3)
+    [(0, 3)]
+    """
+    n = row_chunks(batch)
+    if n < 2:
+        return _split(batch, n, align)
+    first = batch - batch // 2
+    left = _split(first, n // 2, align)
+    right = [(first + lo, first + hi) for lo, hi in _split(batch - first, n // 2, align)]
+    return left + right
+
+
 def gemm_blocks(flops: float) -> int:
     """Blocks a whole-sequence GEMM of ``flops`` is cut into: a function of its size alone."""
     return max(1, min(MAX_GEMM_BLOCKS, int(flops // MIN_FLOPS_PER_THREAD)))

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.nn.plan import _split, row_chunks
+from fastlstm.nn.plan import paired_chunks
 from fastlstm.runtime.parallel import (
     blas_single_threaded,
     effective_n_jobs,
@@ -126,8 +126,7 @@ class CompiledStep:
             layer, net = self.net.layer, self.net
             k = layer._kernels
             # the row chunks' edges: a function of the batch size alone
-            bounds = [lo for lo, _ in _split(batch, row_chunks(batch),
-                                             layer._shard_align(batch))] + [batch]
+            bounds = [lo for lo, _ in paired_chunks(batch, layer._shard_align(batch))] + [batch]
             code = k.LOSS_CROSS_ENTROPY if self.loss == "cross_entropy" else k.LOSS_SQUARED_ERROR
             plan = k.TrainPlan(layer._cell_code, layer.input_size, layer.hidden_size,
                                net.config["n_outputs"], batch, steps, code, bounds)
