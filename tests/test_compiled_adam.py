@@ -159,7 +159,8 @@ def _fit_patched(monkeypatch, fused, cls_name, **kw):
     cls = LSTMClassifier
     if cls_name == "regressor":
         cls, y = LSTMRegressor, X[:, -1, 1] + 0.5 * y
-    model = cls(hidden_size=10, batch_size=16, max_epochs=3, random_state=0, n_jobs=1, **kw)
+    kw.setdefault("hidden_size", 10)
+    model = cls(batch_size=16, max_epochs=3, random_state=0, n_jobs=1, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(X, y)
@@ -169,7 +170,9 @@ def _fit_patched(monkeypatch, fused, cls_name, **kw):
 @pytest.mark.parametrize("cls_name", ["classifier", "regressor"])
 @pytest.mark.parametrize("kw", [{}, {"clip_norm": 0.05, "weight_decay": 1e-3},
                                 {"clip_norm": None, "cell": "rnn"}, {"cell": "gru"},
-                                {"optimizer": "adamw", "weight_decay": 0.1}])
+                                {"optimizer": "adamw", "weight_decay": 0.1},
+                                # a step in slices (reduction and update)
+                                {"hidden_size": 64, "clip_norm": 0.05}])
 def test_the_fused_engine_step_is_the_general_step_bit_for_bit(kernel, cls_name, kw):
     fused, calls = _fit_weights(True, cls_name, **kw)
     general, general_calls = _fit_weights(False, cls_name, **kw)

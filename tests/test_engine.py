@@ -41,8 +41,9 @@ def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out):
 def _shapes():
     tile = _tile()
     # several chunks with a ragged last tile, a batch under one tile, one step
+    # and 64 units, whose step is reduced in slices (TrainPlan.n_slices > 1)
     return [(3 * tile + 1, 7, 3, 2 * 16 + 3, 4), (tile - 1 or 1, 5, 2, 9, 3),
-            (2 * tile, 1, 4, 16, 2)]
+            (2 * tile, 1, 4, 16, 2), (2 * tile + 1, 3, 5, 64, 3)]
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
@@ -169,3 +170,19 @@ def test_clipping_after_the_compiled_step_equals_the_python_clipping(monkeypatch
     moved = [np.abs(a - b).max() for a, b in zip(compiled.network_.parameters(),
                                                   unclipped.network_.parameters(), strict=True)]
     assert max(moved) > 1e-3  # the limit did change the training
+
+
+def test_the_step_of_a_large_layer_comes_in_slices(kernel):
+    # the slices of the reduction and the update a run's threads share: more
+    # than one from a few thousand parameters, one for a small layer
+    k = SequenceNet(1, 1, hidden_size=1).layer._kernels
+    if k.packed_width() == 0:
+        pytest.skip("this kernel variant has no packed kernels")
+    lstm = SequenceNet(1, 1, hidden_size=1).layer._cell_code
+
+    def slices(n_in, hidden):
+        return k.TrainPlan(lstm, n_in, hidden, 3, 8, 2, k.LOSS_CROSS_ENTROPY, [0, 4, 8]).n_slices
+
+    assert slices(1, 8) == 1
+    assert 1 < slices(5, 64) <= 4
+    assert slices(32, 256) == 4

@@ -83,8 +83,8 @@ def _fit(_monkeypatch, cls, callbacks=None, runs=None, seconds=None, weighted=Tr
         # three full batches and a short one, in shuffled order
         X, y, w = _data(3 * 4 * tile + tile + 1, cls)
         kw.setdefault("max_epochs", 3)
-        model = cls(hidden_size=10, batch_size=4 * tile, random_state=0, callbacks=callbacks,
-                    **kw)
+        kw.setdefault("hidden_size", 10)
+        model = cls(batch_size=4 * tile, random_state=0, callbacks=callbacks, **kw)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X, y, sample_weight=w if weighted else None)
@@ -131,6 +131,19 @@ def test_each_epoch_reorders_the_run_of_the_first(kernel, monkeypatch):
         assert len(made) == 4 and all(run is made[0] for run in made)
     stepped = _fit(monkeypatch, LSTMRegressor, [Live()], weighted=False, n_jobs=1,
                    max_epochs=4)
+    _same(ran, stepped)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, 3])
+def test_a_step_in_slices_gives_the_bits_of_one_step_at_a_time(kernel, monkeypatch, n_jobs):
+    # at 64 units the step's reduction and update are several tickets of a
+    # run, which threads share; one step at a time takes them in turn
+    runs = []
+    ran = _fit(monkeypatch, LSTMClassifier, runs=runs, hidden_size=64, n_jobs=n_jobs,
+               clip_norm=0.05)
+    assert _ran_in_runs(runs)
+    stepped = _fit(monkeypatch, LSTMClassifier, [Live()], hidden_size=64, n_jobs=1,
+                   clip_norm=0.05)
     _same(ran, stepped)
 
 

@@ -42,6 +42,9 @@ cdef extern from "csrc/fl_packed.h":
     int64_t fl_packed_bias_size(int cell, int64_t H) noexcept nogil
     void fl_pack(int cell, int64_t I, int64_t H, const float* w_ih, const float* w_hh,
                  const float* b_ih, const float* b_hh, float* wp, float* bp) noexcept nogil
+    void fl_pack_panels(int cell, int64_t I, int64_t H, const float* w_ih, const float* w_hh,
+                        const float* b_ih, const float* b_hh, float* wp, float* bp,
+                        int64_t p0, int64_t p1) noexcept nogil
     void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
                     fl_gang* gang) noexcept nogil
     void fl_packed_gemm(int cell, int64_t rows, int64_t mr, int64_t I, int64_t H, const float* x,

@@ -52,6 +52,27 @@ cdef struct _ChunkC:
     int32_t* status
 
 
+cdef enum:
+    # what a unit of the reduction sums (parameter order)
+    _U_W_IH = 0
+    _U_W_HH = 1
+    _U_BIAS = 2     # bias_ih and bias_hh (their sums over chunks in float64)
+    _U_W_OUT = 3
+    _U_B_OUT = 4
+    # a weight's unit: at most this many elements, so that the units are many
+    # enough to split the reduction over threads
+    _UNIT = 4096
+    # the step's slices, at most (each a ticket of a run): the reduction and
+    # the optimizer update are split into this many pieces
+    _MAX_SLICES = 4
+
+
+cdef struct _UnitC:
+    # one piece of the reduction: elements [off, off + n) of one array
+    int kind
+    int64_t off, n
+
+
 cdef struct _PlanC:
     # a TrainPlan as C code sees it: sizes, packed weights, its chunks
     int cell, loss
@@ -62,6 +83,14 @@ cdef struct _PlanC:
     float* zeros
     float* zero_h
     _ChunkC* ch
+    # the step in slices: units[su[s]:su[s + 1]] are slice s's part of the
+    # reduction, each unit's squared norm in sq_units; slice s of the update
+    # takes its share of the flat buffers; ok[s]: its updated weights are finite
+    int64_t n_units, n_slices
+    _UnitC* units
+    int64_t* su
+    double* sq_units
+    int32_t* ok
 
 
 cdef struct _Grads:
@@ -111,6 +140,7 @@ cdef class TrainPlan:
         cdef int64_t c, n, r0, r1, ldc
         cdef _ChunkC* ch
         self.pc.ch = NULL
+        self.pc.units = NULL
         if fl_packed_width() == 0:
             raise RuntimeError("this kernel variant has no packed kernels")
         if cell not in (_TRAIN_LSTM, _TRAIN_RNN, _TRAIN_GRU):
@@ -128,6 +158,7 @@ cdef class TrainPlan:
         T, I, H, G, K = steps, input_size, hidden_size, fl_cell_gates(cell) * hidden_size, n_outputs
         aux = fl_cell_aux(cell)
         self.pc.ch = <_ChunkC*> PyMem_Malloc(n_chunks * sizeof(_ChunkC))
+        self.pc.units = NULL
         if self.pc.ch == NULL:
             raise MemoryError()
 
@@ -171,6 +202,45 @@ cdef class TrainPlan:
                 <cnp.ndarray> keep(np.full(T, n, dtype=np.int32)))
             ch.status = <int32_t*> cnp.PyArray_DATA(
                 <cnp.ndarray> keep(np.zeros(1, dtype=np.int32)))
+        self._slices(keep)
+
+    cdef _slices(self, keep):
+        # the reduction's units (fixed by the shapes, so the squared norm's
+        # order is too) and their split into slices of about equal size
+        cdef _PlanC* pc = &self.pc
+        cdef int64_t G = pc.G, H = pc.H, K = pc.K, I = pc.NI, u, s, total, acc
+        sizes = [(_U_W_IH, G * I), (_U_W_HH, G * H), (_U_BIAS, G), (_U_W_OUT, K * H),
+                 (_U_B_OUT, K)]
+        units = []
+        for kind, n in sizes:
+            if kind in (_U_BIAS, _U_B_OUT):
+                units.append((kind, 0, n))
+            else:
+                units.extend((kind, o, min(_UNIT, n - o)) for o in range(0, n, _UNIT))
+        pc.n_units = len(units)
+        pc.units = <_UnitC*> PyMem_Malloc(pc.n_units * sizeof(_UnitC))
+        if pc.units == NULL:
+            raise MemoryError()
+        for u, (kind, o, n) in enumerate(units):
+            pc.units[u].kind, pc.units[u].off, pc.units[u].n = kind, o, n
+        total = sum(n * (2 if kind == _U_BIAS else 1) for kind, _, n in units)
+        pc.n_slices = max(1, min(_MAX_SLICES, total // _UNIT, pc.n_units))
+        su = keep(np.zeros(pc.n_slices + 1, dtype=np.int64))
+        pc.su = <int64_t*> cnp.PyArray_DATA(<cnp.ndarray> su)
+        # slice s ends at the first unit where the elements so far reach
+        # (s + 1) / n_slices of them (and every slice has a unit)
+        s, acc = 0, 0
+        for u in range(pc.n_units):
+            acc += pc.units[u].n * (2 if pc.units[u].kind == _U_BIAS else 1)
+            if (s < pc.n_slices - 1 and u + 1 < pc.n_units
+                    and acc * pc.n_slices >= (s + 1) * total):
+                s += 1
+                pc.su[s] = u + 1
+        pc.n_slices = s + 1
+        pc.su[pc.n_slices] = pc.n_units
+        pc.sq_units = _dptr(keep(np.zeros(pc.n_units)))
+        pc.ok = <int32_t*> cnp.PyArray_DATA(
+            <cnp.ndarray> keep(np.ones(pc.n_slices, dtype=np.int32)))
 
     # the plan's shape, as the C code reads it
     @property
@@ -209,12 +279,18 @@ cdef class TrainPlan:
     def n_chunks(self):
         return self.pc.n_chunks
 
+    @property
+    def n_slices(self):
+        """Pieces of the step (the reduction and the update) a run's threads share."""
+        return self.pc.n_slices
+
     def _keep_array(self, a):
         self._keep.append(a)
         return a
 
     def __dealloc__(self):
         PyMem_Free(self.pc.ch)
+        PyMem_Free(self.pc.units)
 
     cdef _PlanC* plan_c(self):
         return &self.pc
@@ -391,97 +467,6 @@ cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* ro
     bs.dbrow = NULL
     _chunk_run(&s, &bs, p, ch, x, rows, ycls, yval, weight, w_sum, w_out, b_out)
     return ch.status[0]
-
-
-cdef double _plan_loss(const _PlanC* p) noexcept nogil:
-    # the mini-batch's loss from the chunks' weighted sums, in chunk order
-    cdef double lsum = 0, wsum = 0
-    cdef int64_t c
-    for c in range(p.n_chunks):
-        lsum += p.ch[c].part[0]
-        wsum += p.ch[c].part[1]
-    if wsum <= 0:
-        return 0.0
-    if p.loss == _CE:
-        return lsum / wsum
-    return lsum / (wsum * p.K)
-
-
-cdef double _plan_reduce(const _PlanC* p, const _Grads* d) noexcept nogil:
-    # the partials summed in chunk order; the squared norm (float64, per array, in order)
-    cdef int64_t c, j, G = p.G, I = p.NI, H = p.H, K = p.K, nc = p.n_chunks
-    cdef double v, sq = 0, sq_b = 0, sq_bh = 0, sq_bo = 0
-    cdef const _ChunkC* ch = p.ch
-    memcpy(d.w_ih, ch[0].g_ih, G * I * sizeof(float))
-    memcpy(d.w_hh, ch[0].g_hh, G * H * sizeof(float))
-    memcpy(d.w_out, ch[0].g_out, K * H * sizeof(float))
-    for c in range(1, nc):  # ((p_0 + p_1) + p_2) + ...: whatever thread formed each
-        _add_into(d.w_ih, ch[c].g_ih, G * I)
-        _add_into(d.w_hh, ch[c].g_hh, G * H)
-        _add_into(d.w_out, ch[c].g_out, K * H)
-    for j in range(G):
-        v = 0
-        for c in range(nc):
-            v += ch[c].db[j]
-        d.b_ih[j] = <float> v
-        sq_b += <double> d.b_ih[j] * <double> d.b_ih[j]
-        v = 0
-        for c in range(nc):
-            v += ch[c].db_hh[j]
-        d.b_hh[j] = <float> v
-        sq_bh += <double> d.b_hh[j] * <double> d.b_hh[j]
-    for j in range(K):
-        v = 0
-        for c in range(nc):
-            v += ch[c].db_out[j]
-        d.b_out[j] = <float> v
-        sq_bo += <double> d.b_out[j] * <double> d.b_out[j]
-    # parameter order: weight_ih, weight_hh, bias_ih, bias_hh, head weight, head bias
-    sq = _sum_squares(d.w_ih, G * I) + _sum_squares(d.w_hh, G * H)
-    return sq + sq_b + sq_bh + _sum_squares(d.w_out, K * H) + sq_bo
-
-
-cdef int _plan_step(const _PlanC* p, const _Grads* d, const _Flat* f, fl_adam_args* a,
-                    double clip_norm, double* loss_out, double* sq_out) noexcept nogil:
-    # reduce, the checks, clipping and one Adam step (undone if the weights come
-    # out non-finite): the code of TrainPlan.reduce_adam
-    cdef double loss = _plan_loss(p), sq, norm
-    cdef int64_t c
-    cdef int any_status = 0
-    for c in range(p.n_chunks):
-        any_status |= p.ch[c].status[0] != 0
-    sq = _plan_reduce(p, d)
-    loss_out[0], sq_out[0] = loss, sq
-    norm = c_sqrt(sq) if sq >= 0 else NAN
-    if not isfinite(loss):
-        return 1
-    if any_status:
-        return 2
-    if not isfinite(norm):
-        return 3
-    if clip_norm >= 0 and norm > clip_norm:
-        a.do_clip = 1
-        a.clip_scale = clip_norm / (norm + 1e-6)
-    if not fl_adam_f32(f.p, f.g, f.m, f.v, f.n, a, f.s0, f.s1, f.s2):
-        memcpy(f.p, f.s0, f.n * sizeof(float))  # undo: parameters and moments as they were
-        memcpy(f.m, f.s1, f.n * sizeof(float))
-        memcpy(f.v, f.s2, f.n * sizeof(float))
-        return 4
-    return 0
-
-
-cdef double _sum_squares(const float* a, int64_t n) noexcept nogil:
-    cdef double s = 0
-    cdef int64_t j
-    for j in range(n):
-        s += <double> a[j] * <double> a[j]
-    return s
-
-
-cdef void _add_into(float* out, const float* part, int64_t n) noexcept nogil:
-    cdef int64_t j
-    for j in range(n):
-        out[j] += part[j]
 
 
 cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const float* x,

@@ -1,9 +1,10 @@
 # A run of mini-batches of the compiled training step in one GIL-free call
 # per thread: the threads stay in C from the first batch to the last, taking
 # the chunks and the steps of one batch after another as tickets
-# (csrc/fl_run.h), so a batch costs no hand-over of work between threads.
-# Each batch runs exactly the code of TrainPlan.chunk and reduce_adam, on the
-# same plans: a run gives the bits of its batches taken one by one.
+# (csrc/fl_run.h), so a batch costs no hand-over of work between threads,
+# and the step (reduction and update) is split over them in slices.  Each
+# batch runs exactly the code of TrainPlan.chunk and reduce_adam, on the same
+# plans: a run gives the bits of its batches taken one by one.
 # Included after _train.pxi.
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -54,41 +55,100 @@ cdef inline double _now() noexcept nogil:
     return ts.tv_sec + 1e-9 * ts.tv_nsec
 
 
-cdef void _run_step(_RunC* r, int64_t m) noexcept nogil:
-    # batch m's step: the update, then the next batch's weights packed, unless
-    # the run ends here (a failure, or its time is up)
-    cdef fl_adam_args a = _adam_args(r.lr, r.b1, r.b2, r.eps, r.wd, r.decoupled,
-                                     r.t0 + (m - r.first) + 1, 0.0, False)
-    cdef int code = _plan_step(r.plans[m], &r.d, &r.f, &a, r.clip, &r.losses[m], &r.sqs[m])
+cdef inline fl_adam_args _run_adam_args(const _RunC* r, int64_t m) noexcept nogil:
+    return _adam_args(r.lr, r.b1, r.b2, r.eps, r.wd, r.decoupled, r.t0 + (m - r.first) + 1,
+                      0.0, False)
+
+
+cdef void _run_update(_RunC* r, int64_t m, int64_t s) noexcept nogil:
+    # slice s of batch m's update, unless the checks fail (then nothing)
+    cdef fl_adam_args a = _run_adam_args(r, m)
+    cdef double loss, sq
+    if _plan_check(r.plans[m], &a, r.clip, &loss, &sq) == 0:
+        _plan_adam_slice(r.plans[m], &r.f, &a, s)
+
+
+cdef bint _run_kept(_RunC* r, int64_t m) noexcept nogil:
+    # batch m's step came out whole: checks passed, the weights finite
+    cdef fl_adam_args a = _run_adam_args(r, m)
+    cdef double loss, sq
+    return _plan_check(r.plans[m], &a, r.clip, &loss, &sq) == 0 and _plan_updated(r.plans[m])
+
+
+cdef void _run_pack_half(_RunC* r, int64_t m, bint second) noexcept nogil:
+    # half of the next batch's forward panels (a step that came out whole)
+    cdef _PlanC* q = r.plans[m + 1]
+    cdef int64_t np = fl_packed_panels(q.cell, q.H), half = np // 2
+    fl_pack_panels(q.cell, q.NI, q.H, r.w_ih, r.w_hh, r.b_ih, r.b_hh, q.wp, q.bp,
+                   half if second else 0, np if second else half)
+
+
+cdef void _run_finish(_RunC* r, int64_t m) noexcept nogil:
+    # the end of batch m's step: its loss and norm kept, undone and the run
+    # stopped if it failed, else the run stopped if its time is up; the first
+    # half of the next batch's forward weights packed
+    cdef fl_adam_args a = _run_adam_args(r, m)
+    cdef _PlanC* p = r.plans[m]
+    cdef int code = _plan_check(p, &a, r.clip, &r.losses[m], &r.sqs[m])
+    if code == 0 and not _plan_updated(p):
+        _plan_undo(&r.f)
+        code = 4
     if code != 0:
         r.code = code
         fl_run_stop(r.sync, m)
     elif m + 1 < r.n:
+        _run_pack_half(r, m, False)
         if _now() > r.deadline:
             fl_run_stop(r.sync, m + 1)
-        else:
-            _plan_pack(r.plans[m + 1], r.w_ih, r.w_hh, r.b_ih, r.b_hh)
+
+
+cdef void _run_pack_rest(_RunC* r, int64_t m) noexcept nogil:
+    # beside _run_finish: the other half of the next batch's forward weights
+    # and its backward weights (wasted, and harmless, if the run stops at its
+    # time: a call packs its first batch)
+    cdef _PlanC* q
+    if m + 1 < r.n and _run_kept(r, m):
+        q = r.plans[m + 1]
+        _run_pack_half(r, m, True)
+        fl_pack_backward(q.cell, q.H, r.w_hh, q.wpb)
 
 
 cdef void _run_work(_RunC* r) noexcept nogil:
-    # take tickets until the run is done or stopped
-    cdef int64_t m = r.first, k, base = r.tick[r.first], end = r.tick[r.n]
-    cdef bint step
+    # take tickets until the run is done or stopped.  Batch m's tickets: its
+    # chunks, then the step's slices of the reduction, then of the update,
+    # then two to finish (one packing the forward weights, one the backward);
+    # each phase waits for every ticket before it
+    cdef int64_t m = r.first, k, i, nc, S, need, base = r.tick[r.first], end = r.tick[r.n]
+    cdef _PlanC* p
     while True:
         k = base + fl_run_take(r.sync)
         if k >= end:
             return
         while k >= r.tick[m + 1]:
             m += 1
-        step = k == r.tick[m + 1] - 1
-        # a chunk waits for every ticket of the batches before; the step, for its chunks
-        if not fl_run_wait(r.sync, (k if step else r.tick[m]) - base, m):
-            return
-        if step:
-            _run_step(r, m)
+        p = r.plans[m]
+        nc, S, i = p.n_chunks, p.n_slices, k - r.tick[m]
+        if i < nc:
+            need = r.tick[m]
+        elif i < nc + S:
+            need = r.tick[m] + nc
+        elif i < nc + 2 * S:
+            need = r.tick[m] + nc + S
         else:
-            _plan_chunk(r.plans[m], k - r.tick[m], r.x, r.rows + r.offs[m], r.ycls, r.yval,
-                        r.weight, r.wsums[m], r.w_out, r.b_out)
+            need = r.tick[m] + nc + 2 * S
+        if not fl_run_wait(r.sync, need - base, m):
+            return
+        if i < nc:
+            _plan_chunk(p, i, r.x, r.rows + r.offs[m], r.ycls, r.yval, r.weight, r.wsums[m],
+                        r.w_out, r.b_out)
+        elif i < nc + S:
+            _plan_reduce_slice(p, &r.d, i - nc)
+        elif i < nc + 2 * S:
+            _run_update(r, m, i - nc - S)
+        elif i == nc + 2 * S:
+            _run_finish(r, m)
+        else:
+            _run_pack_rest(r, m)
         fl_run_finish(r.sync)
 
 
@@ -207,7 +267,7 @@ cdef class TrainRun:
         for b in range(n):
             plan = plans[b]
             self.r.plans[b] = plan.plan_c()
-            tick[b + 1] = tick[b] + plan.pc.n_chunks + 1
+            tick[b + 1] = tick[b] + plan.pc.n_chunks + 2 * plan.pc.n_slices + 2
         self.losses = np.full(n, np.nan)
         self.sqnorms = np.full(n, np.nan)
         # the batches' arrays, kept alive with the run

@@ -34,9 +34,15 @@ int64_t fl_packed_bias_size(int cell, int64_t H) { return fl_packed_panels(cell,
 
 void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
              const float* b_ih, const float* b_hh, float* wp, float* bp) {
+    fl_pack_panels(cell, NI, H, w_ih, w_hh, b_ih, b_hh, wp, bp, 0, fl_packed_panels(cell, H));
+}
+
+void fl_pack_panels(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
+                    const float* b_ih, const float* b_hh, float* wp, float* bp,
+                    int64_t p0, int64_t p1) {
     const fl_cell* c = fl_cell_of(cell);
-    int64_t np = fl_packed_panels(cell, H), K = NI + H, p, k, v, l;
-    for (p = 0; p < np; p++) {
+    int64_t K = NI + H, p, k, v, l;
+    for (p = p0; p < p1; p++) {
         float* panel = wp + p * K * FL_PW;
         for (v = 0; v < FL_NV; v++) {
             /* lane l of vector v: one row of W (over the parts of K the cell

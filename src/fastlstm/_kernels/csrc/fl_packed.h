@@ -66,6 +66,11 @@ int64_t fl_packed_size(int cell, int64_t NI, int64_t H);
 int64_t fl_packed_bias_size(int cell, int64_t H);
 void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
              const float* b_ih, const float* b_hh, float* wp, float* bp);
+/* fl_pack of panels [p0, p1) only (their weights and biases): threads may
+   pack disjoint ranges at once. */
+void fl_pack_panels(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
+                    const float* b_ih, const float* b_hh, float* wp, float* bp,
+                    int64_t p0, int64_t p1);
 /* Rows [r0, r1) and panels [p0, p1) of every step.  With a gang, the
    calling threads share the panels of each step (fl_gang.h: p0, p1 are
    ignored); without, the rows are this thread's alone. */

@@ -22,6 +22,12 @@ void fl_pack(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_
     (void)cell; (void)NI; (void)H; (void)w_ih; (void)w_hh; (void)b_ih; (void)b_hh;
     (void)wp; (void)bp;
 }
+void fl_pack_panels(int cell, int64_t NI, int64_t H, const float* w_ih, const float* w_hh,
+                    const float* b_ih, const float* b_hh, float* wp, float* bp,
+                    int64_t p0, int64_t p1) {
+    (void)cell; (void)NI; (void)H; (void)w_ih; (void)w_hh; (void)b_ih; (void)b_hh;
+    (void)wp; (void)bp; (void)p0; (void)p1;
+}
 void fl_seq_run(const fl_seq* s, int64_t r0, int64_t r1, int64_t p0, int64_t p1,
                 fl_gang* gang) {
     (void)s; (void)r0; (void)r1; (void)p0; (void)p1; (void)gang;

@@ -1,16 +1,19 @@
 /* The schedule of a run of mini-batches on whichever threads join it.
 
-   Each mini-batch m of the run is a row of tickets: one per row chunk of the
-   batch (forward, loss, backward and partial gradients of its rows), then
-   one for the step (the partials summed in chunk order, the checks, the
-   optimizer update, the next batch's weights packed).  Tickets are numbered
-   across the run and taken in order from one counter (fl_gang.h).  A chunk
-   of batch m starts once every ticket of the batches before it is done (the
-   weights it reads are updated and packed); the step of batch m once every
-   chunk of m is.  As in fl_gang.h there is no fixed set of parties: one
-   thread alone runs everything, a thread the OS starts late takes fewer
-   tickets, so a busy machine costs speed and never a hang; and which thread
-   runs a ticket changes nothing in its result.
+   Each mini-batch m of the run is a row of tickets in four phases: one per
+   row chunk of the batch (forward, loss, backward and partial gradients of
+   its rows); the step's slices of the reduction (the partials summed in
+   chunk order, each piece's squared norm); its slices of the optimizer
+   update (the checks, clipping, Adam over a share of the flat buffers); and
+   two to finish (the checks' outcome kept, an update undone, the next
+   batch's forward and backward weights packed).  Tickets are numbered
+   across the run and taken in order from one counter (fl_gang.h); a ticket
+   starts once every ticket of the phases before its own is done, so a chunk
+   of batch m waits for the whole step of batch m - 1 (the weights it reads
+   are updated and packed).  As in fl_gang.h there is no fixed set of
+   parties: one thread alone runs everything, a thread the OS starts late
+   takes fewer tickets, so a busy machine costs speed and never a hang; and
+   which thread runs a ticket changes nothing in its result.
 
    A step may end the run early (a value that is not finite, or the run's
    time is up): it publishes the number of batches the run keeps, before it
