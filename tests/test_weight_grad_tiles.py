@@ -24,7 +24,11 @@ def _shapes(k):
     vw, mr = k.packed_width(), k.packed_tile_rows()
     return [(4 * mr, 8 * mr, vw), (3 * mr + 1, 8 * mr + 3, 2 * vw), (200, 4 * vw, 8 * vw + 3),
             (5, 2, vw - 1), (7, 1, 9 * vw + 5), (11, 13, 1), (0, mr + 1, vw + 1), (1, 1, 1),
-            (300, mr, 3)]
+            (300, mr, 3),
+            # narrower than a whole tile (two or three vectors and an edge), and
+            # rows under whole tiles of every height
+            (150, 4 * mr + 7, 2 * vw), (97, 2 * mr + 5, 3 * vw + 2), (64, 4 * vw, vw + 5),
+            (33, 31, 2 * vw + 1)]
 
 
 def _ab(rng, rows, m, n):
