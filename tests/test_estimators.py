@@ -411,6 +411,11 @@ def test_non_finite_loss_restores_last_good_weights():
     assert "epoch 3" in str(record[0].message) and "restored" in str(record[0].message)
     assert reg.n_iter_ == 2
     _assert_same_weights(reg, reference)  # the weights at the end of epoch 2
+    # and the optimizer's moments and step count, as they were then
+    assert reg._optimizer.t == reference._optimizer.t > 0
+    for got, ref in zip(reg._optimizer.state_arrays(), reference._optimizer.state_arrays(),
+                        strict=True):
+        np.testing.assert_array_equal(got, ref)
     assert np.all(np.isfinite(reg.predict(X)))
 
 

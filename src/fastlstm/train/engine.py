@@ -103,6 +103,7 @@ class CompiledStep:
         self._set: tuple | None = None
         # (what it points to, the run, its threads): adam_runs' last run
         self._run_cache: tuple | None = None
+        self._run_plans: tuple | None = None  # (steps, *batch sizes), their plans
 
     @classmethod
     def for_network(cls, net: Any, loss: str | None) -> CompiledStep | None:
@@ -237,7 +238,13 @@ class CompiledStep:
         top = max(sizes)
         key = (data, len(sizes), top, *params, *flat.grad_views, flat.params, flat.grads, m, v,
                *save, clip, net.layer.n_jobs)
-        plans = [self._plan(size, steps) for size in sizes]
+        # the plans of the batches' sizes: the last epoch's list when they are the same
+        shape = (steps, *sizes)
+        if self._run_plans is not None and self._run_plans[0] == shape:
+            plans = self._run_plans[1]
+        else:
+            plans = [self._plan(size, steps) for size in sizes]
+            self._run_plans = (shape, plans)
         offs = np.zeros(len(batches) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offs[1:])
         cached = self._run_cache

@@ -365,14 +365,33 @@ class NonFiniteRollback(Hook):
     progress text).
     """
 
+    _arrays: list[np.ndarray] | None = None  # what the copies are of
+    _copies: list[np.ndarray] | None = None
+
     def epoch_begin(self, trainer: Trainer, epoch: int) -> None:  # noqa: D102
-        self.weights = [p.copy() for p in trainer.params]
-        self.optimizer_state = trainer.optimizer.get_state()
+        # the parameters (the flat buffer, where there is one) and the
+        # optimizer's buffers, copied into the arrays of the last epoch
+        opt = trainer.optimizer
+        arrays = [trainer.flat.params] if trainer.flat is not None else list(trainer.params)
+        arrays += opt.state_arrays()
+        copies = self._copies
+        if (self._arrays is None or len(self._arrays) != len(arrays)
+                or any(a is not b for a, b in zip(self._arrays, arrays, strict=True))):
+            copies = self._copies = [np.empty_like(a) for a in arrays]
+            self._arrays = arrays
+        for c, a in zip(copies, arrays, strict=True):
+            np.copyto(c, a)
+        self._t = opt.t
 
     def epoch_failed(self, trainer: Trainer, epoch: int, batch: int, n_batches: int,
                      what: str) -> None:  # noqa: D102
-        trainer.net.set_weights(self.weights)
-        trainer.optimizer.set_state(self.optimizer_state)
+        copies, flat = self._copies, trainer.flat
+        n_params = 1 if flat is not None else len(trainer.params)
+        weights = flat.layout.views(copies[0]) if flat is not None else copies[:n_params]
+        trainer.net.set_weights(weights)
+        for a, c in zip(self._arrays[n_params:], copies[n_params:], strict=True):
+            np.copyto(a, c)
+        trainer.optimizer.t = self._t
         where = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialization"
         warn_user(
             f"Training stopped on non-finite values at epoch {epoch}, batch {batch + 1} of "
