@@ -1,6 +1,7 @@
 /* The LSTM on the packed kernels (PyTorch's gate order i, f, g, o): panel p,
    vector v, lane l holds gate v of hidden unit p*VW + l, so the gate math
-   is lane-wise on the accumulators.  acts keeps [i, f, g, o], aux c_t. */
+   is lane-wise on the accumulators.  acts keeps [i, f, g, o], aux [c_t,
+   tanh(c_t)]: the backward reads tanh(c_t) instead of computing it again. */
 
 static int64_t fl_lstm_column(int64_t H, int64_t p, int64_t v, int64_t l, int* parts,
                               int* bias) {
@@ -24,8 +25,9 @@ FL_INLINE void fl_lstm_epilogue(const fl_seq* s, int mr, int64_t t, int64_t r, i
         /* c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t) */
         float* cp = s->c + (r + i) * s->ldc + j0;
         V cn = v_fmadd(fg, v_load(cp), v_mul(ig, gg));
+        V tc = v_tanh(cn);
         v_store(cp, cn);
-        v_store_n(fl_orow(s, t, r + i) + j0, v_mul(og, v_tanh(cn)), nv);
+        v_store_n(fl_orow(s, t, r + i) + j0, v_mul(og, tc), nv);
         if (s->acts) {
             float* a = s->acts + row * 4 * H + j0;
             v_store_n(a, ig, nv);
@@ -33,13 +35,16 @@ FL_INLINE void fl_lstm_epilogue(const fl_seq* s, int mr, int64_t t, int64_t r, i
             v_store_n(a + 2 * H, gg, nv);
             v_store_n(a + 3 * H, og, nv);
         }
-        if (s->aux) v_store_n(s->aux + row * H + j0, cn, nv);
+        if (s->aux) {
+            v_store_n(s->aux + row * 2 * H + j0, cn, nv);
+            v_store_n(s->aux + row * 2 * H + H + j0, tc, nv);
+        }
     }
 }
 
 /* dG of one LSTM row, in place over its activations; dh, dc of the row
    updated (dc to dL/dc_{t-1}; dh is read here and overwritten by the tile).
-   aux is c_t, auxp c_{t-1}. */
+   aux is [c_t, tanh(c_t)], auxp c_{t-1} (its first H). */
 FL_INLINE void fl_lstm_dg_row(int64_t H, float* g, float* aux, const float* auxp,
                               const float* dy, float* dh, float* dc) {
     const V one = v_set1(1.0f);
@@ -47,7 +52,7 @@ FL_INLINE void fl_lstm_dg_row(int64_t H, float* g, float* aux, const float* auxp
         int64_t n = H - j;
         V i = v_load_n(g + j, n), f = v_load_n(g + H + j, n);
         V gg = v_load_n(g + 2 * H + j, n), o = v_load_n(g + 3 * H + j, n);
-        V tc = v_tanh(v_load_n(aux + j, n));
+        V tc = v_load_n(aux + H + j, n);
         /* dh = dy_t + dh_next;  dc = dc_next + dh * o * (1 - tanh(c)^2) */
         V dhv = v_add(v_load_n(dh + j, n), v_load_n(dy + j, n));
         V dcv = v_fmadd(v_mul(dhv, o), v_fnmadd(tc, tc, one), v_load_n(dc + j, n));
@@ -63,7 +68,7 @@ FL_INLINE void fl_lstm_dg_row(int64_t H, float* g, float* aux, const float* auxp
 #define FL_CELL lstm
 #define FL_CELL_GATES 4
 #define FL_CELL_STATES 2
-#define FL_CELL_AUX 1
+#define FL_CELL_AUX 2
 #define FL_CELL_AUX_PREV 1
 #define FL_CELL_DGH_AUX 0
 #define FL_CELL_VECTORS FL_NV

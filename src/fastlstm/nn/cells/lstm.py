@@ -28,7 +28,7 @@ SPEC = CellSpec(
     # PyTorch's (i, f, g, o) as ONNX's (i, o, f, c)
     onnx_op="LSTM", onnx_gate_order=(0, 3, 1, 2),
     torch_class="LSTM", estimator_init=_open_forget_gates,
-    store_blocks=1,  # c_t
+    store_blocks=2,  # c_t and tanh(c_t) (the packed kernels keep both)
 )
 
 

@@ -61,8 +61,8 @@ class CellSpec:
         Attributes the ONNX operator needs to run this cell.
     store_blocks : int, default=0
         Blocks of ``hidden_size`` floats per row and direction that a training
-        forward keeps besides the gates and the outputs (the LSTM's c_t: 1;
-        the GRU's: 3), for the memory estimate.
+        forward keeps besides the gates and the outputs (the LSTM's c_t and
+        tanh(c_t): 2; the GRU's: 3), for the memory estimate.
 
     Examples
     --------
