@@ -28,7 +28,10 @@ def _shapes(k):
             # narrower than a whole tile (two or three vectors and an edge), and
             # rows under whole tiles of every height
             (150, 4 * mr + 7, 2 * vw), (97, 2 * mr + 5, 3 * vw + 2), (64, 4 * vw, vw + 5),
-            (33, 31, 2 * vw + 1)]
+            (33, 31, 2 * vw + 1),
+            # one column of the product (the input weights of one feature): a
+            # row of 4 vectors, and of 4 + 2 + 1 vectors and an edge
+            (150, 4 * vw, 1), (60, 7 * vw + 3, 1), (40, 1, 6 * vw)]
 
 
 def _ab(rng, rows, m, n):

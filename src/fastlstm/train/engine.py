@@ -238,12 +238,14 @@ class CompiledStep:
         top = max(sizes)
         key = (data, len(sizes), top, *params, *flat.grad_views, flat.params, flat.grads, m, v,
                *save, clip, net.layer.n_jobs)
-        # the plans of the batches' sizes: the last epoch's list when they are the same
+        # the plans of the batches' sizes (a fit has one or two): the last
+        # epoch's list when the sizes come in the same order
         shape = (steps, *sizes)
         if self._run_plans is not None and self._run_plans[0] == shape:
             plans = self._run_plans[1]
         else:
-            plans = [self._plan(size, steps) for size in sizes]
+            of_size = {size: self._plan(size, steps) for size in set(sizes)}
+            plans = [of_size[size] for size in sizes]
             self._run_plans = (shape, plans)
         offs = np.zeros(len(batches) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offs[1:])

@@ -5,13 +5,13 @@
    wide, the tile is FL_MAXACC rows tall instead, so that the loads stay
    below the FMAs; where it is narrower than a whole tile (AVX-512 at 32 or
    48 columns), the tile takes the vectors B has and as many rows as the
-   registers allow; where A is one column wide, a tile is one row of
+   registers allow; where A is one column wide, a tile is one row of up to
    FL_WG_ROWV vectors.  Rows under a whole tile go in shorter tiles, never
    one sum at a time where several fit. */
 #include "fl_wgrad.h"
 
 #define FL_WG_INLINE static inline __attribute__((always_inline))
-#define FL_WG_ROWV 8   /* vectors of a one-row tile */
+#define FL_WG_ROWV 8   /* vectors of a one-row tile, at most */
 #define FL_WG_KB 96    /* rows of a block */
 
 /* A full tile: MR output rows by NVT whole vectors, the accumulators in registers. */
@@ -122,7 +122,23 @@ void fl_wgrad(int64_t rows, int64_t M, int64_t N, const float* a, int64_t lda,
         return;
     }
     if (M == 1) {
-        fl_wg_tiles(rows, M, N, a, lda, b, ldb, out, ldo, 1, FL_WG_ROWV);
+        /* one row: its whole vectors in tiles of 8, 4, 2 and 1 vectors (one
+           sum per vector: as many at once as the columns give), the last
+           floats on their own */
+        int64_t n0 = 0, w;
+        w = (N - n0) / (FL_WG_ROWV * FL_VW) * (FL_WG_ROWV * FL_VW);
+        if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, FL_WG_ROWV);
+        n0 += w;
+        w = (N - n0) / (4 * FL_VW) * (4 * FL_VW);
+        if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, 4);
+        n0 += w;
+        w = (N - n0) / (2 * FL_VW) * (2 * FL_VW);
+        if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, 2);
+        n0 += w;
+        w = (N - n0) / FL_VW * FL_VW;
+        if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, 1);
+        n0 += w;
+        if (n0 < N) fl_wg_part(rows, a, lda, 1, b + n0, ldb, N - n0, out + n0, ldo);
     } else if (N < 2 * FL_VW) {
         fl_wg_tiles(rows, M, N, a, lda, b, ldb, out, ldo, FL_MAXACC, 1);
     } else if (N < FL_NVT * FL_VW) {
