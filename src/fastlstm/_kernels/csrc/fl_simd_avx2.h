@@ -36,6 +36,11 @@ static inline V v_pow2i(V n) {
     __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
 }
+/* p * 2^n for a whole n (p normal, the result normal or flushed to zero):
+   exact, so any way of scaling gives the same bits */
+static inline V v_ldexp(V p, V n) {
+    return _mm256_mul_ps(p, v_pow2i(n));
+}
 /* 1/a: the hardware estimate (12 bits) and one Newton step */
 static inline V v_recip(V a) {
     V r = _mm256_rcp_ps(a);

@@ -32,6 +32,11 @@ static inline V v_pow2i(V n) {
     __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
 }
+/* p * 2^n for a whole n (p normal, the result normal or flushed to zero):
+   exact, so any way of scaling gives the same bits */
+static inline V v_ldexp(V p, V n) {
+    return _mm512_scalef_ps(p, n);
+}
 /* 1/a: the 14-bit estimate and one Newton step */
 static inline V v_recip(V a) {
     V r = _mm512_rcp14_ps(a);
