@@ -110,3 +110,32 @@ def test_refusals():
     _, state = rnn.predict_step(X[:3, 0])
     with pytest.raises(ValueError, match="state must be the array predict_step returned"):
         rnn.predict_step(X[:4, 1], state)
+
+
+@pytest.mark.parametrize("name", ["clf-lstm", "reg-lstm", "reg-rnn-multi-f64"])
+def test_a_step_after_the_weights_change_reads_the_new_weights(name):
+    # what a step gathers from the readout (a regressor's scaled copy) follows
+    # partial_fit's in-place updates and set_weights
+    est, X = _fitted(name)
+    tol = TOL[est.dtype]
+
+    def streamed():
+        state = None
+        for t in range(X.shape[1]):
+            y_t, state = est.predict_step(X[:6, t], state)
+        return y_t
+
+    def predicted():
+        if isinstance(est, fastlstm.LSTMClassifier):
+            return est.predict_proba(X[:6])
+        return est.predict(X[:6])
+
+    first = streamed()
+    est.partial_fit(X, est.predict(X))  # an epoch on its own predictions: new weights
+    trained = streamed()
+    assert not np.allclose(trained, first, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(trained, predicted(), **tol)
+    weights = est.network_.get_weights()
+    weights[-1] = weights[-1] + 0.5  # the readout's bias
+    est.network_.set_weights(weights)
+    np.testing.assert_allclose(streamed(), predicted(), **tol)

@@ -5,8 +5,9 @@ the readout of the last layer's hidden state at this step, which is what
 ``predict`` reads at a sequence's last step; so stepping through a sequence
 gives ``predict`` on each of its prefixes.  The layer advances with its
 ``step`` (on its stepper, cached per parameter version); what the readout
-needs is gathered once per parameter version too, so a repeated call with
-arrays of the model's dtype checks only a few shapes before the kernels run.
+needs is gathered once per parameter version too (a regressor's readout
+with its target scaling folded in), so a repeated call with arrays of the
+model's dtype checks only a few shapes before the kernels run.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class _StreamPlan:
     """What an estimator's streaming step reads, gathered once per parameter version."""
 
     __slots__ = ("owner", "layer", "version", "weight", "bias", "weight_t", "n_features",
-                 "name", "h_only", "classifier", "softmax", "y_scale", "y_mean", "y_single")
+                 "name", "h_only", "classifier", "softmax", "w_units", "b_units", "y_single")
 
     def __init__(self, est: Any) -> None:
         from sklearn.utils.validation import check_is_fitted
@@ -64,7 +65,12 @@ class _StreamPlan:
         # softmax(y + bias) of train.network, bit for bit, in one call
         self.softmax = layer._kernels.readout_softmax
         if not self.classifier:
-            self.y_scale, self.y_mean, self.y_single = est._y_scale, est._y_mean, est._y_single
+            # the readout and the target's scaling in one product and one sum, in
+            # float64: (h W^T + b) * scale + mean = h (W^T * scale) + (b * scale + mean)
+            scale, mean = est._y_scale, est._y_mean
+            self.w_units = np.ascontiguousarray(net.weight.T, dtype=np.float64) * scale
+            self.b_units = net.bias.astype(np.float64) * scale + mean
+            self.y_single = est._y_single
 
 
 def _new_plan(est: Any) -> _StreamPlan:
@@ -97,9 +103,8 @@ def predict_step(est: Any, x_t: Any, state: Any = None, out: Any = None
                              f"({layer.num_layers}, {x.shape[0]}, {layer.hidden_size}); "
                              f"got {state.shape}")
     h_t, new_state = plan.layer.step(x, state, out=out)
-    y = h_t @ plan.weight_t
     if plan.classifier:
-        return plan.softmax(y, plan.bias), new_state
-    y += plan.bias
-    y = y * plan.y_scale + plan.y_mean
+        return plan.softmax(h_t @ plan.weight_t, plan.bias), new_state
+    y = np.dot(h_t, plan.w_units)
+    y += plan.b_units
     return (y[:, 0] if plan.y_single else y), new_state
