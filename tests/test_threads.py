@@ -161,3 +161,53 @@ def test_blas_threads_are_back_after_concurrent_fits_and_predicts():
         _run_threads(work, 4)
         after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
         assert after == before
+
+
+def test_a_thread_cap_holds_in_its_thread_only():
+    from fastlstm.runtime.parallel import effective_n_jobs, thread_cap
+
+    seen = []
+    with thread_cap(1):
+        assert effective_n_jobs(3) == effective_n_jobs(-1) == 1
+        with thread_cap(2):  # nested: the smaller wins
+            assert effective_n_jobs(3) == 1
+        other = threading.Thread(target=lambda: seen.append(effective_n_jobs(3)))
+        other.start()
+        other.join()
+    assert seen == [3]  # another thread keeps its own count
+    with thread_cap(None):
+        assert effective_n_jobs(3) == 3
+    assert effective_n_jobs(3) == 3
+
+
+@pytest.mark.parametrize("rows, hidden, want", [(4, 8, 1), (64, 256, 2)])
+def test_a_python_step_takes_threads_by_its_size(monkeypatch, rows, hidden, want):
+    # variable lengths take the trainer's Python step: a small one runs its
+    # layer on one thread at n_jobs=2 (the hand-overs would cost more than
+    # the second core saves), a large one on both; the same model either way
+    from fastlstm.nn.layer import RecurrentLayer
+
+    seen = []
+    real = RecurrentLayer._plan
+
+    def recorded(self, *args, **kwargs):
+        plan = real(self, *args, **kwargs)
+        seen.append(plan.n_threads)
+        return plan
+
+    monkeypatch.setattr(RecurrentLayer, "_plan", recorded)
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(int(n), 3)) for n in rng.integers(20, 40, size=rows)]
+    y = np.arange(rows) % 2
+
+    def fit(n_jobs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return LSTMClassifier(hidden_size=hidden, max_epochs=1, batch_size=rows,
+                                  random_state=0, n_jobs=n_jobs).fit(X, y)
+
+    two = fit(2)
+    assert seen and seen[0] == want
+    one = fit(1)
+    for a, b in zip(two.network_.parameters(), one.network_.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -24,6 +24,7 @@ _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _controller: ThreadpoolController | None = None
+_caps = threading.local()  # thread_cap's limit, per calling thread
 
 
 def usable_cores() -> int:
@@ -55,15 +56,42 @@ def effective_n_jobs(n_jobs: int | None) -> int:
     >>> effective_n_jobs(-1) == usable_cores()
     True
     """
+    cap = getattr(_caps, "limit", None)
     if n_jobs is None:
         n_jobs = get_config()["n_jobs"]
     if n_jobs is None:
         budget = thread_budget()
-        return usable_cores() if budget is None else min(budget, usable_cores())
-    n_jobs = check_n_jobs(n_jobs)
-    if n_jobs < 0:
-        return max(1, usable_cores() + 1 + n_jobs)
-    return n_jobs
+        n = usable_cores() if budget is None else min(budget, usable_cores())
+    else:
+        n = check_n_jobs(n_jobs)
+        if n < 0:
+            n = max(1, usable_cores() + 1 + n)
+    return n if cap is None else min(n, cap)
+
+
+@contextlib.contextmanager
+def thread_cap(limit: int | None) -> Iterator[None]:
+    """At most ``limit`` threads for what this thread runs inside (None: no cap).
+
+    :func:`effective_n_jobs` resolves any setting to at most ``limit`` while
+    the block runs, in the calling thread only (other threads keep theirs);
+    caps nest, the smallest wins.
+
+    Examples
+    --------
+    >>> with thread_cap(1):
+    ...     effective_n_jobs(4)
+    1
+    >>> effective_n_jobs(4)
+    4
+    """
+    previous = getattr(_caps, "limit", None)
+    if limit is not None:
+        _caps.limit = max(1, limit) if previous is None else min(previous, max(1, limit))
+    try:
+        yield
+    finally:
+        _caps.limit = previous
 
 
 def _pool_for(n_workers: int) -> ThreadPoolExecutor | None:

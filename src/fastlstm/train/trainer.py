@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from fastlstm.runtime.parallel import effective_n_jobs, thread_cap
 from fastlstm.runtime.warn import warn_user
-from fastlstm.train.engine import CompiledStep
+from fastlstm.train.engine import MIN_FLOPS_PER_THREAD, CompiledStep
 from fastlstm.train.flat import flat_grad_norm
 from fastlstm.train.guard import StepGuard, TrainingInterrupted, all_finite
 from fastlstm.train.history import epoch_record
@@ -194,17 +195,18 @@ class Trainer:
                 return loss, failure
             grads = flat.grad_views
         else:
-            out = self.net.forward(x, lengths, training=True)
-            loss, d_out = self.loss_fn(out, target, weight, lengths)
-            if not math.isfinite(loss):
-                return loss, f"the loss is {loss}"
-            try:
-                if flat is None:
-                    grads = self.net.backward(d_out)
-                else:
-                    grads = self.net.backward(d_out, out=flat.grad_views)
-            except FloatingPointError as exc:
-                return loss, str(exc)
+            with thread_cap(_step_threads(self.net, x, lengths)):
+                out = self.net.forward(x, lengths, training=True)
+                loss, d_out = self.loss_fn(out, target, weight, lengths)
+                if not math.isfinite(loss):
+                    return loss, f"the loss is {loss}"
+                try:
+                    if flat is None:
+                        grads = self.net.backward(d_out)
+                    else:
+                        grads = self.net.backward(d_out, out=flat.grad_views)
+                except FloatingPointError as exc:
+                    return loss, str(exc)
         if flat is None:
             norm = clip_grad_norm(grads, self.clip_norm)
         elif compiled is not None:  # the engine summed the squares already
@@ -327,6 +329,26 @@ class Trainer:
             self.notify("closed")
         self.notify("train_end")
         return self.reason or "max_epochs"
+
+
+def _step_threads(net: Any, x: Any, lengths: np.ndarray | None) -> int | None:
+    """Threads for a Python step's layer calls: fewer than all when the step is small.
+
+    A step's forward and backward hand their work to pool threads and wait
+    for them, call by call; a thread pays for that only with at least
+    :data:`~fastlstm.train.engine.MIN_FLOPS_PER_THREAD` of matrix products
+    (the compiled step's rule; on ragged fits under it, two threads were
+    slower than one).  The layer's results do not depend on its thread
+    count, so this changes speed, never results.  None: no cap.
+    """
+    layer = getattr(net, "layer", None)
+    if layer is None or effective_n_jobs(layer.n_jobs) < 2:
+        return None
+    rows = float(np.sum(lengths)) if lengths is not None else float(x.shape[0] * x.shape[1])
+    G, H = layer._gates * layer.hidden_size, layer.hidden_size
+    flops = (2.0 * G * (2 * layer.input_size + 3 * H) * rows
+             * layer.num_layers * layer.num_directions)
+    return max(1, int(flops // MIN_FLOPS_PER_THREAD))
 
 
 # ---------------------------------------------------------------- built-in hooks
