@@ -337,3 +337,48 @@ def test_a_run_refuses_arguments_that_do_not_fit(change, match):
         batch_args.update(change)
         with pytest.raises(ValueError, match=match):
             run.reorder(*batch_args.values())
+
+
+def test_fits_of_one_thread_share_their_plans_and_other_threads_have_their_own(
+        kernel, monkeypatch):
+    import threading
+
+    used = []
+    real = engine_module._shared_plan
+
+    def recorded(k, shape):
+        plan = real(k, shape)
+        used.append((threading.get_ident(), id(plan), plan))
+        return plan
+
+    monkeypatch.setattr(engine_module, "_shared_plan", recorded)
+    first = _fit(monkeypatch, LSTMClassifier, n_jobs=1)
+    mine = {id(p) for _, _, p in used}
+    used.clear()
+    second = _fit(monkeypatch, LSTMClassifier, n_jobs=1)
+    _same(first, second)  # a shared plan changes nothing
+    if not _compiled():
+        return
+    assert used and {id(p) for _, _, p in used} <= mine  # the first fit's plans
+    # a fit in another thread builds that thread's plans, and an engine made
+    # here and stepped there takes the plans of there
+    used.clear()
+    out = {}
+    worker = threading.Thread(target=lambda: out.setdefault(
+        "model", _fit(monkeypatch, LSTMClassifier, n_jobs=1)))
+    worker.start()
+    worker.join()
+    assert used and not ({id(p) for _, _, p in used} & mine)
+    _same(out["model"], first)
+    net = SequenceNet(3, 3, hidden_size=10, random_state=0)
+    step = CompiledStep.for_network(net, "cross_entropy")
+    X, y, w = _data(4 * _tile(), LSTMClassifier)
+    grads = [np.empty_like(p) for p in net.parameters()]
+    step.gradients(X, None, y, w, grads)
+    here = np.concatenate([g.ravel() for g in grads])
+    used.clear()
+    worker = threading.Thread(target=lambda: step.gradients(X, None, y, w, grads))
+    worker.start()
+    worker.join()
+    assert used and all(t == worker.ident for t, _, _ in used)
+    np.testing.assert_array_equal(np.concatenate([g.ravel() for g in grads]), here)

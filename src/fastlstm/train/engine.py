@@ -27,6 +27,7 @@ path.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,6 +105,7 @@ class CompiledStep:
         # (what it points to, the run, its threads): adam_runs' last run
         self._run_cache: tuple | None = None
         self._run_plans: tuple | None = None  # (steps, *batch sizes), their plans
+        self._thread: int | None = None  # the thread whose shared plans _plans holds
 
     @classmethod
     def for_network(cls, net: Any, loss: str | None) -> CompiledStep | None:
@@ -121,7 +123,17 @@ class CompiledStep:
             return None
         return cls(net, loss)
 
+    def _this_thread(self) -> None:
+        # the plans come from this thread's shared ones (_shared_plan): an
+        # engine called from another thread takes that thread's, and its runs,
+        # which point to the plans, are built again
+        if self._thread != threading.get_ident():
+            self._thread = threading.get_ident()
+            self._plans.clear()
+            self._run_cache = self._run_plans = None
+
     def _plan(self, batch: int, steps: int) -> Any:
+        self._this_thread()
         plan = self._plans.get((batch, steps))
         if plan is None:
             layer, net = self.net.layer, self.net
@@ -129,8 +141,9 @@ class CompiledStep:
             # the row chunks' edges: a function of the batch size alone
             bounds = [lo for lo, _ in paired_chunks(batch, layer._shard_align(batch))] + [batch]
             code = k.LOSS_CROSS_ENTROPY if self.loss == "cross_entropy" else k.LOSS_SQUARED_ERROR
-            plan = k.TrainPlan(layer._cell_code, layer.input_size, layer.hidden_size,
-                               net.config["n_outputs"], batch, steps, code, bounds)
+            shape = (layer._cell_code, layer.input_size, layer.hidden_size,
+                     net.config["n_outputs"], batch, steps, code, tuple(bounds))
+            plan = _shared_plan(k, shape)
             if len(self._plans) >= 8:  # a few shapes per fit: the full and the last batch
                 self._plans.pop(next(iter(self._plans)))
             self._plans[(batch, steps)] = plan
@@ -219,6 +232,7 @@ class CompiledStep:
         prepared = self._whole_set(data)
         if prepared is None or not batches:
             return None
+        self._this_thread()
         x, classes, values, wf, unit = prepared
         net = self.net
         steps = x.shape[1]
@@ -340,6 +354,40 @@ class CompiledStep:
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                         self.threads(batch, steps))
         return plan
+
+
+# Plans shared by the engines of one thread.  A plan holds only what one call
+# writes before it reads it (the packed weights, the chunks' buffers and
+# partial gradients), and one thread runs one call at a time: so the fits of
+# a thread (a fleet's members, one after the other) may share the plans of a
+# shape instead of building their own.  Small plans only, a few per thread.
+_SHARED_PLANS = 16
+_SHARED_PLAN_BYTES = 1 << 20
+_threads_plans = threading.local()
+
+
+def _plan_bytes(shape: tuple) -> int:
+    # about what a plan of this shape allocates
+    _, n_in, hidden, n_out, batch, steps, _, _ = shape
+    gates = 4 * hidden
+    return 4 * (steps * batch * (n_in + gates + 6 * hidden) + 8 * gates * (n_in + hidden + n_out))
+
+
+def _shared_plan(k: Any, shape: tuple) -> Any:
+    # the plan of `shape` on kernel variant `k`: this thread's shared one if small
+    if _plan_bytes(shape) > _SHARED_PLAN_BYTES:
+        return k.TrainPlan(*shape[:7], list(shape[7]))
+    plans = getattr(_threads_plans, "plans", None)
+    if plans is None:
+        plans = _threads_plans.plans = {}
+    key = (k.__name__, shape)
+    plan = plans.get(key)
+    if plan is None:
+        plan = k.TrainPlan(*shape[:7], list(shape[7]))
+        if len(plans) >= _SHARED_PLANS:
+            plans.pop(next(iter(plans)))
+        plans[key] = plan
+    return plan
 
 
 def _same(a: tuple, b: tuple) -> bool:
