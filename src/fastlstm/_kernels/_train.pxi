@@ -158,7 +158,6 @@ cdef class TrainPlan:
         T, I, H, G, K = steps, input_size, hidden_size, fl_cell_gates(cell) * hidden_size, n_outputs
         aux = fl_cell_aux(cell)
         self.pc.ch = <_ChunkC*> PyMem_Malloc(n_chunks * sizeof(_ChunkC))
-        self.pc.units = NULL
         if self.pc.ch == NULL:
             raise MemoryError()
 

@@ -56,22 +56,19 @@ cdef void _plan_reduce_slice(const _PlanC* p, const _Grads* d, int64_t s) noexce
                 sq += <double> d.b_out[j] * <double> d.b_out[j]
             p.sq_units[u] = sq
         else:
-            if un.kind == _U_W_IH:
-                dst = d.w_ih + o
-                memcpy(dst, ch[0].g_ih + o, n * sizeof(float))
-                for c in range(1, nc):
-                    _add_into(dst, ch[c].g_ih + o, n)
-            elif un.kind == _U_W_HH:
-                dst = d.w_hh + o
-                memcpy(dst, ch[0].g_hh + o, n * sizeof(float))
-                for c in range(1, nc):
-                    _add_into(dst, ch[c].g_hh + o, n)
-            else:
-                dst = d.w_out + o
-                memcpy(dst, ch[0].g_out + o, n * sizeof(float))
-                for c in range(1, nc):
-                    _add_into(dst, ch[c].g_out + o, n)
+            dst = _weight_of(un.kind, d.w_ih, d.w_hh, d.w_out) + o
+            memcpy(dst, _weight_of(un.kind, ch[0].g_ih, ch[0].g_hh, ch[0].g_out) + o,
+                   n * sizeof(float))
+            for c in range(1, nc):
+                _add_into(dst, _weight_of(un.kind, ch[c].g_ih, ch[c].g_hh, ch[c].g_out) + o, n)
             p.sq_units[u] = _sum_squares(dst, n)
+
+
+cdef inline float* _weight_of(int kind, float* w_ih, float* w_hh, float* w_out) noexcept nogil:
+    # the array of a weight unit's kind, among a set's three weights
+    if kind == _U_W_IH:
+        return w_ih
+    return w_hh if kind == _U_W_HH else w_out
 
 
 cdef double _plan_sq(const _PlanC* p) noexcept nogil:

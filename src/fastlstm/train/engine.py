@@ -41,7 +41,7 @@ from fastlstm.runtime.parallel import (
     run_parallel,
 )
 
-__all__ = ["CompiledStep", "ENGINE_LOSSES", "RUN_SECONDS"]
+__all__ = ["CompiledStep", "ENGINE_LOSSES", "RUN_SECONDS", "step_flops"]
 
 # the losses the engine computes itself, by the name the estimators give
 ENGINE_LOSSES = ("cross_entropy", "squared_error")
@@ -104,7 +104,6 @@ class CompiledStep:
         self._set: tuple | None = None
         # (what it points to, the run, its threads): adam_runs' last run
         self._run_cache: tuple | None = None
-        self._run_plans: tuple | None = None  # (steps, *batch sizes), their plans
         self._thread: int | None = None  # the thread whose shared plans _plans holds
 
     @classmethod
@@ -130,7 +129,7 @@ class CompiledStep:
         if self._thread != threading.get_ident():
             self._thread = threading.get_ident()
             self._plans.clear()
-            self._run_cache = self._run_plans = None
+            self._run_cache = None
 
     def _plan(self, batch: int, steps: int) -> Any:
         self._this_thread()
@@ -158,8 +157,7 @@ class CompiledStep:
         speed, not results.
         """
         layer = self.net.layer
-        G = layer._gates * layer.hidden_size
-        flops = 2.0 * G * (2 * layer.input_size + 3 * layer.hidden_size) * batch * steps
+        flops = step_flops(layer, batch * steps)
         chunks = self._plan(batch, steps).n_chunks
         return max(1, min(effective_n_jobs(layer.n_jobs), chunks, int(flops // per_thread)))
 
@@ -252,15 +250,9 @@ class CompiledStep:
         top = max(sizes)
         key = (data, len(sizes), top, *params, *flat.grad_views, flat.params, flat.grads, m, v,
                *save, clip, net.layer.n_jobs)
-        # the plans of the batches' sizes (a fit has one or two): the last
-        # epoch's list when the sizes come in the same order
-        shape = (steps, *sizes)
-        if self._run_plans is not None and self._run_plans[0] == shape:
-            plans = self._run_plans[1]
-        else:
-            of_size = {size: self._plan(size, steps) for size in set(sizes)}
-            plans = [of_size[size] for size in sizes]
-            self._run_plans = (shape, plans)
+        # the plans of the batches' sizes (a fit has one or two), looked up once each
+        of_size = {size: self._plan(size, steps) for size in set(sizes)}
+        plans = [of_size[size] for size in sizes]
         offs = np.zeros(len(batches) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offs[1:])
         cached = self._run_cache
@@ -354,6 +346,21 @@ class CompiledStep:
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                         self.threads(batch, steps))
         return plan
+
+
+def step_flops(layer: Any, rows: float) -> float:
+    """Matrix-product flops of a training step's forward and backward over ``rows``
+    time steps of sequences (the sum of their lengths), every layer and direction.
+
+    Examples
+    --------
+    >>> from fastlstm import LSTM
+    >>> step_flops(LSTM(8, 16), 10) == 2.0 * 64 * (2 * 8 + 3 * 16) * 10
+    True
+    """
+    G, H = layer._gates * layer.hidden_size, layer.hidden_size
+    return (2.0 * G * (2 * layer.input_size + 3 * H) * rows
+            * layer.num_layers * layer.num_directions)
 
 
 # Plans shared by the engines of one thread.  A plan holds only what one call

@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastlstm.runtime.parallel import effective_n_jobs, thread_cap
 from fastlstm.runtime.warn import warn_user
-from fastlstm.train.engine import MIN_FLOPS_PER_THREAD, CompiledStep
+from fastlstm.train.engine import MIN_FLOPS_PER_THREAD, CompiledStep, step_flops
 from fastlstm.train.flat import flat_grad_norm
 from fastlstm.train.guard import StepGuard, TrainingInterrupted, all_finite
 from fastlstm.train.history import epoch_record
@@ -345,10 +345,7 @@ def _step_threads(net: Any, x: Any, lengths: np.ndarray | None) -> int | None:
     if layer is None or effective_n_jobs(layer.n_jobs) < 2:
         return None
     rows = float(np.sum(lengths)) if lengths is not None else float(x.shape[0] * x.shape[1])
-    G, H = layer._gates * layer.hidden_size, layer.hidden_size
-    flops = (2.0 * G * (2 * layer.input_size + 3 * H) * rows
-             * layer.num_layers * layer.num_directions)
-    return max(1, int(flops // MIN_FLOPS_PER_THREAD))
+    return max(1, int(step_flops(layer, rows) // MIN_FLOPS_PER_THREAD))
 
 
 # ---------------------------------------------------------------- built-in hooks
@@ -387,15 +384,17 @@ class NonFiniteRollback(Hook):
     progress text).
     """
 
-    _arrays: list[np.ndarray] | None = None  # what the copies are of
+    _arrays: list[np.ndarray] | None = None  # what the copies are of: parameters, then moments
     _copies: list[np.ndarray] | None = None
+    _n_params = 0  # how many of them are the parameters
 
     def epoch_begin(self, trainer: Trainer, epoch: int) -> None:  # noqa: D102
         # the parameters (the flat buffer, where there is one) and the
         # optimizer's buffers, copied into the arrays of the last epoch
         opt = trainer.optimizer
-        arrays = [trainer.flat.params] if trainer.flat is not None else list(trainer.params)
-        arrays += opt.state_arrays()
+        params = [trainer.flat.params] if trainer.flat is not None else list(trainer.params)
+        arrays = params + opt.state_arrays()
+        self._n_params = len(params)
         copies = self._copies
         if (self._arrays is None or len(self._arrays) != len(arrays)
                 or any(a is not b for a, b in zip(self._arrays, arrays, strict=True))):
@@ -407,8 +406,7 @@ class NonFiniteRollback(Hook):
 
     def epoch_failed(self, trainer: Trainer, epoch: int, batch: int, n_batches: int,
                      what: str) -> None:  # noqa: D102
-        copies, flat = self._copies, trainer.flat
-        n_params = 1 if flat is not None else len(trainer.params)
+        copies, flat, n_params = self._copies, trainer.flat, self._n_params
         weights = flat.layout.views(copies[0]) if flat is not None else copies[:n_params]
         trainer.net.set_weights(weights)
         for a, c in zip(self._arrays[n_params:], copies[n_params:], strict=True):

@@ -113,6 +113,16 @@ FL_WG_INLINE void fl_wg_tiles(int64_t rows, int64_t M, int64_t N, const float* a
         fl_wg_part(rows, a, lda, M, b + nfull, ldb, N - nfull, out + nfull, ldo);
 }
 
+/* A one-row product's columns [n0, n0 + w) in tiles of NVT vectors, w the
+   most whole tiles that fit before N; returns n0 + w. */
+FL_WG_INLINE int64_t fl_wg_row(int64_t rows, int64_t n0, int64_t N, const float* a,
+                               int64_t lda, const float* b, int64_t ldb, float* out,
+                               int64_t ldo, const int NVT) {
+    int64_t w = (N - n0) / (NVT * FL_VW) * (NVT * FL_VW);
+    if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, NVT);
+    return n0 + w;
+}
+
 void fl_wgrad(int64_t rows, int64_t M, int64_t N, const float* a, int64_t lda,
               const float* b, int64_t ldb, float* out, int64_t ldo) {
     if (M <= 0 || N <= 0) return;
@@ -125,19 +135,11 @@ void fl_wgrad(int64_t rows, int64_t M, int64_t N, const float* a, int64_t lda,
         /* one row: its whole vectors in tiles of 8, 4, 2 and 1 vectors (one
            sum per vector: as many at once as the columns give), the last
            floats on their own */
-        int64_t n0 = 0, w;
-        w = (N - n0) / (FL_WG_ROWV * FL_VW) * (FL_WG_ROWV * FL_VW);
-        if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, FL_WG_ROWV);
-        n0 += w;
-        w = (N - n0) / (4 * FL_VW) * (4 * FL_VW);
-        if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, 4);
-        n0 += w;
-        w = (N - n0) / (2 * FL_VW) * (2 * FL_VW);
-        if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, 2);
-        n0 += w;
-        w = (N - n0) / FL_VW * FL_VW;
-        if (w) fl_wg_band(rows, 0, 1, w, a, lda, b + n0, ldb, out + n0, ldo, 1, 1);
-        n0 += w;
+        int64_t n0 = 0;
+        n0 = fl_wg_row(rows, n0, N, a, lda, b, ldb, out, ldo, FL_WG_ROWV);
+        n0 = fl_wg_row(rows, n0, N, a, lda, b, ldb, out, ldo, 4);
+        n0 = fl_wg_row(rows, n0, N, a, lda, b, ldb, out, ldo, 2);
+        n0 = fl_wg_row(rows, n0, N, a, lda, b, ldb, out, ldo, 1);
         if (n0 < N) fl_wg_part(rows, a, lda, 1, b + n0, ldb, N - n0, out + n0, ldo);
     } else if (N < 2 * FL_VW) {
         fl_wg_tiles(rows, M, N, a, lda, b, ldb, out, ldo, FL_MAXACC, 1);
