@@ -1,8 +1,8 @@
 """The compiled training step (fastlstm.train.engine) against the Python step it replaces.
 
 Its gradients equal the Python path's (forward, loss, backward through the
-layer and the readout) up to float32 rounding, for both cells and both
-losses, with sample weights; they are bit for bit the same at any thread
+layer and the readout) up to float32 rounding, for every cell, both losses
+and stacks of layers, with sample weights; they are bit for bit the same at any thread
 count; fits use it where it covers the batch and agree with fits that do
 not.  Shapes come from the kernel variant's tile.
 """
@@ -25,8 +25,9 @@ def _tile():
     return SequenceNet(1, 1, hidden_size=1).layer._kernels.packed_tile_rows()
 
 
-def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out):
-    net = SequenceNet(n_in, n_out, cell=cell, hidden_size=hidden, random_state=3, n_jobs=1)
+def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out, layers=1):
+    net = SequenceNet(n_in, n_out, cell=cell, hidden_size=hidden, num_layers=layers,
+                      random_state=3, n_jobs=1)
     x = rng.normal(size=(batch, steps, n_in)).astype(np.float32)
     w = rng.uniform(0.2, 2.0, size=batch)
     if loss == "cross_entropy":
@@ -46,11 +47,12 @@ def _shapes():
             (2 * tile, 1, 4, 16, 2), (2 * tile + 1, 3, 5, 64, 3)]
 
 
+@pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
-def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss):
+def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss, layers):
     for shape in _shapes():
-        net, x, t, w, ref_loss, ref = _case(rng, cell, loss, *shape)
+        net, x, t, w, ref_loss, ref = _case(rng, cell, loss, *shape, layers=layers)
         step = CompiledStep.for_network(net, loss)
         if step is None:
             pytest.skip("this kernel variant has no packed kernels")
@@ -66,9 +68,11 @@ def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss):
         assert step.norm == pytest.approx(exact, rel=1e-12)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
-def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, cell):
-    net, x, t, w, _, _ = _case(rng, cell, "cross_entropy", 5 * _tile() + 2, 6, 3, 20, 3)
+def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, cell, layers):
+    net, x, t, w, _, _ = _case(rng, cell, "cross_entropy", 5 * _tile() + 2, 6, 3, 20, 3,
+                               layers=layers)
     if CompiledStep.for_network(net, "cross_entropy") is None:
         pytest.skip("this kernel variant has no packed kernels")
     results = []
@@ -86,8 +90,11 @@ def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, ce
 def test_networks_and_batches_outside_the_engine_take_the_python_path(rng):
     assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, dtype="float64"),
                                     "cross_entropy") is None
-    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, num_layers=2),
+    # dropout between stacked layers, and stacks deeper than the engine's limit
+    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, num_layers=2, dropout=0.1),
                                     "cross_entropy") is None
+    deep = SequenceNet(2, 2, hidden_size=4, num_layers=engine_module.MAX_LAYERS + 1)
+    assert CompiledStep.for_network(deep, "cross_entropy") is None
     assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, bidirectional=True),
                                     "cross_entropy") is None
     assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, sequence_output=True),
@@ -134,14 +141,15 @@ def _fit(monkeypatch, cls, use_engine, calls, **kw):
     return model
 
 
+@pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
-def test_fits_use_the_engine_and_agree_with_fits_that_do_not(monkeypatch, cls, cell):
+def test_fits_use_the_engine_and_agree_with_fits_that_do_not(monkeypatch, cls, cell, layers):
     calls = []
-    compiled = _fit(monkeypatch, cls, True, calls, cell=cell)
+    compiled = _fit(monkeypatch, cls, True, calls, cell=cell, num_layers=layers)
     assert calls and all(calls)  # every dense batch took the compiled step
     python_calls = []
-    plain = _fit(monkeypatch, cls, False, python_calls, cell=cell)
+    plain = _fit(monkeypatch, cls, False, python_calls, cell=cell, num_layers=layers)
     assert not python_calls
     for a, b in zip(compiled.network_.parameters(), plain.network_.parameters(), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)

@@ -303,7 +303,7 @@ def _run_args(net, flat, opt, n=10, batch=4):
     rows = np.arange(n, dtype=np.int64)[:batch * 2]
     x = np.zeros((n, 5, 3), np.float32)
     m, v = opt.state_arrays()
-    params = [net.layer._params[p] for p in engine_module._NAMES] + [net.weight, net.bias]
+    params = net.parameters()
     save = [np.empty_like(flat.params) for _ in range(3)]
     args = dict(plans=[plan, plan], rows=rows, offs=np.array([0, batch, 2 * batch]),
                 wsums=np.ones(2), x=x, target_class=np.zeros(n, np.int64), target_value=None,

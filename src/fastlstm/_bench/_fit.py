@@ -27,7 +27,9 @@ same thread count. The tasks:
   [20, 60] (3x); fastlstm gets the list of arrays, PyTorch a
   ``PackedSequence`` per mini-batch;
 - ``adding`` (not run by default): the adding problem, T=100 steps of 2
-  features, regression (test R^2).
+  features, regression (test R^2);
+- ``stacked`` (not run by default): the ``digits`` task through two stacked
+  LSTM layers (the model is then a stack of that many layers on both sides).
 
 What is timed: the estimator's ``fit`` (input validation and packing
 included) against the PyTorch loop on tensors prepared beforehand (padding
@@ -89,6 +91,7 @@ class FitTask:
     quick_epochs: int
     n_samples: int | None = None  # None: the data set's default size
     quick_n_samples: int | None = None
+    num_layers: int = 1  # stacked recurrent layers
 
     def schedule(self, quick: bool) -> tuple[int, int | None]:
         """(epochs, samples) of a full or a ``--quick`` run."""
@@ -113,16 +116,22 @@ TASKS: dict[str, FitTask] = {
     "adding": FitTask("adding", "regressor", adding_data,
                       "adding problem, T=100, I=2, regression", 32, 1e-2, 64, 20, 3,
                       quick_n_samples=1200),
+    "stacked": FitTask("stacked", "classifier", digits_data,
+                       "digits through 2 stacked layers, T=8, I=8, 10 classes", 64, 1e-2, 32,
+                       20, 3, num_layers=2),
 }
 DEFAULT_TASKS = ("digits", "pixels", "drift", "ragged")
 
 
-def fit_flops(n_features: int, hidden_size: int, lengths: np.ndarray, epochs: int) -> float:
-    """Forward and backward FLOPs of a one-layer LSTM fit: the matrix products only.
+def fit_flops(n_features: int, hidden_size: int, lengths: np.ndarray, epochs: int,
+              num_layers: int = 1) -> float:
+    """Forward and backward FLOPs of an LSTM fit: the matrix products only.
 
-    Per sequence step, with G = 4H gate rows: the forward's 2G(I + H), the
-    backward's recurrent product 2GH and weight gradients 2G(I + H) (no dX:
-    the inputs need no gradient); the readout and the gate math are left out.
+    Per sequence step, with G = 4H gate rows: the first layer's forward
+    2G(I + H), the backward's recurrent product 2GH and weight gradients
+    2G(I + H) (no dX: the inputs need no gradient); each layer above the same
+    with H inputs, and its dX (the gradient for the layer below) 2GH; the
+    readout and the gate math are left out.
 
     Examples
     --------
@@ -132,6 +141,7 @@ def fit_flops(n_features: int, hidden_size: int, lengths: np.ndarray, epochs: in
     G = 4 * hidden_size
     per_step = 2.0 * G * (n_features + hidden_size) + 2.0 * G * hidden_size \
         + 2.0 * G * (n_features + hidden_size)
+    per_step += (num_layers - 1) * (2.0 * G * 2 * hidden_size * 2 + 2.0 * G * hidden_size * 2)
     return per_step * float(np.sum(lengths)) * epochs
 
 
@@ -162,7 +172,8 @@ def make_estimator(task: FitTask, epochs: int, threads: int, seed: int,
     cls = fastlstm.LSTMClassifier if task.kind == "classifier" else fastlstm.LSTMRegressor
     # the plateau count can exceed n_iter_no_change only after more than `epochs` epochs
     return cls(hidden_size=task.hidden_size, max_epochs=epochs, learning_rate=task.learning_rate,
-               batch_size=task.batch_size, clip_norm=CLIP, n_iter_no_change=epochs,
+               num_layers=task.num_layers, batch_size=task.batch_size, clip_norm=CLIP,
+               n_iter_no_change=epochs,
                random_state=seed, n_jobs=threads, dtype=dtype)
 
 
@@ -208,13 +219,13 @@ def initial_net(task: FitTask, n_features: int, n_outputs: int, seed: int,
     rng = check_random_state(seed)
     net_seed = int(rng.randint(np.iinfo(np.int32).max))
     net = SequenceNet(n_features, n_outputs, hidden_size=task.hidden_size, dtype=dtype,
-                      random_state=net_seed)
+                      num_layers=task.num_layers, random_state=net_seed)
     return net, rng
 
 
 def torch_model(n_features: int, hidden_size: int, n_outputs: int,
-                dtype: str = "float32") -> Any:
-    """One ``nn.LSTM`` layer (batch first) and an ``nn.Linear`` readout of ``h_n[-1]``.
+                dtype: str = "float32", num_layers: int = 1) -> Any:
+    """An ``nn.LSTM`` of ``num_layers`` (batch first), an ``nn.Linear`` readout of ``h_n[-1]``.
 
     ``model(x, lengths=None)``: with ``lengths`` the padded batch goes through
     ``pack_padded_sequence(..., enforce_sorted=False)``, so that ``h_n`` is
@@ -226,7 +237,8 @@ def torch_model(n_features: int, hidden_size: int, n_outputs: int,
     class LSTMReadout(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.lstm = torch.nn.LSTM(n_features, hidden_size, batch_first=True)
+            self.lstm = torch.nn.LSTM(n_features, hidden_size, num_layers=num_layers,
+                                      batch_first=True)
             self.head = torch.nn.Linear(hidden_size, n_outputs)
 
         def forward(self, x: Any, lengths: Any = None) -> Any:
@@ -305,7 +317,7 @@ def _torch_loop(task: FitTask, split: Split, epochs: int, seed: int, dtype: str)
     target, classes, scaling = _targets(task, y_train, np_dtype)
     n_outputs = len(classes) if classes is not None else target.shape[1]
     net, rng = initial_net(task, n_features, n_outputs, seed, dtype)
-    model = torch_model(n_features, task.hidden_size, n_outputs, dtype)
+    model = torch_model(n_features, task.hidden_size, n_outputs, dtype, task.num_layers)
     load_net(model, net)
     xt, lt = _padded(X_train, n_features, np_dtype)
     opt = torch.optim.Adam(model.parameters(), lr=task.learning_rate)
@@ -395,7 +407,7 @@ def fit_records(tasks: Sequence[FitTask], thread_counts: Sequence[int], quick: b
                 f"{len(split[1])} test sequences, {n_epochs} epochs ...")
             rec: dict[str, Any] = {"task": task.name, "threads": n, "epochs": n_epochs,
                                    "flops": fit_flops(n_features, task.hidden_size, lengths,
-                                                      n_epochs)}
+                                                      n_epochs, task.num_layers)}
             runs: dict[str, FitResult | None] = {"fastlstm": None, "torch": None}
             with thread_limit(n):
                 for lib, fit in (("fastlstm", fit_fastlstm), ("torch", fit_torch)):

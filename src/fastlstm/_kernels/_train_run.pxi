@@ -30,13 +30,8 @@ cdef struct _RunC:
     const int64_t* ycls
     const double* yval
     const double* weight
-    const float* w_ih       # the parameters, views of the flat buffer
-    const float* w_hh
-    const float* b_ih
-    const float* b_hh
-    const float* w_out
-    const float* b_out
-    _Grads d
+    _Grads w                # the parameters, views of the flat buffer
+    _Grads d                # the gradients, likewise
     _Flat f
     double lr, b1, b2, eps, wd, clip
     int decoupled
@@ -76,11 +71,16 @@ cdef bint _run_kept(_RunC* r, int64_t m) noexcept nogil:
 
 
 cdef void _run_pack_half(_RunC* r, int64_t m, bint second) noexcept nogil:
-    # half of the next batch's forward panels (a step that came out whole)
+    # half of the next batch's forward panels of every layer (a step that came
+    # out whole)
     cdef _PlanC* q = r.plans[m + 1]
     cdef int64_t np = fl_packed_panels(q.cell, q.H), half = np // 2
-    fl_pack_panels(q.cell, q.NI, q.H, r.w_ih, r.w_hh, r.b_ih, r.b_hh, q.wp, q.bp,
-                   half if second else 0, np if second else half)
+    cdef int l
+    for l in range(q.L):
+        fl_pack_panels(q.cell, q.lay[l].NI, q.H, r.w.w_ih[l], r.w.w_hh[l], r.w.b_ih[l],
+                       r.w.b_hh[l], q.lay[l].wp, q.lay[l].bp,
+                       half if second else 0, np if second else half)
+        q.lay[l].w_ih = r.w.w_ih[l]
 
 
 cdef void _run_finish(_RunC* r, int64_t m) noexcept nogil:
@@ -107,10 +107,12 @@ cdef void _run_pack_rest(_RunC* r, int64_t m) noexcept nogil:
     # and its backward weights (wasted, and harmless, if the run stops at its
     # time: a call packs its first batch)
     cdef _PlanC* q
+    cdef int l
     if m + 1 < r.n and _run_kept(r, m):
         q = r.plans[m + 1]
         _run_pack_half(r, m, True)
-        fl_pack_backward(q.cell, q.H, r.w_hh, q.wpb)
+        for l in range(q.L):
+            fl_pack_backward(q.cell, q.H, r.w.w_hh[l], q.lay[l].wpb)
 
 
 cdef void _run_work(_RunC* r) noexcept nogil:
@@ -140,7 +142,7 @@ cdef void _run_work(_RunC* r) noexcept nogil:
             return
         if i < nc:
             _plan_chunk(p, i, r.x, r.rows + r.offs[m], r.ycls, r.yval, r.weight, r.wsums[m],
-                        r.w_out, r.b_out)
+                        r.w.w_out, r.w.b_out)
         elif i < nc + S:
             _plan_reduce_slice(p, &r.d, i - nc)
         elif i < nc + 2 * S:
@@ -159,8 +161,8 @@ cdef class TrainRun:
     share one); ``rows``: the batches' sample indices, one batch after
     another, ``offs`` their edges; ``wsums``: each batch's weight sum;
     ``x``, ``target_class`` / ``target_value``, ``weight``: the whole set;
-    ``params`` and ``grads``: the six parameter and gradient arrays (views of
-    the flat buffers ``p`` and ``g``); ``m``, ``v``, ``save`` as for
+    ``params`` and ``grads``: the parameter and gradient arrays in the
+    network's order (views of the flat buffers ``p`` and ``g``); ``m``, ``v``, ``save`` as for
     :meth:`TrainPlan.reduce_adam`.  :meth:`start` sets up a call over batches
     ``[first, n)``, :meth:`work` runs it (every joining thread calls it; one
     alone does everything), :meth:`result` tells how far it got;
@@ -192,8 +194,6 @@ cdef class TrainRun:
             raise TypeError("TrainRun: plans must be TrainPlans")
         plan = plans[0]
         K = plan.K
-        if len(params) != 6 or len(grads) != 6:
-            raise ValueError("TrainRun: six parameter and six gradient arrays")
         self.r.plans = <_PlanC**> PyMem_Malloc(n * sizeof(_PlanC*))
         self.raw = PyMem_Malloc(sizeof(fl_run_sync) + 128)
         if self.r.plans == NULL or self.raw == NULL:
@@ -216,14 +216,9 @@ cdef class TrainRun:
                 raise ValueError("TrainRun: targets must be (samples, n_outputs)")
             target_value = val
             self.r.yval = _dptr(val)
-        plan._check(grads[0], grads[1], grads[2], grads[3], grads[4], grads[5])
-        plan._check(params[0], params[1], params[2], params[3], params[4], params[5])
-        self.r.d = _Grads(_fptr(grads[0]), _fptr(grads[1]), _fptr(grads[2]), _fptr(grads[3]),
-                          _fptr(grads[4]), _fptr(grads[5]))
+        plan._grads(list(grads), &self.r.d)
+        plan._grads(list(params), &self.r.w)
         self.r.f = _flat_of(p, g, m, v, save)
-        self.r.w_ih, self.r.w_hh = _fptr(params[0]), _fptr(params[1])
-        self.r.b_ih, self.r.b_hh = _fptr(params[2]), _fptr(params[3])
-        self.r.w_out, self.r.b_out = _fptr(params[4]), _fptr(params[5])
         self.tick = np.zeros(n + 1, dtype=np.int64)
         # everything the C code reads, kept alive with the run
         self._keep = [x, target_class, target_value, weight, params, grads, p, g, m, v, save]
@@ -253,6 +248,7 @@ cdef class TrainRun:
             plan = plans[b]
             if (plan.pc.B != offs[b + 1] - offs[b] or plan.pc.T != self.T
                     or plan.pc.NI != self.NI or plan.pc.K != first.pc.K
+                    or plan.pc.H != first.pc.H or plan.pc.L != first.pc.L
                     or plan.pc.cell != first.pc.cell or plan.pc.loss != first.pc.loss):
                 raise ValueError("TrainRun: a plan does not match its batch")
         count = rows.shape[0]
@@ -304,7 +300,8 @@ cdef class TrainRun:
         fl_run_init(r.sync, r.n)
         with nogil:
             r.deadline = _now() + seconds
-            _plan_pack(r.plans[first], r.w_ih, r.w_hh, r.b_ih, r.b_hh)
+            _plan_pack(r.plans[first], <const float**> r.w.w_ih, <const float**> r.w.w_hh,
+                       <const float**> r.w.b_ih, <const float**> r.w.b_hh)
 
     def work(self):
         """Take tickets until the call is done (any number of threads, GIL released)."""

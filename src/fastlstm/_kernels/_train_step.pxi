@@ -25,26 +25,27 @@ cdef void _plan_reduce_slice(const _PlanC* p, const _Grads* d, int64_t s) noexce
     # (((p_0 + p_1) + p_2) + ...: whatever thread formed each), and each unit's
     # squared norm in float64
     cdef int64_t u, c, j, o, n, nc = p.n_chunks
+    cdef int l
     cdef double v, sq, sq_h
     cdef const _ChunkC* ch = p.ch
     cdef const _UnitC* un
     cdef float* dst
     for u in range(p.su[s], p.su[s + 1]):
         un = &p.units[u]
-        o, n = un.off, un.n
+        o, n, l = un.off, un.n, un.layer
         if un.kind == _U_BIAS:
             sq, sq_h = 0, 0
             for j in range(n):
                 v = 0
                 for c in range(nc):
-                    v += ch[c].db[j]
-                d.b_ih[j] = <float> v
-                sq += <double> d.b_ih[j] * <double> d.b_ih[j]
+                    v += ch[c].ly[l].db[j]
+                d.b_ih[l][j] = <float> v
+                sq += <double> d.b_ih[l][j] * <double> d.b_ih[l][j]
                 v = 0
                 for c in range(nc):
-                    v += ch[c].db_hh[j]
-                d.b_hh[j] = <float> v
-                sq_h += <double> d.b_hh[j] * <double> d.b_hh[j]
+                    v += ch[c].ly[l].db_hh[j]
+                d.b_hh[l][j] = <float> v
+                sq_h += <double> d.b_hh[l][j] * <double> d.b_hh[l][j]
             p.sq_units[u] = sq + sq_h
         elif un.kind == _U_B_OUT:
             sq = 0
@@ -56,19 +57,21 @@ cdef void _plan_reduce_slice(const _PlanC* p, const _Grads* d, int64_t s) noexce
                 sq += <double> d.b_out[j] * <double> d.b_out[j]
             p.sq_units[u] = sq
         else:
-            dst = _weight_of(un.kind, d.w_ih, d.w_hh, d.w_out) + o
-            memcpy(dst, _weight_of(un.kind, ch[0].g_ih, ch[0].g_hh, ch[0].g_out) + o,
+            dst = _unit_array(un, d.w_ih[l], d.w_hh[l], d.w_out) + o
+            memcpy(dst, _unit_array(un, ch[0].ly[l].g_ih, ch[0].ly[l].g_hh, ch[0].g_out) + o,
                    n * sizeof(float))
             for c in range(1, nc):
-                _add_into(dst, _weight_of(un.kind, ch[c].g_ih, ch[c].g_hh, ch[c].g_out) + o, n)
+                _add_into(dst, _unit_array(un, ch[c].ly[l].g_ih, ch[c].ly[l].g_hh,
+                                           ch[c].g_out) + o, n)
             p.sq_units[u] = _sum_squares(dst, n)
 
 
-cdef inline float* _weight_of(int kind, float* w_ih, float* w_hh, float* w_out) noexcept nogil:
-    # the array of a weight unit's kind, among a set's three weights
-    if kind == _U_W_IH:
+cdef inline float* _unit_array(const _UnitC* un, float* w_ih, float* w_hh,
+                               float* w_out) noexcept nogil:
+    # the array of a weight unit's kind, among its layer's two weights and the readout's
+    if un.kind == _U_W_IH:
         return w_ih
-    return w_hh if kind == _U_W_HH else w_out
+    return w_hh if un.kind == _U_W_HH else w_out
 
 
 cdef double _plan_sq(const _PlanC* p) noexcept nogil:

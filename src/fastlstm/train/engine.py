@@ -1,11 +1,11 @@
 """The compiled training step: forward, readout, loss and backward of a mini-batch in C.
 
-For the estimators' common network (one unidirectional LSTM, RNN or GRU layer on
-the packed float32 kernels, a readout of the final hidden state, softmax
-cross-entropy or squared error), :class:`CompiledStep` replaces the ~20
-Python pieces of a training step's forward, loss and backward by one
-GIL-free call per row chunk on workspaces planned once per batch shape
-(plan, then execute): each chunk of rows runs forward, readout, loss,
+For the estimators' common network (a unidirectional stack of LSTM, RNN or GRU
+layers on the packed float32 kernels, without dropout between them, a readout
+of the final hidden state, softmax cross-entropy or squared error),
+:class:`CompiledStep` replaces the ~20 Python pieces of a training step's
+forward, loss and backward by one GIL-free call per row chunk on workspaces
+planned once per batch shape (plan, then execute): each chunk of rows runs forward, readout, loss,
 backward and its partial weight gradients in its own buffers; the partials
 are summed in chunk order.  The chunks are cut from the batch size alone, so
 the thread count changes speed, never results.
@@ -41,7 +41,7 @@ from fastlstm.runtime.parallel import (
     run_parallel,
 )
 
-__all__ = ["CompiledStep", "ENGINE_LOSSES", "RUN_SECONDS", "step_flops"]
+__all__ = ["CompiledStep", "ENGINE_LOSSES", "MAX_LAYERS", "RUN_SECONDS", "step_flops"]
 
 # the losses the engine computes itself, by the name the estimators give
 ENGINE_LOSSES = ("cross_entropy", "squared_error")
@@ -64,7 +64,8 @@ MIN_RUN_FLOPS_PER_THREAD = 2e6
 # the progress bar and the other batch events wait at most about this long.
 RUN_SECONDS = 0.1
 
-_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+# the layers of a stack the compiled step runs, at most (more take the Python step)
+MAX_LAYERS = 8
 
 
 class CompiledStep:
@@ -116,7 +117,8 @@ class CompiledStep:
         # the cells the plan runs: LSTM and RNN (whose recurrent weights take the
         # input weights' gate gradients) and the GRU (its own, from its aux store)
         cells = tuple(getattr(k, f"CELL_{n}", None) for n in ("LSTM", "RNN", "GRU"))
-        if (layer.num_layers != 1 or layer.bidirectional or layer.dtype != np.float32
+        if (not 1 <= layer.num_layers <= MAX_LAYERS or layer.bidirectional
+                or (layer.num_layers > 1 and layer.dropout > 0) or layer.dtype != np.float32
                 or k.packed_width() == 0 or not hasattr(k, "TrainPlan")
                 or not layer.spec.packed or layer._cell_code not in cells):
             return None
@@ -141,7 +143,8 @@ class CompiledStep:
             bounds = [lo for lo, _ in paired_chunks(batch, layer._shard_align(batch))] + [batch]
             code = k.LOSS_CROSS_ENTROPY if self.loss == "cross_entropy" else k.LOSS_SQUARED_ERROR
             shape = (layer._cell_code, layer.input_size, layer.hidden_size,
-                     net.config["n_outputs"], batch, steps, code, tuple(bounds))
+                     net.config["n_outputs"], batch, steps, code, tuple(bounds),
+                     layer.num_layers)
             plan = _shared_plan(k, shape)
             if len(self._plans) >= 8:  # a few shapes per fit: the full and the last batch
                 self._plans.pop(next(iter(self._plans)))
@@ -204,7 +207,7 @@ class CompiledStep:
             save = self._save = [np.empty_like(flat.params) for _ in range(3)]
         m, v = optimizer.state_arrays()
         loss, squares, code = plan.reduce_adam(
-            *flat.grad_views, flat.params, flat.grads, m, v, save, optimizer,
+            list(flat.grad_views), flat.params, flat.grads, m, v, save, optimizer,
             -1.0 if clip_norm is None else float(clip_norm))
         self.norm = norm = _norm(squares)
         return loss, _failure(code, loss, norm)
@@ -243,7 +246,7 @@ class CompiledStep:
         if save is None or save[0].shape != flat.params.shape:
             save = self._save = [np.empty_like(flat.params) for _ in range(3)]
         m, v = optimizer.state_arrays()
-        params = [net.layer._params[n] for n in _NAMES] + [net.weight, net.bias]
+        params = net.parameters()
         clip = -1.0 if clip_norm is None else float(clip_norm)
         # the run of the last epoch serves this one when everything it points
         # to is the same and the batches as many: only the batches change
@@ -334,7 +337,7 @@ class CompiledStep:
         if not np.isfinite(x).all():
             raise ValueError("x contains NaN or infinity (or values too large for float32)")
         plan = self._plan(batch, steps)
-        plan.pack(*(params[n] for n in _NAMES))
+        plan.pack(*(params[n] for n in net.parameter_names()[:-2]))
         w_sum = float(np.add.reduce(weight))
         w_out, b_out = net.weight, net.bias
 
@@ -375,22 +378,23 @@ _threads_plans = threading.local()
 
 def _plan_bytes(shape: tuple) -> int:
     # about what a plan of this shape allocates
-    _, n_in, hidden, n_out, batch, steps, _, _ = shape
-    gates = 4 * hidden
-    return 4 * (steps * batch * (n_in + gates + 6 * hidden) + 8 * gates * (n_in + hidden + n_out))
+    _, n_in, hidden, n_out, batch, steps, _, _, layers = shape
+    gates, more = 4 * hidden, layers - 1  # the layers above the first: hidden inputs
+    rows = steps * batch * (n_in + layers * (gates + 6 * hidden) + (hidden if more else 0))
+    return 4 * (rows + 8 * gates * (n_in + hidden + n_out + 2 * more * hidden))
 
 
 def _shared_plan(k: Any, shape: tuple) -> Any:
     # the plan of `shape` on kernel variant `k`: this thread's shared one if small
     if _plan_bytes(shape) > _SHARED_PLAN_BYTES:
-        return k.TrainPlan(*shape[:7], list(shape[7]))
+        return k.TrainPlan(*shape[:7], list(shape[7]), shape[8])
     plans = getattr(_threads_plans, "plans", None)
     if plans is None:
         plans = _threads_plans.plans = {}
     key = (k.__name__, shape)
     plan = plans.get(key)
     if plan is None:
-        plan = k.TrainPlan(*shape[:7], list(shape[7]))
+        plan = k.TrainPlan(*shape[:7], list(shape[7]), shape[8])
         if len(plans) >= _SHARED_PLANS:
             plans.pop(next(iter(plans)))
         plans[key] = plan
