@@ -471,8 +471,9 @@ def fit_tables(described: Sequence[dict], results: Sequence[dict]) -> str:
                      "fastlstm % FMA peak", "torch % FMA peak"], rows))
 
 
-_HOW = ("Same data and split, same model (one LSTM layer, linear readout of the final "
-        "hidden state), same initial weights (the estimator's, forget-gate biases at 1), same "
+_HOW = ("Same data and split, same model (one LSTM layer, two for the stacked task, linear "
+        "readout of the final hidden state), same initial weights (the estimator's, "
+        "forget-gate biases at 1), same "
         "loss, Adam (same learning rate, gradient norm clipped at 5), same mini-batches in "
         "the same order, same epochs (no early stopping) and threads. Timed: the "
         "estimator's `fit` (validation and packing included) vs the PyTorch loop on tensors "
