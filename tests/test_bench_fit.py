@@ -35,7 +35,7 @@ def tiny(name, **changes):
 
 
 @pytest.mark.parametrize("name", ["digits", "pixels", "drift", "sine", "ragged", "adding",
-                                  "stacked"])
+                                  "stacked", "bidirectional"])
 def test_torch_loop_trains_the_estimators_model(name):
     """Same init, batches, loss, Adam and clipping: the same weights after training."""
     pytest.importorskip("torch")
@@ -59,7 +59,8 @@ def test_torch_loop_trains_the_estimators_model(name):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("name", ["digits", "ragged", "adding", "stacked"])
+@pytest.mark.parametrize("name", ["digits", "ragged", "adding", "stacked",
+                                  "bidirectional"])
 def test_torch_model_is_the_estimators_architecture(name):
     """Same parameters and, with the estimator's weights, the same predictions."""
     torch = pytest.importorskip("torch")
@@ -68,7 +69,8 @@ def test_torch_model_is_the_estimators_architecture(name):
     est = _fit.make_estimator(task, 1, 1, 0).fit(X_train, y_train)
     net = est.network_
     model = _fit.torch_model(net.config["n_features"], task.hidden_size,
-                             net.config["n_outputs"], num_layers=task.num_layers)
+                             net.config["n_outputs"], num_layers=task.num_layers,
+                             bidirectional=task.bidirectional)
     n_ours = sum(p.size for p in net.parameters())
     assert sum(p.numel() for p in model.parameters()) == n_ours
     # load the estimator's exported module (to_torch) into the benchmark's model

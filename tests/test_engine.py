@@ -2,9 +2,10 @@
 
 Its gradients equal the Python path's (forward, loss, backward through the
 layer and the readout) up to float32 rounding, for every cell, both losses
-and stacks of layers, with sample weights; they are bit for bit the same at any thread
-count; fits use it where it covers the batch and agree with fits that do
-not.  Shapes come from the kernel variant's tile.
+and stacks of layers in one direction or two, with sample weights; they are
+bit for bit the same at any thread count; fits use it where it covers the
+batch and agree with fits that do not.  Shapes come from the kernel
+variant's tile.
 """
 
 import warnings
@@ -25,9 +26,9 @@ def _tile():
     return SequenceNet(1, 1, hidden_size=1).layer._kernels.packed_tile_rows()
 
 
-def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out, layers=1):
+def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out, layers=1, bidirectional=False):
     net = SequenceNet(n_in, n_out, cell=cell, hidden_size=hidden, num_layers=layers,
-                      random_state=3, n_jobs=1)
+                      bidirectional=bidirectional, random_state=3, n_jobs=1)
     x = rng.normal(size=(batch, steps, n_in)).astype(np.float32)
     w = rng.uniform(0.2, 2.0, size=batch)
     if loss == "cross_entropy":
@@ -47,12 +48,15 @@ def _shapes():
             (2 * tile, 1, 4, 16, 2), (2 * tile + 1, 3, 5, 64, 3)]
 
 
-@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (3, False),
+                                                    (1, True), (2, True)])
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
-def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss, layers):
+def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss, layers,
+                                                       bidirectional):
     for shape in _shapes():
-        net, x, t, w, ref_loss, ref = _case(rng, cell, loss, *shape, layers=layers)
+        net, x, t, w, ref_loss, ref = _case(rng, cell, loss, *shape, layers=layers,
+                                            bidirectional=bidirectional)
         step = CompiledStep.for_network(net, loss)
         if step is None:
             pytest.skip("this kernel variant has no packed kernels")
@@ -68,11 +72,12 @@ def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss, 
         assert step.norm == pytest.approx(exact, rel=1e-12)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
-def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, cell, layers):
+def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, cell, layers,
+                                                                 bidirectional):
     net, x, t, w, _, _ = _case(rng, cell, "cross_entropy", 5 * _tile() + 2, 6, 3, 20, 3,
-                               layers=layers)
+                               layers=layers, bidirectional=bidirectional)
     if CompiledStep.for_network(net, "cross_entropy") is None:
         pytest.skip("this kernel variant has no packed kernels")
     results = []
@@ -95,8 +100,9 @@ def test_networks_and_batches_outside_the_engine_take_the_python_path(rng):
                                     "cross_entropy") is None
     deep = SequenceNet(2, 2, hidden_size=4, num_layers=engine_module.MAX_LAYERS + 1)
     assert CompiledStep.for_network(deep, "cross_entropy") is None
-    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, bidirectional=True),
-                                    "cross_entropy") is None
+    wide = SequenceNet(2, 2, hidden_size=4, num_layers=engine_module.MAX_LAYERS // 2 + 1,
+                       bidirectional=True)  # each direction counts
+    assert CompiledStep.for_network(wide, "cross_entropy") is None
     assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, sequence_output=True),
                                     "squared_error") is None
     assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4), "huber") is None
@@ -141,15 +147,17 @@ def _fit(monkeypatch, cls, use_engine, calls, **kw):
     return model
 
 
-@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
-def test_fits_use_the_engine_and_agree_with_fits_that_do_not(monkeypatch, cls, cell, layers):
+def test_fits_use_the_engine_and_agree_with_fits_that_do_not(monkeypatch, cls, cell, layers,
+                                                              bidirectional):
+    kw = dict(cell=cell, num_layers=layers, bidirectional=bidirectional)
     calls = []
-    compiled = _fit(monkeypatch, cls, True, calls, cell=cell, num_layers=layers)
+    compiled = _fit(monkeypatch, cls, True, calls, **kw)
     assert calls and all(calls)  # every dense batch took the compiled step
     python_calls = []
-    plain = _fit(monkeypatch, cls, False, python_calls, cell=cell, num_layers=layers)
+    plain = _fit(monkeypatch, cls, False, python_calls, **kw)
     assert not python_calls
     for a, b in zip(compiled.network_.parameters(), plain.network_.parameters(), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)

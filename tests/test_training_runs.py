@@ -101,17 +101,17 @@ def _same(a, b):
     assert a.loss_curve_ == b.loss_curve_
 
 
-@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
-def test_runs_give_the_bits_of_the_steps_one_by_one(kernel, monkeypatch, cls, cell, layers):
+def test_runs_give_the_bits_of_the_steps_one_by_one(kernel, monkeypatch, cls, cell, layers,
+                                                     bidirectional):
+    kw = dict(cell=cell, n_jobs=1, clip_norm=0.5, num_layers=layers, bidirectional=bidirectional)
     runs = []
-    ran = _fit(monkeypatch, cls, runs=runs, cell=cell, n_jobs=1, clip_norm=0.5,
-               num_layers=layers)
+    ran = _fit(monkeypatch, cls, runs=runs, **kw)
     assert _ran_in_runs(runs)
     stepped_runs = []
-    stepped = _fit(monkeypatch, cls, [Live()], runs=stepped_runs, cell=cell, n_jobs=1,
-                   clip_norm=0.5, num_layers=layers)
+    stepped = _fit(monkeypatch, cls, [Live()], runs=stepped_runs, **kw)
     assert not stepped_runs  # a live callback: one step per call
     _same(ran, stepped)
     assert ran.t_ == stepped.t_ and ran.n_iter_ == stepped.n_iter_ == 3
@@ -149,13 +149,14 @@ def test_a_step_in_slices_gives_the_bits_of_one_step_at_a_time(kernel, monkeypat
     _same(ran, stepped)
 
 
-@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (3, False), (2, True)])
 @pytest.mark.parametrize("n_jobs", [2, 3])
-def test_runs_are_the_same_at_any_thread_count(kernel, monkeypatch, n_jobs, layers):
-    one = _fit(monkeypatch, LSTMClassifier, n_jobs=1, optimizer="adamw", weight_decay=0.1,
-               num_layers=layers)
-    many = _fit(monkeypatch, LSTMClassifier, n_jobs=n_jobs, optimizer="adamw",
-                weight_decay=0.1, num_layers=layers)
+def test_runs_are_the_same_at_any_thread_count(kernel, monkeypatch, n_jobs, layers,
+                                               bidirectional):
+    kw = dict(optimizer="adamw", weight_decay=0.1, num_layers=layers,
+              bidirectional=bidirectional)
+    one = _fit(monkeypatch, LSTMClassifier, n_jobs=1, **kw)
+    many = _fit(monkeypatch, LSTMClassifier, n_jobs=n_jobs, **kw)
     _same(one, many)
 
 

@@ -29,7 +29,10 @@ same thread count. The tasks:
 - ``adding`` (not run by default): the adding problem, T=100 steps of 2
   features, regression (test R^2);
 - ``stacked`` (not run by default): the ``digits`` task through two stacked
-  LSTM layers (the model is then a stack of that many layers on both sides).
+  LSTM layers (the model is then a stack of that many layers on both sides);
+- ``bidirectional`` (not run by default): the ``digits`` task through one
+  bidirectional LSTM layer, whose readout takes both directions' final
+  states.
 
 What is timed: the estimator's ``fit`` (input validation and packing
 included) against the PyTorch loop on tensors prepared beforehand (padding
@@ -92,6 +95,7 @@ class FitTask:
     n_samples: int | None = None  # None: the data set's default size
     quick_n_samples: int | None = None
     num_layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = False
 
     def schedule(self, quick: bool) -> tuple[int, int | None]:
         """(epochs, samples) of a full or a ``--quick`` run."""
@@ -119,19 +123,23 @@ TASKS: dict[str, FitTask] = {
     "stacked": FitTask("stacked", "classifier", digits_data,
                        "digits through 2 stacked layers, T=8, I=8, 10 classes", 64, 1e-2, 32,
                        20, 3, num_layers=2),
+    "bidirectional": FitTask("bidirectional", "classifier", digits_data,
+                             "digits through a bidirectional layer, T=8, I=8, 10 classes", 64,
+                             1e-2, 32, 20, 3, bidirectional=True),
 }
 DEFAULT_TASKS = ("digits", "pixels", "drift", "ragged")
 
 
 def fit_flops(n_features: int, hidden_size: int, lengths: np.ndarray, epochs: int,
-              num_layers: int = 1) -> float:
+              num_layers: int = 1, num_directions: int = 1) -> float:
     """Forward and backward FLOPs of an LSTM fit: the matrix products only.
 
     Per sequence step, with G = 4H gate rows: the first layer's forward
     2G(I + H), the backward's recurrent product 2GH and weight gradients
     2G(I + H) (no dX: the inputs need no gradient); each layer above the same
-    with H inputs, and its dX (the gradient for the layer below) 2GH; the
-    readout and the gate math are left out.
+    with D*H inputs, and its dX (the gradient for the layer below) 2G*D*H; each
+    direction of a bidirectional layer the same; the readout and the gate
+    math are left out.
 
     Examples
     --------
@@ -141,7 +149,10 @@ def fit_flops(n_features: int, hidden_size: int, lengths: np.ndarray, epochs: in
     G = 4 * hidden_size
     per_step = 2.0 * G * (n_features + hidden_size) + 2.0 * G * hidden_size \
         + 2.0 * G * (n_features + hidden_size)
-    per_step += (num_layers - 1) * (2.0 * G * 2 * hidden_size * 2 + 2.0 * G * hidden_size * 2)
+    D = num_directions
+    upper = (2.0 * G * (D * hidden_size + hidden_size) * 2 + 2.0 * G * hidden_size
+             + 2.0 * G * D * hidden_size)
+    per_step = D * (per_step + (num_layers - 1) * upper)
     return per_step * float(np.sum(lengths)) * epochs
 
 
@@ -172,7 +183,8 @@ def make_estimator(task: FitTask, epochs: int, threads: int, seed: int,
     cls = fastlstm.LSTMClassifier if task.kind == "classifier" else fastlstm.LSTMRegressor
     # the plateau count can exceed n_iter_no_change only after more than `epochs` epochs
     return cls(hidden_size=task.hidden_size, max_epochs=epochs, learning_rate=task.learning_rate,
-               num_layers=task.num_layers, batch_size=task.batch_size, clip_norm=CLIP,
+               num_layers=task.num_layers, bidirectional=task.bidirectional,
+               batch_size=task.batch_size, clip_norm=CLIP,
                n_iter_no_change=epochs,
                random_state=seed, n_jobs=threads, dtype=dtype)
 
@@ -219,13 +231,15 @@ def initial_net(task: FitTask, n_features: int, n_outputs: int, seed: int,
     rng = check_random_state(seed)
     net_seed = int(rng.randint(np.iinfo(np.int32).max))
     net = SequenceNet(n_features, n_outputs, hidden_size=task.hidden_size, dtype=dtype,
-                      num_layers=task.num_layers, random_state=net_seed)
+                      num_layers=task.num_layers, bidirectional=task.bidirectional,
+                      random_state=net_seed)
     return net, rng
 
 
 def torch_model(n_features: int, hidden_size: int, n_outputs: int,
-                dtype: str = "float32", num_layers: int = 1) -> Any:
-    """An ``nn.LSTM`` of ``num_layers`` (batch first), an ``nn.Linear`` readout of ``h_n[-1]``.
+                dtype: str = "float32", num_layers: int = 1, bidirectional: bool = False) -> Any:
+    """An ``nn.LSTM`` of ``num_layers`` (batch first), an ``nn.Linear`` readout of ``h_n[-1]``
+    (bidirectional: of ``h_n[-2]`` and ``h_n[-1]`` side by side).
 
     ``model(x, lengths=None)``: with ``lengths`` the padded batch goes through
     ``pack_padded_sequence(..., enforce_sorted=False)``, so that ``h_n`` is
@@ -238,14 +252,15 @@ def torch_model(n_features: int, hidden_size: int, n_outputs: int,
         def __init__(self) -> None:
             super().__init__()
             self.lstm = torch.nn.LSTM(n_features, hidden_size, num_layers=num_layers,
-                                      batch_first=True)
-            self.head = torch.nn.Linear(hidden_size, n_outputs)
+                                      bidirectional=bidirectional, batch_first=True)
+            self.head = torch.nn.Linear(hidden_size * (2 if bidirectional else 1), n_outputs)
 
         def forward(self, x: Any, lengths: Any = None) -> Any:
             if lengths is not None:
                 x = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             _, (h_n, _) = self.lstm(x)
-            return self.head(h_n[-1])
+            feats = torch.cat([h_n[-2], h_n[-1]], dim=1) if bidirectional else h_n[-1]
+            return self.head(feats)
 
     model = LSTMReadout()
     return model.to(torch.float64 if dtype == "float64" else torch.float32)
@@ -317,7 +332,8 @@ def _torch_loop(task: FitTask, split: Split, epochs: int, seed: int, dtype: str)
     target, classes, scaling = _targets(task, y_train, np_dtype)
     n_outputs = len(classes) if classes is not None else target.shape[1]
     net, rng = initial_net(task, n_features, n_outputs, seed, dtype)
-    model = torch_model(n_features, task.hidden_size, n_outputs, dtype, task.num_layers)
+    model = torch_model(n_features, task.hidden_size, n_outputs, dtype, task.num_layers,
+                        task.bidirectional)
     load_net(model, net)
     xt, lt = _padded(X_train, n_features, np_dtype)
     opt = torch.optim.Adam(model.parameters(), lr=task.learning_rate)
@@ -407,7 +423,8 @@ def fit_records(tasks: Sequence[FitTask], thread_counts: Sequence[int], quick: b
                 f"{len(split[1])} test sequences, {n_epochs} epochs ...")
             rec: dict[str, Any] = {"task": task.name, "threads": n, "epochs": n_epochs,
                                    "flops": fit_flops(n_features, task.hidden_size, lengths,
-                                                      n_epochs, task.num_layers)}
+                                                      n_epochs, task.num_layers,
+                                                      2 if task.bidirectional else 1)}
             runs: dict[str, FitResult | None] = {"fastlstm": None, "torch": None}
             with thread_limit(n):
                 for lib, fit in (("fastlstm", fit_fastlstm), ("torch", fit_torch)):
@@ -471,10 +488,10 @@ def fit_tables(described: Sequence[dict], results: Sequence[dict]) -> str:
                      "fastlstm % FMA peak", "torch % FMA peak"], rows))
 
 
-_HOW = ("Same data and split, same model (one LSTM layer, two for the stacked task, linear "
-        "readout of the final hidden state), same initial weights (the estimator's, "
-        "forget-gate biases at 1), same "
-        "loss, Adam (same learning rate, gradient norm clipped at 5), same mini-batches in "
+_HOW = ("Same data and split, same model (one LSTM layer; two for the stacked task, "
+        "bidirectional for the bidirectional one; linear readout of the final hidden state), "
+        "same initial weights (the estimator's, forget-gate biases at 1), same loss, Adam "
+        "(same learning rate, gradient norm clipped at 5), same mini-batches in "
         "the same order, same epochs (no early stopping) and threads. Timed: the "
         "estimator's `fit` (validation and packing included) vs the PyTorch loop on tensors "
         "prepared beforehand; ragged data: `PackedSequence` per mini-batch. One fit each, so "

@@ -9,8 +9,9 @@
 # buffers of its own, and forms its own partial gradients (one A^T B per
 # weight over its T * rows rows, on our own tiles: csrc/fl_wgrad.h);
 # reduce() sums the partials in chunk order.  A stack's layers run one after
-# the other on the chunk's rows: each layer's outputs are the next one's
-# inputs, and the backward hands each layer below dL/dx of the one above.
+# the other on the chunk's rows: each layer's outputs (of both directions,
+# side by side, for a bidirectional stack) are the next one's inputs, and
+# the backward hands each layer below dL/dx of the one above.
 # Which thread runs which chunk therefore changes nothing in the results.
 
 LOSS_CROSS_ENTROPY = 0
@@ -32,12 +33,13 @@ from libc.math cimport NAN, exp, isfinite, log
 
 
 cdef enum:
-    # the layers of a stack the compiled step runs, at most
+    # the layers of a stack the compiled step runs, at most, counting each
+    # direction of a bidirectional layer as one
     _MAX_LAYERS = 8
 
 
 cdef struct _LayerC:
-    # one layer of the plan: its input size and packed weights (owned by the
+    # one layer (direction) of the plan: its input size and packed weights (owned by the
     # plan's arrays); w_ih: its input weights as pack() was given them, which
     # the backward reads for the layer below's dL/dx
     int64_t NI
@@ -48,7 +50,8 @@ cdef struct _LayerC:
 
 
 cdef struct _ChunkLayerC:
-    # one layer's buffers of a row chunk: outputs, gates, aux store, partials
+    # one layer (direction)'s buffers of a row chunk: outputs (its columns of
+    # the layer's (T, n, D*H) outputs, rows D*H apart), gates, aux store, partials
     float* outc
     float* acts
     float* cstore
@@ -62,7 +65,9 @@ cdef struct _ChunkC:
     # one row chunk's buffers (owned by its TrainPlan's arrays)
     int64_t r0, n
     float* xc
-    float* dx         # a stack: dL/dx of the layer above, (T, n, H); else NULL
+    float* dx         # a stack: dL/dx of the layer above, (T, n, D*H); else NULL
+    float* feats      # bidirectional: the readout's input, (n, 2H); else NULL
+    float* dfeats     # bidirectional: its gradient, (n, 2H); else NULL
     float* cbuf
     float* dh
     float* dc
@@ -102,7 +107,8 @@ cdef struct _UnitC:
 cdef struct _PlanC:
     # a TrainPlan as C code sees it: sizes, packed weights, its chunks
     int cell, loss
-    int64_t NI, H, K, B, T, G, L, n_chunks, ldc
+    # L layers of D directions: NL = L * D layer-directions, lay[l * D + d]
+    int64_t NI, H, K, B, T, G, L, D, NL, n_chunks, ldc
     _LayerC lay[_MAX_LAYERS]
     float* zeros
     float* zero_h
@@ -165,11 +171,13 @@ cdef class TrainPlan:
     cdef list _keep
 
     def __cinit__(self, int cell, int64_t input_size, int64_t hidden_size, int64_t n_outputs,
-                  int64_t batch, int64_t steps, int loss, bounds, int num_layers=1):
-        cdef int64_t c, n, r0, r1, ldc, ni
-        cdef int l
+                  int64_t batch, int64_t steps, int loss, bounds, int num_layers=1,
+                  int num_directions=1):
+        cdef int64_t c, n, r0, r1, ldc, ni, DH = num_directions * hidden_size
+        cdef int l, u, NL = num_layers * num_directions
         cdef _ChunkC* ch
         cdef _ChunkLayerC* cl
+        cdef float* outs = NULL
         self.pc.ch = NULL
         self.pc.units = NULL
         if fl_packed_width() == 0:
@@ -180,8 +188,10 @@ cdef class TrainPlan:
             raise ValueError("unknown loss")
         if min(input_size, hidden_size, n_outputs, batch, steps) < 1:
             raise ValueError("TrainPlan: sizes must be positive")
-        if not 1 <= num_layers <= _MAX_LAYERS:
-            raise ValueError(f"TrainPlan: 1 to {_MAX_LAYERS} layers")
+        if num_directions not in (1, 2):
+            raise ValueError("TrainPlan: one or two directions")
+        if not 1 <= num_layers or NL > _MAX_LAYERS:
+            raise ValueError(f"TrainPlan: 1 to {_MAX_LAYERS} layers (each direction one)")
         edges = np.asarray(bounds, dtype=np.int64)
         if (edges.ndim != 1 or edges.shape[0] < 2 or edges[0] != 0
                 or edges[len(edges) - 1] != batch or np.any(np.diff(edges) < 1)):
@@ -198,15 +208,16 @@ cdef class TrainPlan:
         keep = self._keep_array  # an array this plan owns; its address for the C code
         cdef _PlanC* pc = &self.pc
         pc.cell, pc.loss = cell, loss
-        pc.NI, pc.H, pc.K, pc.B, pc.T, pc.G, pc.L = I, H, K, batch, T, G, num_layers
+        pc.NI, pc.H, pc.K, pc.B, pc.T, pc.G = I, H, K, batch, T, G
+        pc.L, pc.D, pc.NL = num_layers, num_directions, NL
         pc.n_chunks, pc.ldc = n_chunks, ldc
-        for l in range(num_layers):
-            ni = I if l == 0 else H
-            pc.lay[l].NI = ni
-            pc.lay[l].wp = _fptr(keep(aligned_empty(fl_packed_size(cell, ni, hidden_size))))
-            pc.lay[l].bp = _fptr(keep(aligned_empty(fl_packed_bias_size(cell, hidden_size))))
-            pc.lay[l].wpb = _fptr(keep(aligned_empty(fl_backward_size(cell, hidden_size))))
-            pc.lay[l].w_ih = NULL
+        for u in range(NL):
+            ni = I if u < num_directions else DH
+            pc.lay[u].NI = ni
+            pc.lay[u].wp = _fptr(keep(aligned_empty(fl_packed_size(cell, ni, hidden_size))))
+            pc.lay[u].bp = _fptr(keep(aligned_empty(fl_packed_bias_size(cell, hidden_size))))
+            pc.lay[u].wpb = _fptr(keep(aligned_empty(fl_backward_size(cell, hidden_size))))
+            pc.lay[u].w_ih = NULL
         # dL/dh from outside the sequence (none), and h0 = c0 = 0 of every chunk
         # (read only, shared): zeros of the widest chunk
         pc.zero_h = _fptr(keep(np.zeros(hidden_size, np.float32)))
@@ -217,13 +228,15 @@ cdef class TrainPlan:
             ch = &self.pc.ch[c]
             ch.r0, ch.n = r0, n
             ch.xc = _fptr(keep(aligned_empty((T, n, I))))
-            ch.dx = _fptr(keep(aligned_empty((T, n, H)))) if num_layers > 1 else NULL
+            ch.dx = _fptr(keep(aligned_empty((T, n, DH)))) if num_layers > 1 else NULL
+            ch.feats = _fptr(keep(aligned_empty((n, DH)))) if num_directions > 1 else NULL
+            ch.dfeats = _fptr(keep(aligned_empty((n, DH)))) if num_directions > 1 else NULL
             ch.cbuf = _fptr(keep(aligned_empty((n, ldc))))
             ch.dh = _fptr(keep(aligned_empty((n, H))))
             ch.dc = _fptr(keep(aligned_empty((n, H))))
             ch.logits = _fptr(keep(aligned_empty((n, K))))
             ch.dlogit = _fptr(keep(aligned_empty((n, K))))
-            ch.g_out = _fptr(keep(aligned_empty((K, H))))
+            ch.g_out = _fptr(keep(aligned_empty((K, DH))))
             ch.db_out = _dptr(keep(np.zeros(K)))
             ch.part = _dptr(keep(np.zeros(2)))  # weighted loss sum, weight sum
             ch.zrow = _dptr(keep(np.zeros(K)))
@@ -231,12 +244,14 @@ cdef class TrainPlan:
                 <cnp.ndarray> keep(np.full(T, n, dtype=np.int32)))
             ch.status = <int32_t*> cnp.PyArray_DATA(
                 <cnp.ndarray> keep(np.zeros(1, dtype=np.int32)))
-            for l in range(num_layers):
-                cl = &ch.ly[l]
-                cl.outc = _fptr(keep(aligned_empty((T, n, H))))
+            for u in range(NL):
+                cl = &ch.ly[u]
+                if u % num_directions == 0:  # the layer's outputs, both directions
+                    outs = _fptr(keep(aligned_empty((T, n, DH))))
+                cl.outc = outs + (u % num_directions) * hidden_size
                 cl.acts = _fptr(keep(aligned_empty((T, n, G))))
                 cl.cstore = _fptr(keep(aligned_empty((T, n, aux * H)))) if aux else NULL
-                cl.g_ih = _fptr(keep(aligned_empty((G, pc.lay[l].NI))))
+                cl.g_ih = _fptr(keep(aligned_empty((G, pc.lay[u].NI))))
                 cl.g_hh = _fptr(keep(aligned_empty((G, H))))
                 cl.db = _dptr(keep(np.zeros(G)))
                 # the column sums of dG_h (a cell keeping them apart), else db's
@@ -249,9 +264,9 @@ cdef class TrainPlan:
         cdef _PlanC* pc = &self.pc
         cdef int64_t G = pc.G, H = pc.H, K = pc.K, u, s, total, acc
         sizes = []
-        for l in range(pc.L):
+        for l in range(pc.NL):
             sizes += [(_U_W_IH, l, G * pc.lay[l].NI), (_U_W_HH, l, G * H), (_U_BIAS, l, G)]
-        sizes += [(_U_W_OUT, 0, K * H), (_U_B_OUT, 0, K)]
+        sizes += [(_U_W_OUT, 0, K * H * pc.D), (_U_B_OUT, 0, K)]
         units = []
         for kind, l, n in sizes:
             if kind in (_U_BIAS, _U_B_OUT):
@@ -322,6 +337,10 @@ cdef class TrainPlan:
         return self.pc.L
 
     @property
+    def num_directions(self):
+        return self.pc.D
+
+    @property
     def n_chunks(self):
         return self.pc.n_chunks
 
@@ -345,7 +364,8 @@ cdef class TrainPlan:
         """Pack the current weights for this mini-batch's forward and backward.
 
         ``weights``: each layer's input weights, recurrent weights and two
-        biases, layer by layer (4 arrays a layer); they must stay alive and
+        biases, layer by layer (4 arrays a layer and direction, the forward
+        direction first, as a network lists them); they must stay alive and
         unchanged until the mini-batch's chunks have run.
         """
         cdef const float* w_ih[_MAX_LAYERS]
@@ -361,9 +381,10 @@ cdef class TrainPlan:
         # the layers' four arrays each, checked against the plan's shapes
         cdef int l
         cdef int64_t G = self.pc.G, H = self.pc.H
-        if len(arrays) != 4 * self.pc.L:
-            raise ValueError(f"{what}s: four arrays a layer, {self.pc.L} layers")
-        for l in range(self.pc.L):
+        if len(arrays) != 4 * self.pc.NL:
+            raise ValueError(f"{what}s: four arrays a layer and direction, "
+                             f"{self.pc.NL} of them")
+        for l in range(self.pc.NL):
             shapes = [(G, self.pc.lay[l].NI), (G, H), (G,), (G,)]
             for a, shape in zip(arrays[4 * l:4 * l + 4], shapes):
                 if (type(a) is not np.ndarray or a.dtype != np.float32
@@ -382,12 +403,12 @@ cdef class TrainPlan:
         cdef int32_t st
         if not 0 <= c < self.pc.n_chunks:
             raise ValueError("TrainPlan.chunk: no such chunk")
-        if self.pc.L > 1 and self.pc.lay[1].w_ih == NULL:
+        if self.pc.NL > 1 and self.pc.lay[1].w_ih == NULL:
             raise ValueError("TrainPlan.chunk: pack the weights first")
         if (x.shape[0] != B or x.shape[1] != self.pc.T or x.shape[2] != self.pc.NI
                 or weight.shape[0] != B):
             raise ValueError("TrainPlan.chunk: x or weight does not match the plan")
-        if w_out.shape[0] != K or w_out.shape[1] != self.pc.H or b_out.shape[0] != K:
+        if w_out.shape[0] != K or w_out.shape[1] != self.pc.D * self.pc.H or b_out.shape[0] != K:
             raise ValueError("TrainPlan.chunk: the readout does not match the plan")
         cdef const int64_t* ycls = NULL
         cdef const double* yval = NULL
@@ -458,11 +479,11 @@ cdef class TrainPlan:
 
     cdef int _grads(self, list arrays, _Grads* d) except -1:
         # the gradient (or parameter) arrays in parameter order, checked, into d
-        cdef int64_t K = self.pc.K, H = self.pc.H
+        cdef int64_t K = self.pc.K, H = self.pc.D * self.pc.H
         cdef int l
-        if len(arrays) != 4 * self.pc.L + 2:
+        if len(arrays) != 4 * self.pc.NL + 2:
             raise ValueError("TrainPlan.reduce: four gradient arrays a layer and the readout's two")
-        cdef int64_t nl = 4 * self.pc.L
+        cdef int64_t nl = 4 * self.pc.NL
         self._layer_arrays(arrays[:nl], <const float**> d.w_ih, <const float**> d.w_hh,
                            <const float**> d.b_ih, <const float**> d.b_hh,
                            "TrainPlan.reduce: gradient")
@@ -472,7 +493,7 @@ cdef class TrainPlan:
                     or not a.flags.c_contiguous or a.shape != shape):
                 raise ValueError("TrainPlan.reduce: gradient shapes do not match the plan")
         d.w_out, d.b_out = _fptr(w_out), _fptr(b_out)
-        for l in range(self.pc.L, _MAX_LAYERS):
+        for l in range(self.pc.NL, _MAX_LAYERS):
             d.w_ih[l] = d.w_hh[l] = d.b_ih[l] = d.b_hh[l] = NULL
         return 0
 

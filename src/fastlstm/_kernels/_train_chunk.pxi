@@ -6,12 +6,12 @@
 
 cdef void _plan_pack(_PlanC* p, const float** w_ih, const float** w_hh, const float** b_ih,
                      const float** b_hh) noexcept nogil:
-    cdef int l
-    for l in range(p.L):
-        fl_pack(p.cell, p.lay[l].NI, p.H, w_ih[l], w_hh[l], b_ih[l], b_hh[l], p.lay[l].wp,
-                p.lay[l].bp)
-        fl_pack_backward(p.cell, p.H, w_hh[l], p.lay[l].wpb)
-        p.lay[l].w_ih = w_ih[l]
+    cdef int u
+    for u in range(p.NL):
+        fl_pack(p.cell, p.lay[u].NI, p.H, w_ih[u], w_hh[u], b_ih[u], b_hh[u], p.lay[u].wp,
+                p.lay[u].bp)
+        fl_pack_backward(p.cell, p.H, w_hh[u], p.lay[u].wpb)
+        p.lay[u].w_ih = w_ih[u]
 
 
 cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* rows,
@@ -25,18 +25,16 @@ cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* ro
     cdef fl_seq s
     cdef fl_bseq bs
     s.cell = p.cell
-    s.reverse = 0
     s.exact = p.B >= fl_packed_tile_rows()
     s.T, s.B, s.H = p.T, n, H
     s.h0 = p.zeros  # the fit starts every sequence from zero states
     s.c = ch.cbuf if lstm else NULL
     s.ldc = p.ldc if lstm else 0
-    s.ldo = H
-    s.ots = n * H
+    s.ldo = p.D * H
+    s.ots = n * p.D * H
     s.nact = ch.nact
     s.toff = NULL
     bs.cell = p.cell
-    bs.reverse = 0
     bs.exact = s.exact
     bs.T, bs.B, bs.H = p.T, n, H
     bs.c0 = p.zeros
@@ -49,43 +47,52 @@ cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* ro
     return ch.status[0]
 
 
-cdef inline void _seq_layer(fl_seq* s, const _PlanC* p, _ChunkC* ch, int l) noexcept nogil:
-    # the forward of layer l over the chunk's rows: its input is the chunk's
-    # x (the first layer) or the outputs of the layer below
-    cdef int64_t ni = p.lay[l].NI
+cdef inline const float* _layer_input(const _PlanC* p, _ChunkC* ch, int l) noexcept nogil:
+    # what layer l reads: the chunk's x (the first layer) or the outputs of
+    # the layer below (both its directions, side by side)
+    return ch.xc if l == 0 else ch.ly[(l - 1) * p.D].outc
+
+
+cdef inline void _seq_layer(fl_seq* s, const _PlanC* p, _ChunkC* ch, int l, int d) noexcept nogil:
+    # the forward of direction d of layer l over the chunk's rows
+    cdef int u = l * p.D + d
+    cdef int64_t ni = p.lay[u].NI
+    s.reverse = d
     s.NI = ni
-    s.x = ch.xc if l == 0 else ch.ly[l - 1].outc
+    s.x = _layer_input(p, ch, l)
     s.ldx = ni
     s.xts = ch.n * ni
-    s.wp = p.lay[l].wp
-    s.bp = p.lay[l].bp
-    s.out = ch.ly[l].outc
-    s.acts = ch.ly[l].acts
-    s.aux = ch.ly[l].cstore
+    s.wp = p.lay[u].wp
+    s.bp = p.lay[u].bp
+    s.out = ch.ly[u].outc
+    s.acts = ch.ly[u].acts
+    s.aux = ch.ly[u].cstore
     if s.c != NULL:
         memset(s.c, 0, ch.n * p.ldc * sizeof(float))
     fl_seq_run(s, 0, ch.n, 0, fl_packed_panels(s.cell, p.H), NULL)
 
 
-cdef void _backward_layer(fl_bseq* bs, const _PlanC* p, _ChunkC* ch, int l) noexcept nogil:
-    # the backward of layer l (dL/dh of its final state in ch.dh; the layer
-    # above's dL/dx in ch.dx, unless it is the top), its partial weight
-    # gradients, and dL/dx of its input into ch.dx for the layer below
-    cdef int64_t n = ch.n, T = p.T, G = p.G, H = p.H, ni = p.lay[l].NI, r, j
-    cdef _ChunkLayerC* cl = &ch.ly[l]
+cdef void _backward_layer(fl_bseq* bs, const _PlanC* p, _ChunkC* ch, int l,
+                          int d) noexcept nogil:
+    # the backward of direction d of layer l (dL/dh of its final state in
+    # ch.dh; the layer above's dL/dx in ch.dx, unless it is the top) and its
+    # partial weight gradients
+    cdef int u = l * p.D + d
+    cdef int64_t n = ch.n, T = p.T, G = p.G, H = p.H, DH = p.D * p.H, ni = p.lay[u].NI, r, j
+    cdef _ChunkLayerC* cl = &ch.ly[u]
     # the recurrent weights' gate gradients after the backward: acts, or a
     # cell's own dG_h (GRU), whose column sums then go to bias_hh apart
     cdef const float* dgh = cl.cstore if p.cell == _C_GRU else cl.acts
-    cdef const float* xin = ch.xc if l == 0 else ch.ly[l - 1].outc
+    bs.reverse = d
     bs.dg = cl.acts
     bs.aux = cl.cstore
-    bs.wp = p.lay[l].wpb
+    bs.wp = p.lay[u].wpb
     if l == p.L - 1:
         bs.dy, bs.ldy = p.zero_h, 0
     else:
-        bs.dy, bs.ldy = ch.dx, H
+        bs.dy, bs.ldy = ch.dx + d * H, DH
     if bs.dc != NULL:
-        memset(bs.dc, 0, n * H * sizeof(float))  # dL/dc_T = 0
+        memset(bs.dc, 0, n * H * sizeof(float))  # dL/dc of the final state = 0
     for j in range(G):
         cl.db[j] = 0
     fl_bseq_run(bs, 0, n, cl.db)
@@ -95,16 +102,26 @@ cdef void _backward_layer(fl_bseq* bs, const _PlanC* p, _ChunkC* ch, int l) noex
         for r in range(T * n):
             for j in range(G):
                 cl.db_hh[j] += dgh[r * G + j]
-    # weight gradients: dW_ih = dG^T X, dW_hh = dG_t^T h_{t-1} (h_{-1} = 0)
-    # (on our own tiles: for these short blocks of rows, faster than a BLAS GEMM
-    # that first repacks its operands)
-    fl_wgrad(T * n, G, ni, cl.acts, G, xin, ni, cl.g_ih, ni)
-    fl_wgrad((T - 1) * n, G, H, dgh + n * G, G, cl.outc, H, cl.g_hh, H)
-    if l > 0:
-        # dL/dx = dG W_ih: the layer below's dL/dh at every step
-        gemm(False, False, <int> (T * n), <int> ni, <int> G, <float> 1, cl.acts, <int> G,
-             p.lay[l].w_ih, <int> ni, <float> 0, ch.dx, <int> ni)
-        memset(ch.dh, 0, n * H * sizeof(float))  # its final state feeds nothing else
+    # weight gradients: dW_ih = dG^T X, dW_hh = dG_t^T h_(the step before t)
+    # (h of the first step's = 0) (on our own tiles: for these short blocks of
+    # rows, faster than a BLAS GEMM that first repacks its operands)
+    fl_wgrad(T * n, G, ni, cl.acts, G, _layer_input(p, ch, l), ni, cl.g_ih, ni)
+    if d == 0:
+        fl_wgrad((T - 1) * n, G, H, dgh + n * G, G, cl.outc, DH, cl.g_hh, H)
+    else:
+        fl_wgrad((T - 1) * n, G, H, dgh, G, cl.outc + n * DH, DH, cl.g_hh, H)
+
+
+cdef void _input_gradient(const _PlanC* p, _ChunkC* ch, int l) noexcept nogil:
+    # dL/dx of layer l > 0 = the sum over its directions of dG W_ih (in
+    # direction order): the layer below's dL/dh at every step, into ch.dx
+    cdef int d, u
+    cdef int64_t n = ch.n, T = p.T, G = p.G, ni
+    for d in range(p.D):
+        u = l * p.D + d
+        ni = p.lay[u].NI
+        gemm(False, False, <int> (T * n), <int> ni, <int> G, <float> 1, ch.ly[u].acts, <int> G,
+             p.lay[u].w_ih, <int> ni, <float> (1 if d > 0 else 0), ch.dx, <int> ni)
 
 
 cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const float* x,
@@ -112,14 +129,18 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
                      const double* weight, double w_sum, const float* w_out,
                      const float* b_out) noexcept nogil:
     cdef int64_t t, r, j, k, q
-    cdef int64_t r0 = ch.r0, n = ch.n, T = p.T, I = p.NI, H = p.H, K = p.K
-    cdef int loss = p.loss, l
+    cdef int64_t r0 = ch.r0, n = ch.n, T = p.T, I = p.NI, H = p.H, K = p.K, DH = p.D * p.H
+    cdef int loss = p.loss, l, dd
+    cdef const float* top = ch.ly[(p.L - 1) * p.D].outc
     cdef float* xc = ch.xc
     cdef float* dh = ch.dh
     cdef float* logits = ch.logits
     cdef float* dlogit = ch.dlogit
     cdef double* zrow = ch.zrow
-    cdef const float* feats = ch.ly[p.L - 1].outc + (T - 1) * n * H
+    # the readout's input: the top layer's final state (each direction's)
+    cdef const float* feats = top + (T - 1) * n * H if p.D == 1 else ch.feats
+    # and its gradient
+    cdef float* dfeats = dh if p.D == 1 else ch.dfeats
     cdef double m, lse, w, coef, lsum = 0, wsum = 0, d
     ch.status[0] = 0
     # the chunk's rows, time-major: xc[t, r] = x[q, t], q the sample of batch row r0 + r
@@ -128,9 +149,15 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
             q = rows[r0 + r] if rows != NULL else r0 + r
             memcpy(xc + (t * n + r) * I, x + (q * T + t) * I, I * sizeof(float))
     for l in range(p.L):
-        _seq_layer(s, p, ch, l)
-    # logits = h_T W_out^T + b_out
-    gemm(False, True, <int> n, <int> K, <int> H, <float> 1, feats, <int> H, w_out, <int> H,
+        for dd in range(p.D):
+            _seq_layer(s, p, ch, l, dd)
+    if p.D > 1:
+        # [h_T of the forward direction, h_0 of the reverse one], row by row
+        for r in range(n):
+            memcpy(ch.feats + r * DH, top + ((T - 1) * n + r) * DH, H * sizeof(float))
+            memcpy(ch.feats + r * DH + H, top + r * DH + H, H * sizeof(float))
+    # logits = feats W_out^T + b_out
+    gemm(False, True, <int> n, <int> K, <int> DH, <float> 1, feats, <int> DH, w_out, <int> DH,
          <float> 0, logits, <int> K)
     for r in range(n):
         q = rows[r0 + r] if rows != NULL else r0 + r
@@ -160,19 +187,28 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
                 dlogit[r * K + k] = <float> (d * coef * (2.0 / K))
     ch.part[0] = lsum
     ch.part[1] = wsum
-    # readout gradients: dW_out = dlogit^T h_T, db_out = column sums of dlogit
-    fl_wgrad(n, K, H, dlogit, K, feats, H, ch.g_out, H)
+    # readout gradients: dW_out = dlogit^T feats, db_out = column sums of dlogit
+    fl_wgrad(n, K, DH, dlogit, K, feats, DH, ch.g_out, DH)
     for k in range(K):
         d = 0
         for r in range(n):
             d += dlogit[r * K + k]
         ch.db_out[k] = d
-    # dh_T = dlogit W_out
-    gemm(False, False, <int> n, <int> H, <int> K, <float> 1, dlogit, <int> K, w_out, <int> H,
-         <float> 0, dh, <int> H)
-    for j in range(n * H):
-        if not isfinite(dh[j]):
+    # dL/dfeats = dlogit W_out
+    gemm(False, False, <int> n, <int> DH, <int> K, <float> 1, dlogit, <int> K, w_out, <int> DH,
+         <float> 0, dfeats, <int> DH)
+    for j in range(n * DH):
+        if not isfinite(dfeats[j]):
             ch.status[0] = 1
             return
     for l in range(p.L - 1, -1, -1):
-        _backward_layer(bs, p, ch, l)
+        for dd in range(p.D):
+            # dL/dh of the final state: the readout's (the top layer), else none
+            if l < p.L - 1:
+                memset(dh, 0, n * H * sizeof(float))
+            elif p.D > 1:
+                for r in range(n):
+                    memcpy(dh + r * H, dfeats + r * DH + dd * H, H * sizeof(float))
+            _backward_layer(bs, p, ch, l, dd)
+        if l > 0:
+            _input_gradient(p, ch, l)

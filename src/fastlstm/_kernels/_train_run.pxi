@@ -76,7 +76,7 @@ cdef void _run_pack_half(_RunC* r, int64_t m, bint second) noexcept nogil:
     cdef _PlanC* q = r.plans[m + 1]
     cdef int64_t np = fl_packed_panels(q.cell, q.H), half = np // 2
     cdef int l
-    for l in range(q.L):
+    for l in range(q.NL):
         fl_pack_panels(q.cell, q.lay[l].NI, q.H, r.w.w_ih[l], r.w.w_hh[l], r.w.b_ih[l],
                        r.w.b_hh[l], q.lay[l].wp, q.lay[l].bp,
                        half if second else 0, np if second else half)
@@ -111,7 +111,7 @@ cdef void _run_pack_rest(_RunC* r, int64_t m) noexcept nogil:
     if m + 1 < r.n and _run_kept(r, m):
         q = r.plans[m + 1]
         _run_pack_half(r, m, True)
-        for l in range(q.L):
+        for l in range(q.NL):
             fl_pack_backward(q.cell, q.H, r.w.w_hh[l], q.lay[l].wpb)
 
 
@@ -249,6 +249,7 @@ cdef class TrainRun:
             if (plan.pc.B != offs[b + 1] - offs[b] or plan.pc.T != self.T
                     or plan.pc.NI != self.NI or plan.pc.K != first.pc.K
                     or plan.pc.H != first.pc.H or plan.pc.L != first.pc.L
+                    or plan.pc.D != first.pc.D
                     or plan.pc.cell != first.pc.cell or plan.pc.loss != first.pc.loss):
                 raise ValueError("TrainRun: a plan does not match its batch")
         count = rows.shape[0]

@@ -1,8 +1,9 @@
 """The compiled training step: forward, readout, loss and backward of a mini-batch in C.
 
-For the estimators' common network (a unidirectional stack of LSTM, RNN or GRU
-layers on the packed float32 kernels, without dropout between them, a readout
-of the final hidden state, softmax cross-entropy or squared error),
+For the estimators' common network (a stack of LSTM, RNN or GRU layers, one
+direction or two, on the packed float32 kernels, without dropout between
+them, a readout of the final hidden state, softmax cross-entropy or squared
+error),
 :class:`CompiledStep` replaces the ~20 Python pieces of a training step's
 forward, loss and backward by one GIL-free call per row chunk on workspaces
 planned once per batch shape (plan, then execute): each chunk of rows runs forward, readout, loss,
@@ -64,7 +65,8 @@ MIN_RUN_FLOPS_PER_THREAD = 2e6
 # the progress bar and the other batch events wait at most about this long.
 RUN_SECONDS = 0.1
 
-# the layers of a stack the compiled step runs, at most (more take the Python step)
+# the layers of a stack the compiled step runs, at most, each direction of a
+# bidirectional layer counted as one (more take the Python step)
 MAX_LAYERS = 8
 
 
@@ -117,7 +119,7 @@ class CompiledStep:
         # the cells the plan runs: LSTM and RNN (whose recurrent weights take the
         # input weights' gate gradients) and the GRU (its own, from its aux store)
         cells = tuple(getattr(k, f"CELL_{n}", None) for n in ("LSTM", "RNN", "GRU"))
-        if (not 1 <= layer.num_layers <= MAX_LAYERS or layer.bidirectional
+        if (layer.num_layers * layer.num_directions > MAX_LAYERS
                 or (layer.num_layers > 1 and layer.dropout > 0) or layer.dtype != np.float32
                 or k.packed_width() == 0 or not hasattr(k, "TrainPlan")
                 or not layer.spec.packed or layer._cell_code not in cells):
@@ -144,7 +146,7 @@ class CompiledStep:
             code = k.LOSS_CROSS_ENTROPY if self.loss == "cross_entropy" else k.LOSS_SQUARED_ERROR
             shape = (layer._cell_code, layer.input_size, layer.hidden_size,
                      net.config["n_outputs"], batch, steps, code, tuple(bounds),
-                     layer.num_layers)
+                     layer.num_layers, layer.num_directions)
             plan = _shared_plan(k, shape)
             if len(self._plans) >= 8:  # a few shapes per fit: the full and the last batch
                 self._plans.pop(next(iter(self._plans)))
@@ -378,23 +380,25 @@ _threads_plans = threading.local()
 
 def _plan_bytes(shape: tuple) -> int:
     # about what a plan of this shape allocates
-    _, n_in, hidden, n_out, batch, steps, _, _, layers = shape
-    gates, more = 4 * hidden, layers - 1  # the layers above the first: hidden inputs
-    rows = steps * batch * (n_in + layers * (gates + 6 * hidden) + (hidden if more else 0))
-    return 4 * (rows + 8 * gates * (n_in + hidden + n_out + 2 * more * hidden))
+    _, n_in, hidden, n_out, batch, steps, _, _, layers, dirs = shape
+    gates, more = 4 * hidden, layers - 1  # the layers above the first: D * H inputs
+    rows = steps * batch * (n_in + dirs * layers * (gates + 6 * hidden)
+                            + (dirs * hidden if more else 0))
+    weights = dirs * (n_in + hidden + more * (1 + dirs) * hidden) + dirs * n_out
+    return 4 * (rows + 8 * gates * weights)
 
 
 def _shared_plan(k: Any, shape: tuple) -> Any:
     # the plan of `shape` on kernel variant `k`: this thread's shared one if small
     if _plan_bytes(shape) > _SHARED_PLAN_BYTES:
-        return k.TrainPlan(*shape[:7], list(shape[7]), shape[8])
+        return k.TrainPlan(*shape[:7], list(shape[7]), *shape[8:])
     plans = getattr(_threads_plans, "plans", None)
     if plans is None:
         plans = _threads_plans.plans = {}
     key = (k.__name__, shape)
     plan = plans.get(key)
     if plan is None:
-        plan = k.TrainPlan(*shape[:7], list(shape[7]), shape[8])
+        plan = k.TrainPlan(*shape[:7], list(shape[7]), *shape[8:])
         if len(plans) >= _SHARED_PLANS:
             plans.pop(next(iter(plans)))
         plans[key] = plan
