@@ -38,7 +38,8 @@ def streaming_section(thread_counts: Sequence[int], timer: Timer, report: Report
             for cell in CELLS:
                 rec = _stream_one(cell, n, xs, timer, report, check=(n == thread_counts[0]))
                 records.append(rec)
-                rows.append([str(n), cell, _us(rec, "step_us"), _us(rec, "torch_us"),
+                rows.append([str(n), cell, _us(rec, "step_us"), _us(rec, "step_in_place_us"),
+                             _us(rec, "torch_us"),
                              ratio(rec["torch_us"], rec["step_us"]),
                              _us(rec, "predict_step_classifier_us"),
                              _us(rec, "predict_step_regressor_us")])
@@ -46,10 +47,12 @@ def streaming_section(thread_counts: Sequence[int], timer: Timer, report: Report
                                 "steps": STREAM_STEPS, "results": records}
     text = (f"### Streaming (one step, B={b}, I={i}, H={h}, state carried; µs/step, "
             f"mean over {STREAM_STEPS}-step runs, median of runs; Python call included)\n\n"
-            + table(["thr", "cell", "fastlstm step µs", "torch cell µs", "torch/fl",
+            + table(["thr", "cell", "fastlstm step µs", "in place µs", "torch cell µs",
+                     "torch/fl",
                      "predict_step clf µs", "predict_step reg µs"], rows)
             + "\n\ntorch cell: `nn.LSTMCell`, `nn.RNNCell` (tanh) or `nn.GRUCell` with the "
-            "same weights, under `inference_mode`; predict_step: an estimator of the cell "
+            "same weights, under `inference_mode`; in place: `layer.step(x_t, state, "
+            "out=state)`, the state updated in its arrays; predict_step: an estimator of the cell "
             "(hidden_size=128), the step and its readout (class probabilities, or the "
             "regression target in its units).")
     report.sections.append(text)
@@ -65,6 +68,17 @@ def _run_steps(step: Any, xs: Any) -> Any:
     y = None
     for x_t in xs:
         y, state = step(x_t, state)
+    return y
+
+
+def _run_steps_in_place(layer: Any, xs: Any) -> Any:
+    # the state updated in its own arrays (out=state), from zeros
+    _, state = layer.step(np.zeros_like(xs[0]), None)
+    for a in (state if isinstance(state, tuple) else (state,)):
+        a[...] = 0
+    y = None
+    for x_t in xs:
+        y, _ = layer.step(x_t, state, out=state)
     return y
 
 
@@ -98,7 +112,8 @@ def _stream_one(cell: str, n: int, xs: np.ndarray, timer: Timer, report: Report,
     """µs/step of ``cell``'s layer.step, torch's cell and predict_step at ``n`` threads."""
     _, i, h = STREAM
     steps = xs.shape[0]
-    rec: dict[str, Any] = {"threads": n, "cell": cell, "step_us": None, "torch_us": None,
+    rec: dict[str, Any] = {"threads": n, "cell": cell, "step_us": None,
+                           "step_in_place_us": None, "torch_us": None,
                            "predict_step_classifier_us": None,
                            "predict_step_regressor_us": None}
     layer = sd = None
@@ -110,6 +125,8 @@ def _stream_one(cell: str, n: int, xs: np.ndarray, timer: Timer, report: Report,
         sd = _peers.state_dict_numpy(layer.state_dict())
         try:
             rec["step_us"] = 1e6 * timer(lambda: _run_steps(layer.step, xs), "fastlstm") / steps
+            rec["step_in_place_us"] = 1e6 * timer(lambda: _run_steps_in_place(layer, xs),
+                                                  "fastlstm") / steps
             for kind in ("classifier", "regressor"):
                 est = _estimator(kind, cell, n)
                 rec[f"predict_step_{kind}_us"] = 1e6 * timer(

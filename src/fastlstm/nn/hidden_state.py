@@ -89,6 +89,7 @@ class HiddenStateLayer(RecurrentLayer):
             return grads, dx, dh0
         return grads, dx
 
+    @_step.stepping
     def step(self, x_t: Any, state: np.ndarray | None = None, *,
              out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Advance the layer by one time step, for streaming inference.
@@ -134,4 +135,3 @@ class HiddenStateLayer(RecurrentLayer):
         >>> bool(np.allclose(h_t, out[:, -1], atol=1e-6) and np.allclose(state, h_n, atol=1e-6))
         True
         """
-        return _step.step(self, x_t, state, out)

@@ -17,6 +17,8 @@ step before steppers were cached, bit for bit (see ``_step.pxi``).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from fastlstm.nn.inputs import check_step_input
 from fastlstm.nn.plan import MIN_CHUNK_ROWS, MIN_FLOPS_PER_THREAD, gemm_blocks
 from fastlstm.runtime.parallel import blas_small_matrix_rows
 
-__all__ = ["build", "checked_step", "step"]
+__all__ = ["build", "checked_step", "step", "stepping"]
 
 
 def step(layer: Any, x_t: Any, state: Any, out: Any) -> tuple[np.ndarray, Any]:
@@ -38,6 +40,26 @@ def step(layer: Any, x_t: Any, state: Any, out: Any) -> tuple[np.ndarray, Any]:
     if result is None:
         result = checked_step(layer, st, x_t, state, out)
     return result
+
+
+def stepping(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A cell's ``step`` method: the signature and docstring of ``method``, the stepper's run.
+
+    The method it returns takes the repeat path (the cached stepper, the
+    arrays as they are) in its own frame, one Python call less than
+    delegating to :func:`step`, and :func:`step` for everything else; the
+    body of ``method`` is not run (it holds the documentation).
+    """
+
+    def step_method(self: Any, x_t: Any, state: Any = None, *, out: Any = None) -> Any:
+        st = self._stepper
+        if st is not None and st.version == self._version:
+            result = st.run(x_t, state, out)
+            if result is not None:
+                return result
+        return step(self, x_t, state, out)
+
+    return functools.wraps(method)(step_method)
 
 
 def build(layer: Any) -> Any:

@@ -119,6 +119,7 @@ class LSTM(RecurrentLayer):
         return out, (h_n, c_n)
 
     # -------------------------------------------------------------- streaming
+    @_step.stepping
     def step(self, x_t: Any, state: tuple[np.ndarray, np.ndarray] | None = None, *,
              out: tuple[np.ndarray, np.ndarray] | None = None
              ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -175,7 +176,6 @@ class LSTM(RecurrentLayer):
         >>> bool(np.allclose(h[-1], layer64.forward(x)[0][:, -1]))
         True
         """
-        return _step.step(self, x_t, state, out)
 
     def backward(self, d_out: Any, d_h_n: Any = None, d_c_n: Any = None, *,
                  return_state_grads: bool = False, input_grad: bool = True):
