@@ -26,9 +26,13 @@ def _tile():
     return SequenceNet(1, 1, hidden_size=1).layer._kernels.packed_tile_rows()
 
 
-def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out, layers=1, bidirectional=False):
+def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out, layers=1, bidirectional=False,
+          dropout=0.0):
     net = SequenceNet(n_in, n_out, cell=cell, hidden_size=hidden, num_layers=layers,
-                      bidirectional=bidirectional, random_state=3, n_jobs=1)
+                      bidirectional=bidirectional, dropout=dropout, random_state=3, n_jobs=1)
+    # the engine draws its dropout masks from the layer's generator as the
+    # Python forward does: it gets the generator as the forward found it
+    drawn = net.layer._rng.bit_generator.state
     x = rng.normal(size=(batch, steps, n_in)).astype(np.float32)
     w = rng.uniform(0.2, 2.0, size=batch)
     if loss == "cross_entropy":
@@ -37,7 +41,9 @@ def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out, layers=1, bidirect
     else:
         t = rng.normal(size=(batch, n_out))
         ref_loss, d_out = squared_error(net.forward(x, training=True), t, w)
-    return net, x, t, w, ref_loss, net.backward(d_out)
+    ref = net.backward(d_out)
+    net.layer._rng.bit_generator.state = drawn
+    return net, x, t, w, ref_loss, ref
 
 
 def _shapes():
@@ -48,15 +54,16 @@ def _shapes():
             (2 * tile, 1, 4, 16, 2), (2 * tile + 1, 3, 5, 64, 3)]
 
 
-@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (3, False),
-                                                    (1, True), (2, True)])
+@pytest.mark.parametrize("layers, bidirectional, dropout", [
+    (1, False, 0.0), (2, False, 0.0), (3, False, 0.0), (1, True, 0.0), (2, True, 0.0),
+    (3, False, 0.4), (2, True, 0.3)])
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss, layers,
-                                                       bidirectional):
+                                                       bidirectional, dropout):
     for shape in _shapes():
         net, x, t, w, ref_loss, ref = _case(rng, cell, loss, *shape, layers=layers,
-                                            bidirectional=bidirectional)
+                                            bidirectional=bidirectional, dropout=dropout)
         step = CompiledStep.for_network(net, loss)
         if step is None:
             pytest.skip("this kernel variant has no packed kernels")
@@ -95,9 +102,7 @@ def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, ce
 def test_networks_and_batches_outside_the_engine_take_the_python_path(rng):
     assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, dtype="float64"),
                                     "cross_entropy") is None
-    # dropout between stacked layers, and stacks deeper than the engine's limit
-    assert CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4, num_layers=2, dropout=0.1),
-                                    "cross_entropy") is None
+    # stacks deeper than the engine's limit
     deep = SequenceNet(2, 2, hidden_size=4, num_layers=engine_module.MAX_LAYERS + 1)
     assert CompiledStep.for_network(deep, "cross_entropy") is None
     wide = SequenceNet(2, 2, hidden_size=4, num_layers=engine_module.MAX_LAYERS // 2 + 1,
@@ -164,6 +169,29 @@ def test_fits_use_the_engine_and_agree_with_fits_that_do_not(monkeypatch, cls, c
     assert compiled.loss_curve_ == pytest.approx(plain.loss_curve_, rel=1e-4)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fits_with_dropout_step_through_the_engine_and_agree_with_the_python_steps(
+        monkeypatch, bidirectional):
+    # the masks are drawn a batch at a time: the batches take the compiled
+    # step one by one (no runs), from the layer's generator as the Python step
+    kw = dict(num_layers=2, dropout=0.3, bidirectional=bidirectional)
+    calls = []
+    compiled = _fit(monkeypatch, LSTMClassifier, True, calls, **kw)
+    assert calls.count(False) == compiled.n_iter_  # no run of batches, once an epoch
+    # every step was a compiled one (t_: the samples seen)
+    per_epoch = -(-compiled.t_ // compiled.n_iter_ // compiled.batch_size)
+    assert calls.count(True) == compiled.n_iter_ * per_epoch > 0
+    plain = _fit(monkeypatch, LSTMClassifier, False, [], **kw)
+    for a, b in zip(compiled.network_.parameters(), plain.network_.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    assert compiled.loss_curve_ == pytest.approx(plain.loss_curve_, rel=1e-4)
+    undropped = _fit(monkeypatch, LSTMClassifier, True, [], num_layers=2,
+                     bidirectional=bidirectional)
+    moved = [np.abs(a - b).max() for a, b in zip(compiled.network_.parameters(),
+                                                  undropped.network_.parameters(), strict=True)]
+    assert max(moved) > 1e-3  # the dropout did change the training
+
+
 def test_regression_losses_the_engine_lacks_take_the_python_path(monkeypatch):
     calls = []
     _fit(monkeypatch, LSTMRegressor, True, calls, loss="huber")
@@ -202,3 +230,22 @@ def test_the_step_of_a_large_layer_comes_in_slices(kernel):
     assert slices(1, 8) == 1
     assert 1 < slices(5, 64) <= 4
     assert slices(32, 256) == 4
+
+
+def test_a_plan_takes_dropout_masks_only_if_it_has_dropout(kernel):
+    k = SequenceNet(1, 1, hidden_size=1).layer._kernels
+    if k.packed_width() == 0:
+        pytest.skip("this kernel variant has no packed kernels")
+    lstm, ce = k.CELL_LSTM, k.LOSS_CROSS_ENTROPY
+    x, w = np.zeros((4, 3, 2), np.float32), np.ones(4)
+    cls, out, bias = np.zeros(4, np.int64), np.zeros((2, 5), np.float32), np.zeros(2, np.float32)
+    args = (0, x, cls, None, w, 4.0, out, bias)
+    masked = k.TrainPlan(lstm, 2, 5, 2, 4, 3, ce, [0, 4], 2, 1, True)
+    plain = k.TrainPlan(lstm, 2, 5, 2, 4, 3, ce, [0, 4], 2, 1, False)
+    assert masked.dropout and not plain.dropout
+    with pytest.raises(ValueError, match="dropout masks of shape"):
+        masked.chunk(*args)
+    with pytest.raises(ValueError, match="dropout masks of shape"):
+        masked.chunk(*args, np.ones((1, 3, 3, 5), np.float32))  # not the batch's rows
+    with pytest.raises(ValueError, match="takes no dropout masks"):
+        plain.chunk(*args, np.ones((1, 3, 4, 5), np.float32))

@@ -51,7 +51,10 @@ cdef struct _LayerC:
 
 cdef struct _ChunkLayerC:
     # one layer (direction)'s buffers of a row chunk: outputs (its columns of
-    # the layer's (T, n, D*H) outputs, rows D*H apart), gates, aux store, partials
+    # the layer's (T, n, D*H) outputs, rows D*H apart), gates, aux store,
+    # partials; xin: with dropout, the layer's input after it (T, n, D*H), in
+    # the first direction's entry of every layer above the first, else NULL
+    float* xin
     float* outc
     float* acts
     float* cstore
@@ -107,8 +110,10 @@ cdef struct _UnitC:
 cdef struct _PlanC:
     # a TrainPlan as C code sees it: sizes, packed weights, its chunks
     int cell, loss
-    # L layers of D directions: NL = L * D layer-directions, lay[l * D + d]
+    # L layers of D directions: NL = L * D layer-directions, lay[l * D + d];
+    # dropout: the inputs of the layers above the first are masked
     int64_t NI, H, K, B, T, G, L, D, NL, n_chunks, ldc
+    bint dropout
     _LayerC lay[_MAX_LAYERS]
     float* zeros
     float* zero_h
@@ -172,7 +177,7 @@ cdef class TrainPlan:
 
     def __cinit__(self, int cell, int64_t input_size, int64_t hidden_size, int64_t n_outputs,
                   int64_t batch, int64_t steps, int loss, bounds, int num_layers=1,
-                  int num_directions=1):
+                  int num_directions=1, bint dropout=False):
         cdef int64_t c, n, r0, r1, ldc, ni, DH = num_directions * hidden_size
         cdef int l, u, NL = num_layers * num_directions
         cdef _ChunkC* ch
@@ -210,6 +215,7 @@ cdef class TrainPlan:
         pc.cell, pc.loss = cell, loss
         pc.NI, pc.H, pc.K, pc.B, pc.T, pc.G = I, H, K, batch, T, G
         pc.L, pc.D, pc.NL = num_layers, num_directions, NL
+        pc.dropout = dropout and num_layers > 1
         pc.n_chunks, pc.ldc = n_chunks, ldc
         for u in range(NL):
             ni = I if u < num_directions else DH
@@ -249,6 +255,9 @@ cdef class TrainPlan:
                 if u % num_directions == 0:  # the layer's outputs, both directions
                     outs = _fptr(keep(aligned_empty((T, n, DH))))
                 cl.outc = outs + (u % num_directions) * hidden_size
+                cl.xin = NULL
+                if pc.dropout and u >= num_directions and u % num_directions == 0:
+                    cl.xin = _fptr(keep(aligned_empty((T, n, DH))))
                 cl.acts = _fptr(keep(aligned_empty((T, n, G))))
                 cl.cstore = _fptr(keep(aligned_empty((T, n, aux * H)))) if aux else NULL
                 cl.g_ih = _fptr(keep(aligned_empty((G, pc.lay[u].NI))))
@@ -341,6 +350,11 @@ cdef class TrainPlan:
         return self.pc.D
 
     @property
+    def dropout(self):
+        """Whether :meth:`chunk` takes dropout masks for the layers above the first."""
+        return bool(self.pc.dropout)
+
+    @property
     def n_chunks(self):
         return self.pc.n_chunks
 
@@ -396,10 +410,25 @@ cdef class TrainPlan:
 
     def chunk(self, int64_t c, const float[:, :, ::1] x, const int64_t[::1] target_class,
               const double[:, ::1] target_value, const double[::1] weight, double w_sum,
-              const float[:, ::1] w_out, const float[::1] b_out):
+              const float[:, ::1] w_out, const float[::1] b_out,
+              const float[:, :, :, ::1] masks=None):
         """Forward, loss and backward of chunk ``c`` (GIL released); 0, or 1 if the
-        gradient of the recurrent features is not finite."""
+        gradient of the recurrent features is not finite.
+
+        ``masks`` (a plan with dropout; None otherwise): the batch's scaled
+        dropout masks, (num_layers - 1, steps, batch, num_directions *
+        hidden_size) float32, mask ``l - 1`` for the input of layer ``l``.
+        """
         cdef int64_t B = self.pc.B, K = self.pc.K, r
+        cdef const float* mp = NULL
+        if self.pc.dropout:
+            if (masks is None or masks.shape[0] != self.pc.L - 1 or masks.shape[1] != self.pc.T
+                    or masks.shape[2] != B or masks.shape[3] != self.pc.D * self.pc.H):
+                raise ValueError("TrainPlan.chunk: dropout masks of shape (layers - 1, steps, "
+                                 "batch, directions * hidden) are needed")
+            mp = &masks[0, 0, 0, 0]
+        elif masks is not None:
+            raise ValueError("TrainPlan.chunk: this plan takes no dropout masks")
         cdef int32_t st
         if not 0 <= c < self.pc.n_chunks:
             raise ValueError("TrainPlan.chunk: no such chunk")
@@ -425,7 +454,7 @@ cdef class TrainPlan:
             yval = &target_value[0, 0]
         with nogil:
             st = _plan_chunk(&self.pc, c, &x[0, 0, 0], NULL, ycls, yval, &weight[0], w_sum,
-                             &w_out[0, 0], &b_out[0])
+                             &w_out[0, 0], &b_out[0], mp)
         return st
 
     def status_codes(self):

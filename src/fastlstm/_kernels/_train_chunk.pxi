@@ -16,9 +16,11 @@ cdef void _plan_pack(_PlanC* p, const float** w_ih, const float** w_hh, const fl
 
 cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* rows,
                          const int64_t* ycls, const double* yval, const double* weight,
-                         double w_sum, const float* w_out, const float* b_out) noexcept nogil:
+                         double w_sum, const float* w_out, const float* b_out,
+                         const float* masks) noexcept nogil:
     # forward, readout, loss and backward of chunk c; its status.  Row r of the
-    # batch is sample rows[r] of x, ycls, yval and weight (rows NULL: sample r).
+    # batch is sample rows[r] of x, ycls, yval and weight (rows NULL: sample r);
+    # masks: a plan with dropout's (TrainPlan.chunk), else NULL.
     cdef _ChunkC* ch = &p.ch[c]
     cdef int64_t n = ch.n, H = p.H
     cdef bint lstm = p.cell == _C_LSTM
@@ -43,14 +45,30 @@ cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* ro
     bs.nact = ch.nact
     bs.toff = NULL
     bs.dbrow = NULL
-    _chunk_run(&s, &bs, p, ch, x, rows, ycls, yval, weight, w_sum, w_out, b_out)
+    _chunk_run(&s, &bs, p, ch, x, rows, ycls, yval, weight, w_sum, w_out, b_out, masks)
     return ch.status[0]
 
 
 cdef inline const float* _layer_input(const _PlanC* p, _ChunkC* ch, int l) noexcept nogil:
     # what layer l reads: the chunk's x (the first layer) or the outputs of
-    # the layer below (both its directions, side by side)
-    return ch.xc if l == 0 else ch.ly[(l - 1) * p.D].outc
+    # the layer below (both its directions, side by side; after dropout, if any)
+    if l == 0:
+        return ch.xc
+    return ch.ly[l * p.D].xin if p.dropout else ch.ly[(l - 1) * p.D].outc
+
+
+cdef void _apply_mask(const _PlanC* p, _ChunkC* ch, const float* masks, int l, float* dst,
+                      const float* src) noexcept nogil:
+    # dst = src * the dropout mask of layer l's input, row by row of the chunk
+    # (rows r0 + r of the batch's (T, B, D*H) mask), one float32 product each
+    cdef int64_t t, r, j, n = ch.n, DH = p.D * p.H, o
+    cdef const float* m
+    for t in range(p.T):
+        for r in range(n):
+            m = masks + (((l - 1) * p.T + t) * p.B + ch.r0 + r) * DH
+            o = (t * n + r) * DH
+            for j in range(DH):
+                dst[o + j] = src[o + j] * m[j]
 
 
 cdef inline void _seq_layer(fl_seq* s, const _PlanC* p, _ChunkC* ch, int l, int d) noexcept nogil:
@@ -127,7 +145,7 @@ cdef void _input_gradient(const _PlanC* p, _ChunkC* ch, int l) noexcept nogil:
 cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const float* x,
                      const int64_t* rows, const int64_t* ycls, const double* yval,
                      const double* weight, double w_sum, const float* w_out,
-                     const float* b_out) noexcept nogil:
+                     const float* b_out, const float* masks) noexcept nogil:
     cdef int64_t t, r, j, k, q
     cdef int64_t r0 = ch.r0, n = ch.n, T = p.T, I = p.NI, H = p.H, K = p.K, DH = p.D * p.H
     cdef int loss = p.loss, l, dd
@@ -149,6 +167,8 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
             q = rows[r0 + r] if rows != NULL else r0 + r
             memcpy(xc + (t * n + r) * I, x + (q * T + t) * I, I * sizeof(float))
     for l in range(p.L):
+        if l > 0 and p.dropout:
+            _apply_mask(p, ch, masks, l, ch.ly[l * p.D].xin, ch.ly[(l - 1) * p.D].outc)
         for dd in range(p.D):
             _seq_layer(s, p, ch, l, dd)
     if p.D > 1:
@@ -212,3 +232,5 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
             _backward_layer(bs, p, ch, l, dd)
         if l > 0:
             _input_gradient(p, ch, l)
+            if p.dropout:  # through the mask to the layer below's outputs
+                _apply_mask(p, ch, masks, l, ch.dx, ch.dx)

@@ -142,7 +142,7 @@ cdef void _run_work(_RunC* r) noexcept nogil:
             return
         if i < nc:
             _plan_chunk(p, i, r.x, r.rows + r.offs[m], r.ycls, r.yval, r.weight, r.wsums[m],
-                        r.w.w_out, r.w.b_out)
+                        r.w.w_out, r.w.b_out, NULL)
         elif i < nc + S:
             _plan_reduce_slice(p, &r.d, i - nc)
         elif i < nc + 2 * S:
@@ -193,6 +193,8 @@ cdef class TrainRun:
         if not isinstance(plans[0], TrainPlan):
             raise TypeError("TrainRun: plans must be TrainPlans")
         plan = plans[0]
+        if plan.pc.dropout:
+            raise ValueError("TrainRun: runs take no dropout (its masks come a batch at a time)")
         K = plan.K
         self.r.plans = <_PlanC**> PyMem_Malloc(n * sizeof(_PlanC*))
         self.raw = PyMem_Malloc(sizeof(fl_run_sync) + 128)

@@ -1,9 +1,9 @@
 """The compiled training step: forward, readout, loss and backward of a mini-batch in C.
 
 For the estimators' common network (a stack of LSTM, RNN or GRU layers, one
-direction or two, on the packed float32 kernels, without dropout between
-them, a readout of the final hidden state, softmax cross-entropy or squared
-error),
+direction or two, with or without dropout between them, on the packed float32
+kernels, a readout of the final hidden state, softmax cross-entropy or
+squared error),
 :class:`CompiledStep` replaces the ~20 Python pieces of a training step's
 forward, loss and backward by one GIL-free call per row chunk on workspaces
 planned once per batch shape (plan, then execute): each chunk of rows runs forward, readout, loss,
@@ -119,8 +119,7 @@ class CompiledStep:
         # the cells the plan runs: LSTM and RNN (whose recurrent weights take the
         # input weights' gate gradients) and the GRU (its own, from its aux store)
         cells = tuple(getattr(k, f"CELL_{n}", None) for n in ("LSTM", "RNN", "GRU"))
-        if (layer.num_layers * layer.num_directions > MAX_LAYERS
-                or (layer.num_layers > 1 and layer.dropout > 0) or layer.dtype != np.float32
+        if (layer.num_layers * layer.num_directions > MAX_LAYERS or layer.dtype != np.float32
                 or k.packed_width() == 0 or not hasattr(k, "TrainPlan")
                 or not layer.spec.packed or layer._cell_code not in cells):
             return None
@@ -146,7 +145,7 @@ class CompiledStep:
             code = k.LOSS_CROSS_ENTROPY if self.loss == "cross_entropy" else k.LOSS_SQUARED_ERROR
             shape = (layer._cell_code, layer.input_size, layer.hidden_size,
                      net.config["n_outputs"], batch, steps, code, tuple(bounds),
-                     layer.num_layers, layer.num_directions)
+                     layer.num_layers, layer.num_directions, _dropout(layer))
             plan = _shared_plan(k, shape)
             if len(self._plans) >= 8:  # a few shapes per fit: the full and the last batch
                 self._plans.pop(next(iter(self._plans)))
@@ -233,7 +232,8 @@ class CompiledStep:
         the caller tells the network when it reads them.
         """
         prepared = self._whole_set(data)
-        if prepared is None or not batches:
+        if prepared is None or not batches or _dropout(self.net.layer):
+            # dropout's masks are drawn a batch at a time, as the Python step draws them
             return None
         self._this_thread()
         x, classes, values, wf, unit = prepared
@@ -342,15 +342,33 @@ class CompiledStep:
         plan.pack(*(params[n] for n in net.parameter_names()[:-2]))
         w_sum = float(np.add.reduce(weight))
         w_out, b_out = net.weight, net.bias
+        masks = _dropout_masks(net.layer, batch, steps) if plan.dropout else None
 
         def run(c: int) -> None:
-            plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out)
+            plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out, masks)
 
         # the chunks' GEMMs on one BLAS thread each (a fit holds this already)
         with blas_single_threaded():
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                         self.threads(batch, steps))
         return plan
+
+
+def _dropout(layer: Any) -> bool:
+    # whether a training forward drops inputs between the layer's stacked layers
+    return layer.num_layers > 1 and layer.dropout > 0
+
+
+def _dropout_masks(layer: Any, batch: int, steps: int) -> np.ndarray:
+    # the scaled masks of a training forward of the layer (fastlstm.nn.stack):
+    # the same draws from the layer's generator, in the same order, the same bits
+    D, H, p = layer.num_directions, layer.hidden_size, layer.dropout
+    masks = np.empty((layer.num_layers - 1, steps, batch, D * H), np.float32)
+    scale = np.float32(1.0 / (1.0 - p))
+    for i in range(layer.num_layers - 1):
+        keep = layer._rng.random((steps, batch, D * H)) >= p
+        np.multiply(keep.astype(np.float32), scale, out=masks[i])
+    return masks
 
 
 def step_flops(layer: Any, rows: float) -> float:
@@ -380,7 +398,7 @@ _threads_plans = threading.local()
 
 def _plan_bytes(shape: tuple) -> int:
     # about what a plan of this shape allocates
-    _, n_in, hidden, n_out, batch, steps, _, _, layers, dirs = shape
+    _, n_in, hidden, n_out, batch, steps, _, _, layers, dirs, _ = shape
     gates, more = 4 * hidden, layers - 1  # the layers above the first: D * H inputs
     rows = steps * batch * (n_in + dirs * layers * (gates + 6 * hidden)
                             + (dirs * hidden if more else 0))
