@@ -170,17 +170,13 @@ def test_fits_use_the_engine_and_agree_with_fits_that_do_not(monkeypatch, cls, c
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_fits_with_dropout_step_through_the_engine_and_agree_with_the_python_steps(
+def test_fits_with_dropout_use_the_engine_and_agree_with_the_python_steps(
         monkeypatch, bidirectional):
-    # the masks are drawn a batch at a time: the batches take the compiled
-    # step one by one (no runs), from the layer's generator as the Python step
+    # the masks come from the layer's generator, drawn as the Python step draws them
     kw = dict(num_layers=2, dropout=0.3, bidirectional=bidirectional)
     calls = []
     compiled = _fit(monkeypatch, LSTMClassifier, True, calls, **kw)
-    assert calls.count(False) == compiled.n_iter_  # no run of batches, once an epoch
-    # every step was a compiled one (t_: the samples seen)
-    per_epoch = -(-compiled.t_ // compiled.n_iter_ // compiled.batch_size)
-    assert calls.count(True) == compiled.n_iter_ * per_epoch > 0
+    assert calls and all(calls)
     plain = _fit(monkeypatch, LSTMClassifier, False, [], **kw)
     for a, b in zip(compiled.network_.parameters(), plain.network_.parameters(), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)

@@ -101,12 +101,16 @@ def _same(a, b):
     assert a.loss_curve_ == b.loss_curve_
 
 
-@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("layers, bidirectional, dropout", [
+    (1, False, 0.0), (2, False, 0.0), (2, True, 0.0), (3, False, 0.3), (2, True, 0.5)])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
 def test_runs_give_the_bits_of_the_steps_one_by_one(kernel, monkeypatch, cls, cell, layers,
-                                                     bidirectional):
-    kw = dict(cell=cell, n_jobs=1, clip_norm=0.5, num_layers=layers, bidirectional=bidirectional)
+                                                     bidirectional, dropout):
+    # (with dropout: the runs' masks, drawn for the epoch at once, are the
+    # masks the steps draw one batch at a time)
+    kw = dict(cell=cell, n_jobs=1, clip_norm=0.5, num_layers=layers, bidirectional=bidirectional,
+              dropout=dropout)
     runs = []
     ran = _fit(monkeypatch, cls, runs=runs, **kw)
     assert _ran_in_runs(runs)
@@ -191,7 +195,8 @@ def test_runs_cut_short_by_their_time_give_the_same_bits(kernel, monkeypatch):
     _same(whole, cut)
 
 
-def test_a_failing_batch_in_a_run_is_handled_as_one_step_at_a_time(kernel, monkeypatch):
+@pytest.mark.parametrize("kw", [{}, dict(num_layers=2, dropout=0.3)])
+def test_a_failing_batch_in_a_run_is_handled_as_one_step_at_a_time(kernel, monkeypatch, kw):
     # one sample weight so large that the weighted loss overflows: the batch
     # holding it fails (in the middle of the epoch's run), the epoch is rolled back
     import fastlstm.train.trainer as trainer_module
@@ -221,7 +226,7 @@ def test_a_failing_batch_in_a_run_is_handled_as_one_step_at_a_time(kernel, monke
 
             mp.setattr(Trainer, "notify", notify)
             mp.setattr(trainer_module, "length_batches", length_batches)
-            model = _fit(None, LSTMClassifier, callbacks, n_jobs=2, max_epochs=1)
+            model = _fit(None, LSTMClassifier, callbacks, n_jobs=2, max_epochs=1, **kw)
         return model, failed, batches[0]
 
     _, _, batches = fit(None)
@@ -233,6 +238,9 @@ def test_a_failing_batch_in_a_run_is_handled_as_one_step_at_a_time(kernel, monke
     assert (epoch, batch) == (1, 1) and "loss" in what
     assert ran.n_iter_ == stepped.n_iter_ and ran.t_ == stepped.t_
     _same(ran, stepped)
+    # the dropout masks' generator is where the steps up to the failed one left it
+    assert (ran.network_.layer._rng.bit_generator.state
+            == stepped.network_.layer._rng.bit_generator.state)
 
 
 def test_display_only_callbacks_see_every_step_in_order(kernel, monkeypatch):
@@ -342,6 +350,26 @@ def test_a_run_refuses_arguments_that_do_not_fit(change, match):
         batch_args.update(change)
         with pytest.raises(ValueError, match=match):
             run.reorder(*batch_args.values())
+
+
+def test_a_run_of_plans_with_dropout_needs_every_batch_s_masks():
+    from fastlstm.train.optim import make_optimizer
+
+    net = SequenceNet(3, 3, hidden_size=8, num_layers=2, dropout=0.2, random_state=0)
+    flat = net.bind_flat()
+    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
+                         momentum=0.9)
+    opt.bind(flat)
+    TrainRun, args = _run_args(net, flat, opt)
+    assert args["plans"][0].dropout
+    with pytest.raises(ValueError, match="dropout masks"):
+        TrainRun(*args.values())  # none
+    per_row = 1 * 5 * 8  # (layers - 1) * steps * hidden
+    with pytest.raises(ValueError, match="dropout masks"):
+        TrainRun(*args.values(), np.ones(per_row * 7, np.float32))  # one row short
+    run = TrainRun(*args.values(), np.ones(per_row * 8, np.float32))
+    with pytest.raises(ValueError, match="dropout masks"):
+        run.reorder(args["plans"], args["rows"], args["offs"], args["wsums"])
 
 
 def test_fits_of_one_thread_share_their_plans_and_other_threads_have_their_own(

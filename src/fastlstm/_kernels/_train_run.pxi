@@ -26,6 +26,8 @@ cdef struct _RunC:
     const int64_t* offs     # batch m: rows[offs[m]:offs[m + 1]]
     const int64_t* tick     # batch m's tickets: [tick[m], tick[m + 1]), the last its step
     const double* wsums     # each batch's sum of sample weights
+    const float* masks      # plans with dropout: batch m's masks at masks + offs[m] * mask_row
+    int64_t mask_row        # (layers - 1) * T * D * H: the masks' floats a row of a batch
     const float* x          # (samples, T, I)
     const int64_t* ycls
     const double* yval
@@ -142,7 +144,8 @@ cdef void _run_work(_RunC* r) noexcept nogil:
             return
         if i < nc:
             _plan_chunk(p, i, r.x, r.rows + r.offs[m], r.ycls, r.yval, r.weight, r.wsums[m],
-                        r.w.w_out, r.w.b_out, NULL)
+                        r.w.w_out, r.w.b_out,
+                        r.masks + r.offs[m] * r.mask_row if r.masks != NULL else NULL)
         elif i < nc + S:
             _plan_reduce_slice(p, &r.d, i - nc)
         elif i < nc + 2 * S:
@@ -162,8 +165,11 @@ cdef class TrainRun:
     another, ``offs`` their edges; ``wsums``: each batch's weight sum;
     ``x``, ``target_class`` / ``target_value``, ``weight``: the whole set;
     ``params`` and ``grads``: the parameter and gradient arrays in the
-    network's order (views of the flat buffers ``p`` and ``g``); ``m``, ``v``, ``save`` as for
-    :meth:`TrainPlan.reduce_adam`.  :meth:`start` sets up a call over batches
+    network's order (views of the flat buffers ``p`` and ``g``); ``m``,
+    ``v``, ``save`` as for :meth:`TrainPlan.reduce_adam`; ``masks`` (plans
+    with dropout, else None): every batch's dropout masks as
+    :meth:`TrainPlan.chunk` takes them, one batch after another in one flat
+    float32 array.  :meth:`start` sets up a call over batches
     ``[first, n)``, :meth:`work` runs it (every joining thread calls it; one
     alone does everything), :meth:`result` tells how far it got;
     :meth:`reorder` takes another epoch's batches on the same set.
@@ -181,7 +187,7 @@ cdef class TrainRun:
     def __cinit__(self, list plans, const int64_t[::1] rows, const int64_t[::1] offs,
                   const double[::1] wsums, const float[:, :, ::1] x, target_class,
                   target_value, const double[::1] weight, list params, list grads,
-                  p, g, m, v, save, double clip_norm):
+                  p, g, m, v, save, double clip_norm, masks=None):
         cdef int64_t n = len(plans), N = x.shape[0], K
         cdef TrainPlan plan
         self.raw = NULL
@@ -193,8 +199,6 @@ cdef class TrainRun:
         if not isinstance(plans[0], TrainPlan):
             raise TypeError("TrainRun: plans must be TrainPlans")
         plan = plans[0]
-        if plan.pc.dropout:
-            raise ValueError("TrainRun: runs take no dropout (its masks come a batch at a time)")
         K = plan.K
         self.r.plans = <_PlanC**> PyMem_Malloc(n * sizeof(_PlanC*))
         self.raw = PyMem_Malloc(sizeof(fl_run_sync) + 128)
@@ -227,14 +231,14 @@ cdef class TrainRun:
         self.r.x, self.r.weight = &x[0, 0, 0], &weight[0]
         self.r.tick = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> self.tick)
         self.r.clip = clip_norm
-        self._batches(plans, rows, offs, wsums)
+        self._batches(plans, rows, offs, wsums, masks)
 
     def __dealloc__(self):
         PyMem_Free(self.r.plans)
         PyMem_Free(self.raw)
 
     cdef _batches(self, list plans, const int64_t[::1] rows, const int64_t[::1] offs,
-                  const double[::1] wsums):
+                  const double[::1] wsums, masks):
         # the batches of the run: their plans, samples and weight sums
         cdef int64_t n = self.r.n, N = self.n_samples, b, j, count
         cdef int64_t* tick = <int64_t*> cnp.PyArray_DATA(<cnp.ndarray> self.tick)
@@ -251,7 +255,7 @@ cdef class TrainRun:
             if (plan.pc.B != offs[b + 1] - offs[b] or plan.pc.T != self.T
                     or plan.pc.NI != self.NI or plan.pc.K != first.pc.K
                     or plan.pc.H != first.pc.H or plan.pc.L != first.pc.L
-                    or plan.pc.D != first.pc.D
+                    or plan.pc.D != first.pc.D or plan.pc.dropout != first.pc.dropout
                     or plan.pc.cell != first.pc.cell or plan.pc.loss != first.pc.loss):
                 raise ValueError("TrainRun: a plan does not match its batch")
         count = rows.shape[0]
@@ -270,22 +274,32 @@ cdef class TrainRun:
         self.losses = np.full(n, np.nan)
         self.sqnorms = np.full(n, np.nan)
         # the batches' arrays, kept alive with the run
-        self._batch_keep = (plans, rows, offs, wsums)
+        self.r.mask_row = (first.pc.L - 1) * first.pc.T * first.pc.D * first.pc.H
+        self.r.masks = NULL
+        if first.pc.dropout:
+            if (type(masks) is not np.ndarray or masks.dtype != np.float32 or masks.ndim != 1
+                    or not masks.flags.c_contiguous or masks.shape[0] != count * self.r.mask_row):
+                raise ValueError("TrainRun: the batches' dropout masks, one flat float32 array")
+            self.r.masks = <const float*> cnp.PyArray_DATA(<cnp.ndarray> masks)
+        elif masks is not None:
+            raise ValueError("TrainRun: these plans take no dropout masks")
+        self._batch_keep = (plans, rows, offs, wsums, masks)
         self.r.rows = &rows[0] if count else NULL
         self.r.offs, self.r.wsums = &offs[0], &wsums[0]
         self.r.losses, self.r.sqs = _dptr(self.losses), _dptr(self.sqnorms)
         self.r.first = n  # nothing to run before start()
 
-    def reorder(self, list plans, rows, offs, wsums):
+    def reorder(self, list plans, rows, offs, wsums, masks=None):
         """Take another epoch's batches: as many as the run's, new samples and order.
 
         ``plans``, ``rows``, ``offs`` and ``wsums`` as for the constructor
-        (the plans of the same cell, loss and step count); the set, the
+        (the plans of the same cell, loss and step count), and the new
+        batches' ``masks`` (plans with dropout); the set, the
         parameters and the buffers stay.  Fresh :attr:`losses` and
         :attr:`sqnorms`.  Call it only between calls (never while threads run
         :meth:`work`).
         """
-        self._batches(plans, rows, offs, wsums)
+        self._batches(plans, rows, offs, wsums, masks)
 
     def start(self, int64_t first, optimizer, double seconds):
         """Set up a call over batches ``[first, n)``: no batch starts after ``seconds``.

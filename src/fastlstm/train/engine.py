@@ -232,8 +232,7 @@ class CompiledStep:
         the caller tells the network when it reads them.
         """
         prepared = self._whole_set(data)
-        if prepared is None or not batches or _dropout(self.net.layer):
-            # dropout's masks are drawn a batch at a time, as the Python step draws them
+        if prepared is None or not batches:
             return None
         self._this_thread()
         x, classes, values, wf, unit = prepared
@@ -260,17 +259,24 @@ class CompiledStep:
         plans = [of_size[size] for size in sizes]
         offs = np.zeros(len(batches) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offs[1:])
+        masks = redraw = None
+        if _dropout(net.layer):
+            drawn = _epoch_masks(net.layer, sizes, steps)
+            if drawn is None:
+                return None  # too many masks at once: a batch at a time (adam_step)
+            masks, redraw = drawn
         cached = self._run_cache
         if cached is not None and _same(cached[0], key):
             run, threads = cached[1], cached[2]
-            run.reorder(plans, rows, offs, wsums)
+            run.reorder(plans, rows, offs, wsums, masks)
         else:
             k = net.layer._kernels
             run = k.TrainRun(plans, rows, offs, wsums, x, classes, values, wf, params,
-                             list(flat.grad_views), flat.params, flat.grads, m, v, save, clip)
+                             list(flat.grad_views), flat.params, flat.grads, m, v, save, clip,
+                             masks)
             threads = self.threads(top, steps, MIN_RUN_FLOPS_PER_THREAD)
             self._run_cache = (key, run, threads)
-        return self._runs(run, len(batches), optimizer, threads, seconds)
+        return self._runs(run, len(batches), optimizer, threads, seconds, redraw)
 
     def _whole_set(self, data: tuple) -> tuple | None:
         # the set as the runs read it, checked and converted once per fit (the
@@ -298,8 +304,9 @@ class CompiledStep:
         self._set = (data, prepared)
         return prepared
 
-    def _runs(self, run: Any, n: int, optimizer: Any, threads: int,
-              seconds: float) -> Iterator[tuple[np.ndarray, str | None]]:
+    def _runs(self, run: Any, n: int, optimizer: Any, threads: int, seconds: float,
+              redraw: Any = None) -> Iterator[tuple[np.ndarray, str | None]]:
+        # redraw(m): leave the dropout masks' generator as batches [0, m] leave it
         first = 0
         while first < n:
             run.start(first, optimizer, seconds)
@@ -311,6 +318,8 @@ class CompiledStep:
                 end, code = run.result(optimizer)
                 self.stepped = run.losses[first:end]
             if code:  # batch `end` failed
+                if redraw is not None:
+                    redraw(end)
                 self.norm = norm = _norm(run.sqnorms[end])
                 yield run.losses[first:end + 1], _failure(code, float(run.losses[end]), norm)
                 return
@@ -359,16 +368,48 @@ def _dropout(layer: Any) -> bool:
     return layer.num_layers > 1 and layer.dropout > 0
 
 
-def _dropout_masks(layer: Any, batch: int, steps: int) -> np.ndarray:
+def _dropout_masks(layer: Any, batch: int, steps: int,
+                   out: np.ndarray | None = None) -> np.ndarray:
     # the scaled masks of a training forward of the layer (fastlstm.nn.stack):
     # the same draws from the layer's generator, in the same order, the same bits
     D, H, p = layer.num_directions, layer.hidden_size, layer.dropout
-    masks = np.empty((layer.num_layers - 1, steps, batch, D * H), np.float32)
+    masks = np.empty((layer.num_layers - 1, steps, batch, D * H), np.float32) if out is None \
+        else out
     scale = np.float32(1.0 / (1.0 - p))
     for i in range(layer.num_layers - 1):
         keep = layer._rng.random((steps, batch, D * H)) >= p
         np.multiply(keep.astype(np.float32), scale, out=masks[i])
     return masks
+
+
+# The most bytes of dropout masks an epoch's runs draw at once; an epoch that
+# needs more takes its batches one by one (each drawing its own masks).
+MAX_RUN_MASK_BYTES = 64 << 20
+
+
+def _epoch_masks(layer: Any, sizes: list[int], steps: int) -> tuple[np.ndarray, Any] | None:
+    # the masks of an epoch's batches, one after another in one flat array, as
+    # its Python steps would draw them; and redraw(m), which leaves the
+    # generator as batches [0, m] alone would (a run ending at a failed batch);
+    # None if they would take more than MAX_RUN_MASK_BYTES
+    L, D, H = layer.num_layers, layer.num_directions, layer.hidden_size
+    per_row = (L - 1) * steps * D * H
+    if 4 * per_row * sum(sizes) > MAX_RUN_MASK_BYTES:
+        return None
+    before = layer._rng.bit_generator.state
+    masks = np.empty(per_row * sum(sizes), np.float32)
+    lo = 0
+    for size in sizes:
+        block = masks[lo * per_row:(lo + size) * per_row].reshape(L - 1, steps, size, D * H)
+        _dropout_masks(layer, size, steps, block)
+        lo += size
+
+    def redraw(m: int) -> None:
+        layer._rng.bit_generator.state = before
+        for size in sizes[:m + 1]:
+            _dropout_masks(layer, size, steps)
+
+    return masks, redraw
 
 
 def step_flops(layer: Any, rows: float) -> float:
