@@ -3,13 +3,14 @@
 For the estimators' common network (a stack of LSTM, RNN or GRU layers, one
 direction or two, with or without dropout between them, on the packed float32
 kernels, a readout of the final hidden state, softmax cross-entropy or
-squared error),
-:class:`CompiledStep` replaces the ~20 Python pieces of a training step's
-forward, loss and backward by one GIL-free call per row chunk on workspaces
-planned once per batch shape (plan, then execute): each chunk of rows runs forward, readout, loss,
-backward and its partial weight gradients in its own buffers; the partials
-are summed in chunk order.  The chunks are cut from the batch size alone, so
-the thread count changes speed, never results.
+squared error), :class:`CompiledStep` replaces the ~20 Python pieces of a
+training step's forward, loss and backward by one GIL-free call per row chunk
+on workspaces planned once per batch shape (plan, then execute): each chunk
+of rows runs forward, readout, loss, backward and its partial weight
+gradients in its own buffers (dropout's masks drawn from the layer's
+generator as the Python forward draws them); the partials are summed in
+chunk order.  The chunks are cut from the batch size alone, so the thread
+count changes speed, never results.
 
 With Adam (or AdamW), :meth:`CompiledStep.adam_step` goes on in the same
 way: one GIL-free call sums the partials, checks the loss and the gradients,
