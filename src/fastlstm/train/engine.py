@@ -440,10 +440,11 @@ _threads_plans = threading.local()
 
 def _plan_bytes(shape: tuple) -> int:
     # about what a plan of this shape allocates
-    _, n_in, hidden, n_out, batch, steps, _, _, layers, dirs, _ = shape
+    _, n_in, hidden, n_out, batch, steps, _, _, layers, dirs, dropout = shape
     gates, more = 4 * hidden, layers - 1  # the layers above the first: D * H inputs
     rows = steps * batch * (n_in + dirs * layers * (gates + 6 * hidden)
-                            + (dirs * hidden if more else 0))
+                            + (dirs * hidden if more else 0)
+                            + (more * dirs * hidden if dropout else 0))
     weights = dirs * (n_in + hidden + more * (1 + dirs) * hidden) + dirs * n_out
     return 4 * (rows + 8 * gates * weights)
 
