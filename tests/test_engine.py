@@ -27,7 +27,7 @@ def _tile():
 
 
 def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out, layers=1, bidirectional=False,
-          dropout=0.0):
+          dropout=0.0, lengths=None):
     net = SequenceNet(n_in, n_out, cell=cell, hidden_size=hidden, num_layers=layers,
                       bidirectional=bidirectional, dropout=dropout, random_state=3, n_jobs=1)
     # the engine draws its dropout masks from the layer's generator as the
@@ -37,10 +37,10 @@ def _case(rng, cell, loss, batch, steps, n_in, hidden, n_out, layers=1, bidirect
     w = rng.uniform(0.2, 2.0, size=batch)
     if loss == "cross_entropy":
         t = rng.integers(0, n_out, size=batch)
-        ref_loss, d_out = softmax_cross_entropy(net.forward(x, training=True), t, w)
+        ref_loss, d_out = softmax_cross_entropy(net.forward(x, lengths, training=True), t, w)
     else:
         t = rng.normal(size=(batch, n_out))
-        ref_loss, d_out = squared_error(net.forward(x, training=True), t, w)
+        ref_loss, d_out = squared_error(net.forward(x, lengths, training=True), t, w)
     ref = net.backward(d_out)
     net.layer._rng.bit_generator.state = drawn
     return net, x, t, w, ref_loss, ref
@@ -79,6 +79,34 @@ def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss, 
         assert step.norm == pytest.approx(exact, rel=1e-12)
 
 
+@pytest.mark.parametrize("layers, bidirectional, dropout", [
+    (1, False, 0.0), (2, False, 0.0), (1, True, 0.0), (2, True, 0.3)])
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+def test_the_compiled_gradients_of_sequences_of_several_lengths_equal_the_python_steps(
+        kernel, rng, cell, loss, layers, bidirectional, dropout):
+    # a batch of lengths from one step to all, in no order, some of them full
+    for batch, steps, n_in, hidden, n_out in [(3 * _tile() + 1, 9, 3, 35, 4), (5, 6, 2, 9, 3),
+                                              (2 * _tile() + 1, 17, 2, 16, 2)]:
+        lengths = rng.integers(1, steps + 1, size=batch)
+        lengths[rng.integers(batch)] = steps
+        lengths[rng.integers(batch)] = 1
+        net, x, t, w, ref_loss, ref = _case(rng, cell, loss, batch, steps, n_in, hidden, n_out,
+                                            layers=layers, bidirectional=bidirectional,
+                                            dropout=dropout, lengths=lengths)
+        x[np.arange(steps)[None, :] >= lengths[:, None]] = 7.0  # padding: never read
+        step = CompiledStep.for_network(net, loss)
+        if step is None:
+            pytest.skip("this kernel variant has no packed kernels")
+        grads = [np.full_like(p, np.nan) for p in net.parameters()]
+        got_loss, failure = step.gradients(x, lengths, t, w, grads)
+        assert failure is None
+        assert got_loss == pytest.approx(ref_loss, rel=1e-5)
+        for name, g, r in zip(net.parameter_names(), grads, ref, strict=True):
+            scale = max(float(np.abs(r).max()), 1e-6)
+            np.testing.assert_allclose(g, r, rtol=0, atol=2e-5 * scale, err_msg=name)
+
+
 @pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 def test_the_compiled_gradients_are_the_same_at_any_thread_count(kernel, rng, cell, layers,
@@ -114,10 +142,10 @@ def test_networks_and_batches_outside_the_engine_take_the_python_path(rng):
     step = CompiledStep.for_network(SequenceNet(2, 2, hidden_size=4), "cross_entropy")
     grads = [np.full_like(p, 7.0) for p in step.net.parameters()]
     x = np.zeros((3, 4, 2), np.float32)
-    # variable lengths and float64 batches: not covered, nothing written
-    assert step.gradients(x, np.array([4, 2, 1]), np.zeros(3, int), np.ones(3), grads) is None
+    # float64 batches and lengths out of range: not covered, nothing written
     assert step.gradients(x.astype(np.float64), None, np.zeros(3, int), np.ones(3),
                           grads) is None
+    assert step.gradients(x, np.array([4, 2, 5]), np.zeros(3, int), np.ones(3), grads) is None
     assert all((g == 7.0).all() for g in grads)
     with pytest.raises(ValueError, match="NaN or infinity"):
         step.gradients(np.full((3, 4, 2), np.nan, np.float32), None, np.zeros(3, int),
@@ -186,6 +214,65 @@ def test_fits_with_dropout_use_the_engine_and_agree_with_the_python_steps(
     moved = [np.abs(a - b).max() for a, b in zip(compiled.network_.parameters(),
                                                   undropped.network_.parameters(), strict=True)]
     assert max(moved) > 1e-3  # the dropout did change the training
+
+
+def _ragged_fit(monkeypatch, use_engine, calls, n_jobs=1, **kw):
+    # a fit on sequences of 2 to 9 steps (the batches of several lengths)
+    for name in ("gradients", "adam_step", "adam_runs"):
+        real = getattr(CompiledStep, name)
+
+        def counted(self, *args, real=real, **kwargs):
+            result = real(self, *args, **kwargs)
+            calls.append(result is not None)
+            return result
+
+        monkeypatch.setattr(CompiledStep, name, counted)
+    if not use_engine:
+        monkeypatch.setattr(CompiledStep, "for_network", classmethod(lambda c, net, loss: None))
+    rng = np.random.default_rng(1)
+    X = [rng.normal(size=(int(n), 3)) for n in rng.integers(2, 10, size=6 * _tile() + 5)]
+    y = np.array([int(x[:, 0].sum() > 0) for x in X])
+    model = LSTMClassifier(hidden_size=10, batch_size=2 * _tile(), max_epochs=2, random_state=0,
+                           n_jobs=n_jobs, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    monkeypatch.undo()
+    return model
+
+
+@pytest.mark.parametrize("kw", [{}, dict(cell="gru", num_layers=2, bidirectional=True),
+                                dict(num_layers=2, dropout=0.3)])
+def test_fits_of_sequences_of_several_lengths_use_the_engine(monkeypatch, kw):
+    calls = []
+    compiled = _ragged_fit(monkeypatch, True, calls, **kw)
+    assert calls and all(calls)  # every batch took the compiled step
+    plain = _ragged_fit(monkeypatch, False, [], **kw)
+    for a, b in zip(compiled.network_.parameters(), plain.network_.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    # and the thread count changes nothing
+    for n_jobs in (2, 3):
+        other = _ragged_fit(monkeypatch, True, [], n_jobs=n_jobs, **kw)
+        for a, b in zip(compiled.network_.parameters(), other.network_.parameters(),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_plan_checks_the_lengths_of_its_rows(kernel):
+    k = SequenceNet(1, 1, hidden_size=1).layer._kernels
+    if k.packed_width() == 0:
+        pytest.skip("this kernel variant has no packed kernels")
+    plan = k.TrainPlan(k.CELL_LSTM, 2, 5, 2, 4, 8, k.LOSS_CROSS_ENTROPY, [0, 2, 4])
+    x, w = np.zeros((4, 6, 2), np.float32), np.ones(4)
+    cls, out, bias = np.zeros(4, np.int64), np.zeros((2, 5), np.float32), np.zeros(2, np.float32)
+    args = (0, x, cls, None, w, 4.0, out, bias, None)
+    plan.pack(*(np.zeros(s, np.float32) for s in [(20, 2), (20, 5), (20,), (20,)]))
+    assert plan.chunk(*args, np.array([6, 3, 2, 1])) == 0  # 6 of the plan's 8 steps
+    for bad in ([3, 6, 2, 1], [7, 3, 2, 1], [6, 0, 2, 1], [6, 3]):
+        with pytest.raises(ValueError, match="length"):
+            plan.chunk(*args, np.array(bad))
+    with pytest.raises(ValueError, match="does not match the plan"):
+        plan.chunk(0, np.zeros((4, 9, 2), np.float32), *args[2:], np.array([6, 3, 2, 1]))
 
 
 def test_regression_losses_the_engine_lacks_take_the_python_path(monkeypatch):

@@ -190,6 +190,11 @@ def test_estimator_fits_ragged_lists_through_the_layout(variant, rng, monkeypatc
         return real(layer, x, plan, init_all, training)
 
     monkeypatch.setattr(_ragged, "forward", counting)
+    # the layer's own training path (the compiled step, which float32 fits
+    # take, is tested in test_engine.py)
+    from fastlstm.train.engine import CompiledStep
+
+    monkeypatch.setattr(CompiledStep, "for_network", classmethod(lambda c, net, loss: None))
     X = [rng.standard_normal((n, 2)).astype(np.float32) for n in rng.integers(3, 15, size=40)]
     y = np.array([x[:, 0].sum() > 0 for x in X]).astype(int)
     clf = fastlstm.LSTMClassifier(hidden_size=8, max_epochs=3, batch_size=40, random_state=0)

@@ -182,10 +182,14 @@ def test_a_thread_cap_holds_in_its_thread_only():
 
 @pytest.mark.parametrize("rows, hidden, want", [(4, 8, 1), (64, 256, 2)])
 def test_a_python_step_takes_threads_by_its_size(monkeypatch, rows, hidden, want):
-    # variable lengths take the trainer's Python step: a small one runs its
-    # layer on one thread at n_jobs=2 (the hand-overs would cost more than
-    # the second core saves), a large one on both; the same model either way
+    # the trainer's Python step (the compiled step switched off, as for the
+    # networks it does not cover): a small one runs its layer on one thread at
+    # n_jobs=2 (the hand-overs would cost more than the second core saves), a
+    # large one on both; the same model either way
     from fastlstm.nn.layer import RecurrentLayer
+    from fastlstm.train.engine import CompiledStep
+
+    monkeypatch.setattr(CompiledStep, "for_network", classmethod(lambda c, net, loss: None))
 
     seen = []
     real = RecurrentLayer._plan

@@ -169,9 +169,14 @@ def test_the_threads_a_run_takes_follow_the_rule_for_runs(monkeypatch):
     net = SequenceNet(3, 2, hidden_size=64, random_state=0, n_jobs=2)
     step = CompiledStep.for_network(net, "cross_entropy")
     # a batch split over chunks, with little work: runs share it, single calls do not
-    batch = 8 * tile
-    assert step.threads(batch, 8) == 1
-    assert step.threads(batch, 8, engine_module.MIN_RUN_FLOPS_PER_THREAD) == 2
+    batch, steps = 8 * tile, 1
+    flops = engine_module.step_flops(net.layer, batch * steps)
+    assert 2 * engine_module.MIN_RUN_FLOPS_PER_THREAD <= flops
+    assert flops < engine_module.MIN_CALL_FLOPS_PER_THREAD
+    assert step.threads(batch, steps) == 1
+    assert step.threads(batch, steps, engine_module.MIN_RUN_FLOPS_PER_THREAD) == 2
+    # a single call of enough work takes both
+    assert step.threads(batch, 8) == 2
     # never more threads than chunks
     assert step.threads(1, 100, engine_module.MIN_RUN_FLOPS_PER_THREAD) == 1
 

@@ -69,7 +69,7 @@ cdef struct _ChunkC:
     int64_t r0, n
     float* xc
     float* dx         # a stack: dL/dx of the layer above, (T, n, D*H); else NULL
-    float* feats      # bidirectional: the readout's input, (n, 2H); else NULL
+    float* feats      # the readout's input, gathered (bidirectional, or lengths), (n, D*H)
     float* dfeats     # bidirectional: its gradient, (n, 2H); else NULL
     float* cbuf
     float* dh
@@ -80,7 +80,8 @@ cdef struct _ChunkC:
     double* db_out
     double* part
     double* zrow      # one row's logits in float64 (K)
-    const int32_t* nact
+    const int32_t* nact  # every row running at every step
+    int32_t* nact_var    # a batch of lengths: the rows running at each step
     int32_t* status
     _ChunkLayerC ly[_MAX_LAYERS]
 
@@ -235,7 +236,7 @@ cdef class TrainPlan:
             ch.r0, ch.n = r0, n
             ch.xc = _fptr(keep(aligned_empty((T, n, I))))
             ch.dx = _fptr(keep(aligned_empty((T, n, DH)))) if num_layers > 1 else NULL
-            ch.feats = _fptr(keep(aligned_empty((n, DH)))) if num_directions > 1 else NULL
+            ch.feats = _fptr(keep(aligned_empty((n, DH))))
             ch.dfeats = _fptr(keep(aligned_empty((n, DH)))) if num_directions > 1 else NULL
             ch.cbuf = _fptr(keep(aligned_empty((n, ldc))))
             ch.dh = _fptr(keep(aligned_empty((n, H))))
@@ -248,6 +249,8 @@ cdef class TrainPlan:
             ch.zrow = _dptr(keep(np.zeros(K)))
             ch.nact = <const int32_t*> cnp.PyArray_DATA(
                 <cnp.ndarray> keep(np.full(T, n, dtype=np.int32)))
+            ch.nact_var = <int32_t*> cnp.PyArray_DATA(
+                <cnp.ndarray> keep(np.zeros(T, dtype=np.int32)))
             ch.status = <int32_t*> cnp.PyArray_DATA(
                 <cnp.ndarray> keep(np.zeros(1, dtype=np.int32)))
             for u in range(NL):
@@ -411,18 +414,33 @@ cdef class TrainPlan:
     def chunk(self, int64_t c, const float[:, :, ::1] x, const int64_t[::1] target_class,
               const double[:, ::1] target_value, const double[::1] weight, double w_sum,
               const float[:, ::1] w_out, const float[::1] b_out,
-              const float[:, :, :, ::1] masks=None):
+              const float[:, :, :, ::1] masks=None, const int64_t[::1] lengths=None):
         """Forward, loss and backward of chunk ``c`` (GIL released); 0, or 1 if the
         gradient of the recurrent features is not finite.
 
+        ``x`` (batch, steps, input_size): at most the plan's steps.
         ``masks`` (a plan with dropout; None otherwise): the batch's scaled
         dropout masks, (num_layers - 1, steps, batch, num_directions *
         hidden_size) float32, mask ``l - 1`` for the input of layer ``l``.
+        ``lengths`` (None: every row runs all steps): each row's length, in
+        ``[1, steps]``, the rows of every chunk by decreasing length; a row's
+        readout takes its state at its last step.
         """
-        cdef int64_t B = self.pc.B, K = self.pc.K, r
+        cdef int64_t B = self.pc.B, K = self.pc.K, r, T = x.shape[1]
         cdef const float* mp = NULL
+        cdef const int64_t* lp = NULL
+        cdef _ChunkC* ch
+        if lengths is not None:
+            if not 0 <= c < self.pc.n_chunks or lengths.shape[0] != B:
+                raise ValueError("TrainPlan.chunk: one length per row is needed")
+            ch = &self.pc.ch[c]
+            for r in range(ch.r0, ch.r0 + ch.n):
+                if not 1 <= lengths[r] <= T or (r > ch.r0 and lengths[r] > lengths[r - 1]):
+                    raise ValueError("TrainPlan.chunk: lengths must be in [1, steps], "
+                                     "each chunk's rows by decreasing length")
+            lp = &lengths[0]
         if self.pc.dropout:
-            if (masks is None or masks.shape[0] != self.pc.L - 1 or masks.shape[1] != self.pc.T
+            if (masks is None or masks.shape[0] != self.pc.L - 1 or masks.shape[1] != T
                     or masks.shape[2] != B or masks.shape[3] != self.pc.D * self.pc.H):
                 raise ValueError("TrainPlan.chunk: dropout masks of shape (layers - 1, steps, "
                                  "batch, directions * hidden) are needed")
@@ -434,7 +452,7 @@ cdef class TrainPlan:
             raise ValueError("TrainPlan.chunk: no such chunk")
         if self.pc.NL > 1 and self.pc.lay[1].w_ih == NULL:
             raise ValueError("TrainPlan.chunk: pack the weights first")
-        if (x.shape[0] != B or x.shape[1] != self.pc.T or x.shape[2] != self.pc.NI
+        if (x.shape[0] != B or not 1 <= T <= self.pc.T or x.shape[2] != self.pc.NI
                 or weight.shape[0] != B):
             raise ValueError("TrainPlan.chunk: x or weight does not match the plan")
         if w_out.shape[0] != K or w_out.shape[1] != self.pc.D * self.pc.H or b_out.shape[0] != K:
@@ -454,7 +472,7 @@ cdef class TrainPlan:
             yval = &target_value[0, 0]
         with nogil:
             st = _plan_chunk(&self.pc, c, &x[0, 0, 0], NULL, ycls, yval, &weight[0], w_sum,
-                             &w_out[0, 0], &b_out[0], mp)
+                             &w_out[0, 0], &b_out[0], mp, T, lp)
         return st
 
     def status_codes(self):

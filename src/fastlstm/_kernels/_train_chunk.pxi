@@ -17,35 +17,48 @@ cdef void _plan_pack(_PlanC* p, const float** w_ih, const float** w_hh, const fl
 cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* rows,
                          const int64_t* ycls, const double* yval, const double* weight,
                          double w_sum, const float* w_out, const float* b_out,
-                         const float* masks) noexcept nogil:
+                         const float* masks, int64_t T, const int64_t* lengths) noexcept nogil:
     # forward, readout, loss and backward of chunk c; its status.  Row r of the
     # batch is sample rows[r] of x, ycls, yval and weight (rows NULL: sample r);
-    # masks: a plan with dropout's (TrainPlan.chunk), else NULL.
+    # masks: a plan with dropout's (TrainPlan.chunk), else NULL.  T: the
+    # batch's steps (at most the plan's); lengths: each batch row's (rows of a
+    # chunk by decreasing length), or NULL for T each.
     cdef _ChunkC* ch = &p.ch[c]
     cdef int64_t n = ch.n, H = p.H
     cdef bint lstm = p.cell == _C_LSTM
     cdef fl_seq s
     cdef fl_bseq bs
+    cdef int64_t t, r, k
+    cdef const int32_t* nact = ch.nact
+    if lengths != NULL:
+        # the chunk's rows running at step t: a prefix, those longer than t
+        k = n
+        for t in range(T):
+            while k > 0 and lengths[ch.r0 + k - 1] <= t:
+                k -= 1
+            ch.nact_var[t] = <int32_t> k
+        nact = ch.nact_var
     s.cell = p.cell
     s.exact = p.B >= fl_packed_tile_rows()
-    s.T, s.B, s.H = p.T, n, H
+    s.T, s.B, s.H = T, n, H
     s.h0 = p.zeros  # the fit starts every sequence from zero states
     s.c = ch.cbuf if lstm else NULL
     s.ldc = p.ldc if lstm else 0
     s.ldo = p.D * H
     s.ots = n * p.D * H
-    s.nact = ch.nact
+    s.nact = nact
     s.toff = NULL
     bs.cell = p.cell
     bs.exact = s.exact
-    bs.T, bs.B, bs.H = p.T, n, H
+    bs.T, bs.B, bs.H = T, n, H
     bs.c0 = p.zeros
     bs.dh = ch.dh
     bs.dc = ch.dc if lstm else NULL
-    bs.nact = ch.nact
+    bs.nact = nact
     bs.toff = NULL
     bs.dbrow = NULL
-    _chunk_run(&s, &bs, p, ch, x, rows, ycls, yval, weight, w_sum, w_out, b_out, masks)
+    _chunk_run(&s, &bs, p, ch, x, rows, ycls, yval, weight, w_sum, w_out, b_out, masks,
+               lengths)
     return ch.status[0]
 
 
@@ -58,14 +71,14 @@ cdef inline const float* _layer_input(const _PlanC* p, _ChunkC* ch, int l) noexc
 
 
 cdef void _apply_mask(const _PlanC* p, _ChunkC* ch, const float* masks, int l, float* dst,
-                      const float* src) noexcept nogil:
+                      const float* src, int64_t T) noexcept nogil:
     # dst = src * the dropout mask of layer l's input, row by row of the chunk
     # (rows r0 + r of the batch's (T, B, D*H) mask), one float32 product each
     cdef int64_t t, r, j, n = ch.n, DH = p.D * p.H, o
     cdef const float* m
-    for t in range(p.T):
+    for t in range(T):
         for r in range(n):
-            m = masks + (((l - 1) * p.T + t) * p.B + ch.r0 + r) * DH
+            m = masks + (((l - 1) * T + t) * p.B + ch.r0 + r) * DH
             o = (t * n + r) * DH
             for j in range(DH):
                 dst[o + j] = src[o + j] * m[j]
@@ -96,7 +109,7 @@ cdef void _backward_layer(fl_bseq* bs, const _PlanC* p, _ChunkC* ch, int l,
     # ch.dh; the layer above's dL/dx in ch.dx, unless it is the top) and its
     # partial weight gradients
     cdef int u = l * p.D + d
-    cdef int64_t n = ch.n, T = p.T, G = p.G, H = p.H, DH = p.D * p.H, ni = p.lay[u].NI, r, j
+    cdef int64_t n = ch.n, T = bs.T, G = p.G, H = p.H, DH = p.D * p.H, ni = p.lay[u].NI, r, j
     cdef _ChunkLayerC* cl = &ch.ly[u]
     # the recurrent weights' gate gradients after the backward: acts, or a
     # cell's own dG_h (GRU), whose column sums then go to bias_hh apart
@@ -130,11 +143,11 @@ cdef void _backward_layer(fl_bseq* bs, const _PlanC* p, _ChunkC* ch, int l,
         fl_wgrad((T - 1) * n, G, H, dgh, G, cl.outc + n * DH, DH, cl.g_hh, H)
 
 
-cdef void _input_gradient(const _PlanC* p, _ChunkC* ch, int l) noexcept nogil:
+cdef void _input_gradient(const _PlanC* p, _ChunkC* ch, int l, int64_t T) noexcept nogil:
     # dL/dx of layer l > 0 = the sum over its directions of dG W_ih (in
     # direction order): the layer below's dL/dh at every step, into ch.dx
     cdef int d, u
-    cdef int64_t n = ch.n, T = p.T, G = p.G, ni
+    cdef int64_t n = ch.n, G = p.G, ni
     for d in range(p.D):
         u = l * p.D + d
         ni = p.lay[u].NI
@@ -145,9 +158,10 @@ cdef void _input_gradient(const _PlanC* p, _ChunkC* ch, int l) noexcept nogil:
 cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const float* x,
                      const int64_t* rows, const int64_t* ycls, const double* yval,
                      const double* weight, double w_sum, const float* w_out,
-                     const float* b_out, const float* masks) noexcept nogil:
+                     const float* b_out, const float* masks,
+                     const int64_t* lengths) noexcept nogil:
     cdef int64_t t, r, j, k, q
-    cdef int64_t r0 = ch.r0, n = ch.n, T = p.T, I = p.NI, H = p.H, K = p.K, DH = p.D * p.H
+    cdef int64_t r0 = ch.r0, n = ch.n, T = s.T, I = p.NI, H = p.H, K = p.K, DH = p.D * p.H
     cdef int loss = p.loss, l, dd
     cdef const float* top = ch.ly[(p.L - 1) * p.D].outc
     cdef float* xc = ch.xc
@@ -156,7 +170,8 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
     cdef float* dlogit = ch.dlogit
     cdef double* zrow = ch.zrow
     # the readout's input: the top layer's final state (each direction's)
-    cdef const float* feats = top + (T - 1) * n * H if p.D == 1 else ch.feats
+    cdef const float* feats = top + (T - 1) * n * H if p.D == 1 and lengths == NULL \
+        else ch.feats
     # and its gradient
     cdef float* dfeats = dh if p.D == 1 else ch.dfeats
     cdef double m, lse, w, coef, lsum = 0, wsum = 0, d
@@ -168,14 +183,17 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
             memcpy(xc + (t * n + r) * I, x + (q * T + t) * I, I * sizeof(float))
     for l in range(p.L):
         if l > 0 and p.dropout:
-            _apply_mask(p, ch, masks, l, ch.ly[l * p.D].xin, ch.ly[(l - 1) * p.D].outc)
+            _apply_mask(p, ch, masks, l, ch.ly[l * p.D].xin, ch.ly[(l - 1) * p.D].outc, T)
         for dd in range(p.D):
             _seq_layer(s, p, ch, l, dd)
-    if p.D > 1:
-        # [h_T of the forward direction, h_0 of the reverse one], row by row
+    if p.D > 1 or lengths != NULL:
+        # [the forward direction's state at the row's last step, the reverse
+        # one's at step 0], row by row
         for r in range(n):
-            memcpy(ch.feats + r * DH, top + ((T - 1) * n + r) * DH, H * sizeof(float))
-            memcpy(ch.feats + r * DH + H, top + r * DH + H, H * sizeof(float))
+            t = (lengths[r0 + r] if lengths != NULL else T) - 1
+            memcpy(ch.feats + r * DH, top + (t * n + r) * DH, H * sizeof(float))
+            if p.D > 1:
+                memcpy(ch.feats + r * DH + H, top + r * DH + H, H * sizeof(float))
     # logits = feats W_out^T + b_out
     gemm(False, True, <int> n, <int> K, <int> DH, <float> 1, feats, <int> DH, w_out, <int> DH,
          <float> 0, logits, <int> K)
@@ -231,6 +249,6 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
                     memcpy(dh + r * H, dfeats + r * DH + dd * H, H * sizeof(float))
             _backward_layer(bs, p, ch, l, dd)
         if l > 0:
-            _input_gradient(p, ch, l)
+            _input_gradient(p, ch, l, T)
             if p.dropout:  # through the mask to the layer below's outputs
-                _apply_mask(p, ch, masks, l, ch.dx, ch.dx)
+                _apply_mask(p, ch, masks, l, ch.dx, ch.dx, T)

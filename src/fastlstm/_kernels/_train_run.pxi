@@ -145,7 +145,8 @@ cdef void _run_work(_RunC* r) noexcept nogil:
         if i < nc:
             _plan_chunk(p, i, r.x, r.rows + r.offs[m], r.ycls, r.yval, r.weight, r.wsums[m],
                         r.w.w_out, r.w.b_out,
-                        r.masks + r.offs[m] * r.mask_row if r.masks != NULL else NULL)
+                        r.masks + r.offs[m] * r.mask_row if r.masks != NULL else NULL,
+                        p.T, NULL)
         elif i < nc + S:
             _plan_reduce_slice(p, &r.d, i - nc)
         elif i < nc + 2 * S:

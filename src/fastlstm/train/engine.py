@@ -20,10 +20,12 @@ training set, it runs an epoch's batches in runs of at most
 :data:`RUN_SECONDS`, every thread staying in C from one batch to the next
 (tickets, ``_kernels/csrc/fl_run.h``): no hand-over of work per batch, so
 both cores pay off on small batches; each batch is the same code on the same
-plans, so the bits are those of the batches taken one by one.  Everything
-else stays the trainer's: other optimizers, the events, rollback.  Batches
-the engine does not cover (variable lengths, other dtypes) take the Python
-path.
+plans, so the bits are those of the batches taken one by one (a set of
+sequences of one length; batches of several lengths go one by one, their
+rows longest first, each chunk's kernels running only the rows still
+running at a step).  Everything else stays the trainer's: other optimizers,
+the events, rollback.  Batches the engine does not cover (other dtypes)
+take the Python path.
 """
 
 from __future__ import annotations
@@ -48,12 +50,21 @@ __all__ = ["CompiledStep", "ENGINE_LOSSES", "MAX_LAYERS", "RUN_SECONDS", "step_f
 # the losses the engine computes itself, by the name the estimators give
 ENGINE_LOSSES = ("cross_entropy", "squared_error")
 
-# A mini-batch is split over threads only if each gets at least this many
-# matrix-product flops: handing the chunks to a pool thread and waiting for it
-# costs tens of microseconds, more than the second core saves on a small step
+# The trainer's Python step (the networks the engine does not cover) gives
+# its layer a thread per this many matrix-product flops: its hand-overs of
+# work between threads cost more than the second core saves on a small step
 # (measured on a 2-core machine: T=8, I=8, H=64, B=32, 27 MFLOP a step, ran
 # 1.1-1.2x slower on two threads; T=64, I=1, H=64, B=32, 200 MFLOP, 0.8x).
 MIN_FLOPS_PER_THREAD = 5e7
+
+# A compiled step called once per mini-batch (batches of several lengths, a
+# live callback, other optimizers) is split over threads only if each gets
+# at least this many: the chunks go to a pool thread once per batch, which
+# costs tens of microseconds (measured on a 2-core Intel Xeon: the digits
+# task, 27 MFLOP a step, 0.897 of the one-thread fit on two threads; ragged
+# sequences of 20-60 steps, about 34 MFLOP a step, 0.852; at 5e7 both ran on
+# one thread).
+MIN_CALL_FLOPS_PER_THREAD = 1e7
 
 # A run of mini-batches (CompiledStep.adam_runs) keeps its threads in C, so
 # the hand-over above is paid once a run, not once a batch; then a thread
@@ -153,7 +164,8 @@ class CompiledStep:
             self._plans[(batch, steps)] = plan
         return plan
 
-    def threads(self, batch: int, steps: int, per_thread: float = MIN_FLOPS_PER_THREAD) -> int:
+    def threads(self, batch: int, steps: int,
+                per_thread: float = MIN_CALL_FLOPS_PER_THREAD) -> int:
         """Threads for a mini-batch of this shape: the layer's, if each gets enough work.
 
         ``per_thread``: the matrix-product flops a thread needs (one call per
@@ -331,8 +343,8 @@ class CompiledStep:
     def _run_chunks(self, x: np.ndarray, lengths: np.ndarray | None, target: Any,
                     weight: np.ndarray) -> Any:
         # forward, readout, loss and backward of every row chunk: the plan, or None
-        if (lengths is not None or not isinstance(x, np.ndarray) or x.dtype != np.float32
-                or x.ndim != 3 or not x.flags.c_contiguous):
+        if (not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 3
+                or not x.flags.c_contiguous):
             return None
         batch, steps = x.shape[0], x.shape[1]
         net = self.net
@@ -348,20 +360,48 @@ class CompiledStep:
                 return None
         if not np.isfinite(x).all():
             raise ValueError("x contains NaN or infinity (or values too large for float32)")
-        plan = self._plan(batch, steps)
+        order = None
+        if lengths is not None:
+            lengths = np.asarray(lengths, dtype=np.int64)
+            if lengths.shape != (batch,) or lengths.min() < 1 or lengths.max() > steps:
+                return None
+            if (lengths == steps).all():
+                lengths = None
+            else:
+                # longest first (the rows running at a step are a prefix of each
+                # chunk); the batch's sums do not depend on its row order
+                order = np.argsort(-lengths, kind="stable")
+                x, weight, lengths = np.ascontiguousarray(x[order]), weight[order], lengths[order]
+                if classes is not None:
+                    classes = np.ascontiguousarray(classes[order])
+                else:
+                    values = np.ascontiguousarray(values[order])
+        # batches of several lengths share the plans of their steps rounded up
+        planned = steps if lengths is None else -(-steps // _STEPS_ROUND) * _STEPS_ROUND
+        plan = self._plan(batch, planned)
         plan.pack(*(params[n] for n in net.parameter_names()[:-2]))
         w_sum = float(np.add.reduce(weight))
         w_out, b_out = net.weight, net.bias
-        masks = _dropout_masks(net.layer, batch, steps) if plan.dropout else None
+        masks = None
+        if plan.dropout:
+            masks = _dropout_masks(net.layer, batch, steps)  # drawn in the batch's order
+            if order is not None:
+                masks = np.ascontiguousarray(masks[:, :, order])
 
         def run(c: int) -> None:
-            plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out, masks)
+            plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out, masks, lengths)
 
         # the chunks' GEMMs on one BLAS thread each (a fit holds this already)
         with blas_single_threaded():
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
-                        self.threads(batch, steps))
+                        self.threads(batch, planned))
         return plan
+
+
+# A batch of sequences of several lengths takes the plan of its steps rounded
+# up to a multiple of this (its kernels run its own steps): a fit's batches of
+# many lengths share a few plans.
+_STEPS_ROUND = 16
 
 
 def _dropout(layer: Any) -> bool:
