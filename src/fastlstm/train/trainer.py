@@ -337,8 +337,9 @@ def _step_threads(net: Any, x: Any, lengths: np.ndarray | None) -> int | None:
     A step's forward and backward hand their work to pool threads and wait
     for them, call by call; a thread pays for that only with at least
     :data:`~fastlstm.train.engine.MIN_FLOPS_PER_THREAD` of matrix products
-    (on ragged fits under it, two threads were slower than one).  The layer's results do not depend on its thread
-    count, so this changes speed, never results.  None: no cap.
+    (on ragged fits under it, two threads were slower than one).  The
+    layer's results do not depend on its thread count, so this changes
+    speed, never results.  None: no cap.
     """
     layer = getattr(net, "layer", None)
     if layer is None or effective_n_jobs(layer.n_jobs) < 2:
