@@ -54,6 +54,22 @@ def _shapes():
             (2 * tile, 1, 4, 16, 2), (2 * tile + 1, 3, 5, 64, 3)]
 
 
+def _compiled_like(net, loss, x, lengths, t, w, ref_loss, ref):
+    # the engine's loss and gradients of the batch equal the Python step's
+    # (ref_loss, ref) up to float32 rounding: the engine and the gradients
+    step = CompiledStep.for_network(net, loss)
+    if step is None:
+        pytest.skip("this kernel variant has no packed kernels")
+    grads = [np.full_like(p, np.nan) for p in net.parameters()]
+    got_loss, failure = step.gradients(x, lengths, t, w, grads)
+    assert failure is None
+    assert got_loss == pytest.approx(ref_loss, rel=1e-5)
+    for name, g, r in zip(net.parameter_names(), grads, ref, strict=True):
+        scale = max(float(np.abs(r).max()), 1e-6)
+        np.testing.assert_allclose(g, r, rtol=0, atol=2e-5 * scale, err_msg=name)
+    return step, grads
+
+
 @pytest.mark.parametrize("layers, bidirectional, dropout", [
     (1, False, 0.0), (2, False, 0.0), (3, False, 0.0), (1, True, 0.0), (2, True, 0.0),
     (3, False, 0.4), (2, True, 0.3)])
@@ -64,16 +80,7 @@ def test_the_compiled_gradients_equal_the_python_steps(kernel, rng, cell, loss, 
     for shape in _shapes():
         net, x, t, w, ref_loss, ref = _case(rng, cell, loss, *shape, layers=layers,
                                             bidirectional=bidirectional, dropout=dropout)
-        step = CompiledStep.for_network(net, loss)
-        if step is None:
-            pytest.skip("this kernel variant has no packed kernels")
-        grads = [np.full_like(p, np.nan) for p in net.parameters()]
-        got_loss, failure = step.gradients(x, None, t, w, grads)
-        assert failure is None
-        assert got_loss == pytest.approx(ref_loss, rel=1e-5)
-        for name, g, r in zip(net.parameter_names(), grads, ref, strict=True):
-            scale = max(float(np.abs(r).max()), 1e-6)
-            np.testing.assert_allclose(g, r, rtol=0, atol=2e-5 * scale, err_msg=name)
+        step, grads = _compiled_like(net, loss, x, None, t, w, ref_loss, ref)
         # the global norm of what it wrote, for the trainer's clipping
         exact = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
         assert step.norm == pytest.approx(exact, rel=1e-12)
@@ -95,16 +102,7 @@ def test_the_compiled_gradients_of_sequences_of_several_lengths_equal_the_python
                                             layers=layers, bidirectional=bidirectional,
                                             dropout=dropout, lengths=lengths)
         x[np.arange(steps)[None, :] >= lengths[:, None]] = 7.0  # padding: never read
-        step = CompiledStep.for_network(net, loss)
-        if step is None:
-            pytest.skip("this kernel variant has no packed kernels")
-        grads = [np.full_like(p, np.nan) for p in net.parameters()]
-        got_loss, failure = step.gradients(x, lengths, t, w, grads)
-        assert failure is None
-        assert got_loss == pytest.approx(ref_loss, rel=1e-5)
-        for name, g, r in zip(net.parameter_names(), grads, ref, strict=True):
-            scale = max(float(np.abs(r).max()), 1e-6)
-            np.testing.assert_allclose(g, r, rtol=0, atol=2e-5 * scale, err_msg=name)
+        _compiled_like(net, loss, x, lengths, t, w, ref_loss, ref)
 
 
 @pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
@@ -152,10 +150,11 @@ def test_networks_and_batches_outside_the_engine_take_the_python_path(rng):
                        np.ones(3), grads)
 
 
-def _fit(monkeypatch, cls, use_engine, calls, **kw):
+def _count_engine_calls(monkeypatch, use_engine, calls):
     # the trainer takes the whole Adam step from the engine (an epoch's steps
     # in runs, adam_runs, or one by one, adam_step), other optimizers their
-    # gradients (gradients): count them all
+    # gradients (gradients): count them all (True: the engine took the call);
+    # use_engine False: the engine covers no network
     for name in ("gradients", "adam_step", "adam_runs"):
         real = getattr(CompiledStep, name)
 
@@ -167,6 +166,10 @@ def _fit(monkeypatch, cls, use_engine, calls, **kw):
         monkeypatch.setattr(CompiledStep, name, counted)
     if not use_engine:
         monkeypatch.setattr(CompiledStep, "for_network", classmethod(lambda c, net, loss: None))
+
+
+def _fit(monkeypatch, cls, use_engine, calls, **kw):
+    _count_engine_calls(monkeypatch, use_engine, calls)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3 * 4 * _tile() + 3, 6, 2))
     y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
@@ -218,17 +221,7 @@ def test_fits_with_dropout_use_the_engine_and_agree_with_the_python_steps(
 
 def _ragged_fit(monkeypatch, use_engine, calls, n_jobs=1, **kw):
     # a fit on sequences of 2 to 9 steps (the batches of several lengths)
-    for name in ("gradients", "adam_step", "adam_runs"):
-        real = getattr(CompiledStep, name)
-
-        def counted(self, *args, real=real, **kwargs):
-            result = real(self, *args, **kwargs)
-            calls.append(result is not None)
-            return result
-
-        monkeypatch.setattr(CompiledStep, name, counted)
-    if not use_engine:
-        monkeypatch.setattr(CompiledStep, "for_network", classmethod(lambda c, net, loss: None))
+    _count_engine_calls(monkeypatch, use_engine, calls)
     rng = np.random.default_rng(1)
     X = [rng.normal(size=(int(n), 3)) for n in rng.integers(2, 10, size=6 * _tile() + 5)]
     y = np.array([int(x[:, 0].sum() > 0) for x in X])
