@@ -219,6 +219,45 @@ def test_optimizer_steps_rebuild_the_stepper(kernel, rng):
         assert len(checked) == 6 and all(checked), cell
 
 
+def test_stream_readouts_against_numpy_float64(kernel, rng):
+    """readout_proba and readout_values (predict_step's readouts in one call) against
+    NumPy in float64: on dyadic inputs, whose products and sums are exact, the values
+    to the bit and the probabilities within the rounding of exp and of the sums."""
+    from fastlstm.train.network import softmax
+
+    k = fastlstm.LSTM(2, 3)._kernels
+    for classes in (1, 2, 3, 7, 8, 9, 40, 300):
+        for hidden in (1, 5, 128):
+            h = rng.integers(-8, 9, (4, hidden)) / 8.0
+            w = rng.integers(-8, 9, (classes, hidden)) / 16.0
+            b = rng.integers(-8, 9, classes) / 4.0
+            for dtype in (np.float32, np.float64):
+                h_, w_, b_ = h.astype(dtype), w.astype(dtype), b.astype(dtype)
+                logits = (h @ w.T).astype(dtype)  # exact in float64, then the dtype
+                logits += b_
+                want = softmax(logits)
+                got = k.readout_proba(h_, w_, b_)
+                assert got.dtype == np.float64 and got.shape == (4, classes)
+                np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
+                # strided h (a state given as out=) is read as it is
+                wide = np.zeros((4, 2 * hidden), dtype)
+                wide[:, ::2] = h_
+                assert np.array_equal(k.readout_proba(wide[:, ::2], w_, b_), got)
+                values = k.readout_values(h_, w, b, False)
+                assert np.array_equal(values, h @ w.T + b), (classes, hidden, dtype)
+            if classes == 1:
+                one = k.readout_values(h.astype(np.float32), w, b, True)
+                assert one.shape == (4,) and np.array_equal(one, (h @ w.T + b)[:, 0])
+    h, w, b = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), np.ones(4, np.float32)
+    for args in [(h, w.astype(np.float64), b), (h, w, b[:3]), (h, w[:, :2], b),
+                 (h.tolist(), w, b), (h.astype(np.int64), w, b)]:
+        with pytest.raises(ValueError, match="readout_proba"):
+            k.readout_proba(*args)
+    for args in [(h, w, b, False), (h, w.astype(np.float64), b.astype(np.float64), True)]:
+        with pytest.raises(ValueError, match="readout_values"):
+            k.readout_values(*args)
+
+
 def test_refit_and_set_params_rebuild_predict_step(kernel, rng):
     from fastlstm.train.network import softmax
 
@@ -233,8 +272,11 @@ def test_refit_and_set_params_rebuild_predict_step(kernel, rng):
         net = clf.network_
         h_t, _ = net.layer.step(X[:4, 0])
         after, _ = clf.predict_step(X[:4, 0])
-        assert np.array_equal(after, softmax(h_t @ net.weight.T + net.bias))
-        assert not np.array_equal(before, after)
+        # the refitted readout (its logits summed in float64: within rounding of
+        # NumPy's float32 product), and not the one before
+        want = softmax(h_t @ net.weight.T + net.bias)
+        np.testing.assert_allclose(after, want, rtol=1e-6, atol=1e-7)
+        assert not np.allclose(before, want, rtol=1e-6, atol=1e-7)
         clf.set_params(hidden_size=5, warm_start=False).fit(X, y)
         p, state = clf.predict_step(X[:4, 0])
         assert _states(state)[0].shape == (1, 4, 5)

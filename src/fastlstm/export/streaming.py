@@ -41,8 +41,8 @@ def _check_x_t(x_t: Any, n_features: int, name: str) -> np.ndarray:
 class _StreamPlan:
     """What an estimator's streaming step reads, gathered once per parameter version."""
 
-    __slots__ = ("owner", "layer", "version", "weight", "bias", "weight_t", "n_features",
-                 "name", "h_only", "classifier", "softmax", "w_units", "b_units", "y_single")
+    __slots__ = ("owner", "layer", "version", "weight", "bias", "n_features", "name",
+                 "h_only", "classifier", "readout", "w_rows", "b_units", "y_single")
 
     def __init__(self, est: Any) -> None:
         from sklearn.utils.validation import check_is_fitted
@@ -58,18 +58,24 @@ class _StreamPlan:
         layer = net.layer
         self.owner, self.layer, self.version = est, layer, layer._version
         self.weight, self.bias = net.weight, net.bias
-        self.weight_t = net.weight.T
         self.n_features, self.name = net.config["n_features"], name
         self.h_only = len(layer.spec.states) == 1  # the state is h alone
         self.classifier = est._kind == "classifier"
-        # softmax(y + bias) of train.network, bit for bit, in one call
-        self.softmax = layer._kernels.readout_softmax
-        if not self.classifier:
+        if self.classifier:
+            # softmax(h W^T + b) in one call: the logits summed in float64, then
+            # train.network's softmax
+            self.readout = layer._kernels.readout_proba
+            self.w_rows = np.ascontiguousarray(net.weight)
+            self.b_units = np.ascontiguousarray(net.bias)
+        else:
             # the readout and the target's scaling in one product and one sum, in
-            # float64: (h W^T + b) * scale + mean = h (W^T * scale) + (b * scale + mean)
+            # float64: (h W^T + b) * scale + mean = h (W^T * scale) + (b * scale + mean),
+            # W^T * scale kept as rows, one per output
             scale, mean = est._y_scale, est._y_mean
-            self.w_units = np.ascontiguousarray(net.weight.T, dtype=np.float64) * scale
-            self.b_units = net.bias.astype(np.float64) * scale + mean
+            self.readout = layer._kernels.readout_values
+            self.w_rows = np.ascontiguousarray(
+                net.weight.astype(np.float64) * np.reshape(scale, (-1, 1)))
+            self.b_units = np.ascontiguousarray(net.bias.astype(np.float64) * scale + mean)
             self.y_single = est._y_single
 
 
@@ -104,7 +110,5 @@ def predict_step(est: Any, x_t: Any, state: Any = None, out: Any = None
                              f"got {state.shape}")
     h_t, new_state = plan.layer.step(x, state, out=out)
     if plan.classifier:
-        return plan.softmax(h_t @ plan.weight_t, plan.bias), new_state
-    y = np.dot(h_t, plan.w_units)
-    y += plan.b_units
-    return (y[:, 0] if plan.y_single else y), new_state
+        return plan.readout(h_t, plan.w_rows, plan.b_units), new_state
+    return plan.readout(h_t, plan.w_rows, plan.b_units, plan.y_single), new_state
