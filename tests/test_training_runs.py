@@ -65,7 +65,15 @@ def _data(n, cls):
     return X, y, w
 
 
-def _fit(_monkeypatch, cls, callbacks=None, runs=None, seconds=None, weighted=True, **kw):
+def _several_lengths(X):
+    # half the set 3 steps long (batches of one length shorter than the set's
+    # longest), the rest 2 to 6 (batches of several lengths)
+    n = len(X)
+    return [X[i, :3] if i < n // 2 else X[i, :2 + i % 5] for i in range(n)]
+
+
+def _fit(_monkeypatch, cls, callbacks=None, runs=None, seconds=None, weighted=True,
+         ragged=False, **kw):
     # a fit; `runs` collects whether each epoch ran in runs (adam_runs not None)
     with pytest.MonkeyPatch.context() as mp:  # undoes its own patches, not the variant's
         real = CompiledStep.adam_runs
@@ -82,6 +90,8 @@ def _fit(_monkeypatch, cls, callbacks=None, runs=None, seconds=None, weighted=Tr
         tile = _tile()
         # three full batches and a short one, in shuffled order
         X, y, w = _data(3 * 4 * tile + tile + 1, cls)
+        if ragged:
+            X = _several_lengths(X)
         kw.setdefault("max_epochs", 3)
         kw.setdefault("hidden_size", 10)
         model = cls(batch_size=4 * tile, random_state=0, callbacks=callbacks, **kw)
@@ -119,6 +129,58 @@ def test_runs_give_the_bits_of_the_steps_one_by_one(kernel, monkeypatch, cls, ce
     assert not stepped_runs  # a live callback: one step per call
     _same(ran, stepped)
     assert ran.t_ == stepped.t_ and ran.n_iter_ == stepped.n_iter_ == 3
+
+
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+@pytest.mark.parametrize("cls", [LSTMClassifier, LSTMRegressor])
+def test_runs_of_several_lengths_give_the_bits_of_the_steps_one_by_one(
+        kernel, monkeypatch, cls, cell, layers, bidirectional):
+    # sequences of several lengths: each batch's rows longest first, on the
+    # plan of its steps (batches of one length among them), in runs as one by one
+    kw = dict(cell=cell, n_jobs=1, clip_norm=0.5, num_layers=layers,
+              bidirectional=bidirectional, ragged=True)
+    runs = []
+    ran = _fit(monkeypatch, cls, runs=runs, **kw)
+    assert _ran_in_runs(runs)
+    stepped_runs = []
+    stepped = _fit(monkeypatch, cls, [Live()], runs=stepped_runs, **kw)
+    assert not stepped_runs
+    _same(ran, stepped)
+    for n_jobs in (2, 3):
+        _same(ran, _fit(monkeypatch, cls, **{**kw, "n_jobs": n_jobs}))
+
+
+def test_runs_of_several_lengths_with_dropout_go_one_batch_at_a_time(kernel, monkeypatch):
+    runs = []
+    ran = _fit(monkeypatch, LSTMClassifier, runs=runs, ragged=True, num_layers=2, dropout=0.3)
+    assert not any(runs) and (bool(runs) or not _compiled())
+    _same(ran, _fit(monkeypatch, LSTMClassifier, [Live()], ragged=True, num_layers=2,
+                    dropout=0.3))
+
+
+def test_a_set_of_several_lengths_too_long_to_pad_goes_one_batch_at_a_time(kernel,
+                                                                          monkeypatch):
+    # one sequence far longer than the rest: padding would more than double the set
+    import fastlstm.estimators.base as base
+
+    monkeypatch.setattr(base, "_PAD_BYTES", 0)
+    X, y, _ = _data(40, LSTMClassifier)
+    X = [x[:2] for x in X]
+    X[0] = np.zeros((20, 3), np.float32)
+    runs = []
+    real = CompiledStep.adam_runs
+
+    def counted(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
+        runs.append(result is not None)
+        return result
+
+    monkeypatch.setattr(CompiledStep, "adam_runs", counted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        LSTMClassifier(hidden_size=4, max_epochs=2, random_state=0).fit(X, y)
+    assert not runs  # no whole set: the trainer never asks for runs
 
 
 def test_each_epoch_reorders_the_run_of_the_first(kernel, monkeypatch):
@@ -355,6 +417,44 @@ def test_a_run_refuses_arguments_that_do_not_fit(change, match):
         batch_args.update(change)
         with pytest.raises(ValueError, match=match):
             run.reorder(*batch_args.values())
+
+
+def test_a_run_checks_the_lengths_of_its_rows():
+    from fastlstm.train.optim import make_optimizer
+
+    net = SequenceNet(3, 3, hidden_size=8, random_state=0)
+    flat = net.bind_flat()
+    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
+                         momentum=0.9)
+    opt.bind(flat)
+    TrainRun, args = _run_args(net, flat, opt)  # two batches of 4 rows, 5 steps
+    good = np.array([5, 5, 4, 1, 3, 3, 3, 3], np.int64)  # several lengths, then one
+    run = TrainRun(*args.values(), None, good)
+    run.reorder(args["plans"], args["rows"], args["offs"], args["wsums"], None, good)
+    for bad in ([5, 4, 5, 1, 3, 3, 3, 3], [6, 5, 4, 1, 3, 3, 3, 3], [5, 5, 4, 0, 3, 3, 3, 3]):
+        with pytest.raises(ValueError, match="decreasing length"):
+            TrainRun(*args.values(), None, np.array(bad, np.int64))
+        with pytest.raises(ValueError, match="decreasing length"):
+            run.reorder(args["plans"], args["rows"], args["offs"], args["wsums"], None,
+                        np.array(bad, np.int64))
+    for bad in (good.astype(np.int32), good[:7], good.tolist()):
+        with pytest.raises(ValueError, match="one int64 length per row"):
+            TrainRun(*args.values(), None, bad)
+    # a plan of fewer steps than its batch's longest row
+    short = CompiledStep.for_network(net, "cross_entropy")._plan(4, 4)
+    with pytest.raises(ValueError, match="does not match its batch"):
+        TrainRun(*{**args, "plans": [short, short]}.values(), None, good)
+    TrainRun(*{**args, "plans": [short, short]}.values(), None,
+             np.array([4, 4, 2, 1, 3, 3, 3, 3], np.int64))  # within its steps: accepted
+    # plans with dropout take no lengths
+    net = SequenceNet(3, 3, hidden_size=8, num_layers=2, dropout=0.2, random_state=0)
+    flat = net.bind_flat()
+    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
+                         momentum=0.9)
+    opt.bind(flat)
+    TrainRun, args = _run_args(net, flat, opt)
+    with pytest.raises(ValueError, match="take no dropout"):
+        TrainRun(*args.values(), None, good)
 
 
 def test_a_run_of_plans_with_dropout_needs_every_batch_s_masks():

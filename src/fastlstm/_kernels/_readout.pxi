@@ -163,8 +163,9 @@ def readout_proba(h, weight, bias):
     """Class probabilities of a linear readout: ``softmax(h @ weight.T + bias)`` per row.
 
     ``h`` (n, H), ``weight`` (m, H) and ``bias`` (m,): ndarrays of one float
-    dtype, the weights C-contiguous (``h`` is copied if it is not).  The logits are summed in float64 and rounded to the
-    dtype (as a product of that dtype), then the softmax of
+    dtype, the weights C-contiguous (``h`` is copied if it is not).  The
+    logits are summed in float64 and rounded to the dtype (as a product of
+    that dtype), then the softmax of
     :func:`readout_softmax` in float64 with the C library's exp and each
     row's sum taken in order.  One call for a streaming step's readout: the
     numbers of ``readout_softmax(h @ weight.T, bias)`` up to rounding.

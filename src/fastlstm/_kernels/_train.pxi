@@ -472,7 +472,7 @@ cdef class TrainPlan:
             yval = &target_value[0, 0]
         with nogil:
             st = _plan_chunk(&self.pc, c, &x[0, 0, 0], NULL, ycls, yval, &weight[0], w_sum,
-                             &w_out[0, 0], &b_out[0], mp, T, lp)
+                             &w_out[0, 0], &b_out[0], mp, T, lp, T)
         return st
 
     def status_codes(self):

@@ -17,12 +17,14 @@ cdef void _plan_pack(_PlanC* p, const float** w_ih, const float** w_hh, const fl
 cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* rows,
                          const int64_t* ycls, const double* yval, const double* weight,
                          double w_sum, const float* w_out, const float* b_out,
-                         const float* masks, int64_t T, const int64_t* lengths) noexcept nogil:
+                         const float* masks, int64_t T, const int64_t* lengths,
+                         int64_t xT) noexcept nogil:
     # forward, readout, loss and backward of chunk c; its status.  Row r of the
     # batch is sample rows[r] of x, ycls, yval and weight (rows NULL: sample r);
     # masks: a plan with dropout's (TrainPlan.chunk), else NULL.  T: the
     # batch's steps (at most the plan's); lengths: each batch row's (rows of a
-    # chunk by decreasing length), or NULL for T each.
+    # chunk by decreasing length), or NULL for T each; xT: the steps of x's
+    # samples (at least T: a set padded to its longest sequence)
     cdef _ChunkC* ch = &p.ch[c]
     cdef int64_t n = ch.n, H = p.H
     cdef bint lstm = p.cell == _C_LSTM
@@ -58,7 +60,7 @@ cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const float* x, const int64_t* ro
     bs.toff = NULL
     bs.dbrow = NULL
     _chunk_run(&s, &bs, p, ch, x, rows, ycls, yval, weight, w_sum, w_out, b_out, masks,
-               lengths)
+               lengths, xT)
     return ch.status[0]
 
 
@@ -159,7 +161,7 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
                      const int64_t* rows, const int64_t* ycls, const double* yval,
                      const double* weight, double w_sum, const float* w_out,
                      const float* b_out, const float* masks,
-                     const int64_t* lengths) noexcept nogil:
+                     const int64_t* lengths, int64_t xT) noexcept nogil:
     cdef int64_t t, r, j, k, q
     cdef int64_t r0 = ch.r0, n = ch.n, T = s.T, I = p.NI, H = p.H, K = p.K, DH = p.D * p.H
     cdef int loss = p.loss, l, dd
@@ -180,7 +182,7 @@ cdef void _chunk_run(fl_seq* s, fl_bseq* bs, const _PlanC* p, _ChunkC* ch, const
     for t in range(T):
         for r in range(n):
             q = rows[r0 + r] if rows != NULL else r0 + r
-            memcpy(xc + (t * n + r) * I, x + (q * T + t) * I, I * sizeof(float))
+            memcpy(xc + (t * n + r) * I, x + (q * xT + t) * I, I * sizeof(float))
     for l in range(p.L):
         if l > 0 and p.dropout:
             _apply_mask(p, ch, masks, l, ch.ly[l * p.D].xin, ch.ly[(l - 1) * p.D].outc, T)

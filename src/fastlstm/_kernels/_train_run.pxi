@@ -6,6 +6,7 @@
 # batch runs exactly the code of TrainPlan.chunk and reduce_adam, on the same
 # plans: a run gives the bits of its batches taken one by one.
 # Included after _train.pxi.
+from libc.stdint cimport int8_t
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 
@@ -28,7 +29,11 @@ cdef struct _RunC:
     const double* wsums     # each batch's sum of sample weights
     const float* masks      # plans with dropout: batch m's masks at masks + offs[m] * mask_row
     int64_t mask_row        # (layers - 1) * T * D * H: the masks' floats a row of a batch
-    const float* x          # (samples, T, I)
+    const float* x          # (samples, T, I): the set, padded to its longest sequence
+    int64_t xT              # its T
+    const int64_t* steps    # batch m's steps (the longest of its rows), or NULL: T each
+    const int64_t* lens     # the rows' lengths, in the order of rows, or NULL: T each
+    const int8_t* ragged    # batch m runs its rows' lengths (else all run steps[m])
     const int64_t* ycls
     const double* yval
     const double* weight
@@ -146,7 +151,8 @@ cdef void _run_work(_RunC* r) noexcept nogil:
             _plan_chunk(p, i, r.x, r.rows + r.offs[m], r.ycls, r.yval, r.weight, r.wsums[m],
                         r.w.w_out, r.w.b_out,
                         r.masks + r.offs[m] * r.mask_row if r.masks != NULL else NULL,
-                        p.T, NULL)
+                        r.steps[m] if r.steps != NULL else p.T,
+                        r.lens + r.offs[m] if r.lens != NULL and r.ragged[m] else NULL, r.xT)
         elif i < nc + S:
             _plan_reduce_slice(p, &r.d, i - nc)
         elif i < nc + 2 * S:
@@ -170,7 +176,11 @@ cdef class TrainRun:
     ``v``, ``save`` as for :meth:`TrainPlan.reduce_adam`; ``masks`` (plans
     with dropout, else None): every batch's dropout masks as
     :meth:`TrainPlan.chunk` takes them, one batch after another in one flat
-    float32 array.  :meth:`start` sets up a call over batches
+    float32 array; ``lengths`` (None: every sequence runs the set's steps):
+    each row's length, in the order of ``rows``, every batch's rows by
+    decreasing length (no dropout then): a batch runs its longest row's
+    steps on a plan of at least as many, each row its own, as
+    :meth:`TrainPlan.chunk` with lengths.  :meth:`start` sets up a call over batches
     ``[first, n)``, :meth:`work` runs it (every joining thread calls it; one
     alone does everything), :meth:`result` tells how far it got;
     :meth:`reorder` takes another epoch's batches on the same set.
@@ -182,13 +192,13 @@ cdef class TrainRun:
     cdef readonly int64_t n_batches
     cdef int64_t n_samples, T, NI
     cdef TrainPlan first_plan
-    cdef object tick, _batch_keep
+    cdef object tick, _batch_keep, steps, ragged
     cdef readonly object losses, sqnorms
 
     def __cinit__(self, list plans, const int64_t[::1] rows, const int64_t[::1] offs,
                   const double[::1] wsums, const float[:, :, ::1] x, target_class,
                   target_value, const double[::1] weight, list params, list grads,
-                  p, g, m, v, save, double clip_norm, masks=None):
+                  p, g, m, v, save, double clip_norm, masks=None, lengths=None):
         cdef int64_t n = len(plans), N = x.shape[0], K
         cdef TrainPlan plan
         self.raw = NULL
@@ -232,28 +242,56 @@ cdef class TrainRun:
         self.r.x, self.r.weight = &x[0, 0, 0], &weight[0]
         self.r.tick = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> self.tick)
         self.r.clip = clip_norm
-        self._batches(plans, rows, offs, wsums, masks)
+        self.r.xT = self.T
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.ragged = np.zeros(n, dtype=np.int8)
+        self._batches(plans, rows, offs, wsums, masks, lengths)
 
     def __dealloc__(self):
         PyMem_Free(self.r.plans)
         PyMem_Free(self.raw)
 
     cdef _batches(self, list plans, const int64_t[::1] rows, const int64_t[::1] offs,
-                  const double[::1] wsums, masks):
-        # the batches of the run: their plans, samples and weight sums
-        cdef int64_t n = self.r.n, N = self.n_samples, b, j, count
+                  const double[::1] wsums, masks, lengths):
+        # the batches of the run: their plans, samples, weight sums and lengths
+        cdef int64_t n = self.r.n, N = self.n_samples, b, j, count, top
         cdef int64_t* tick = <int64_t*> cnp.PyArray_DATA(<cnp.ndarray> self.tick)
+        cdef int64_t* steps = <int64_t*> cnp.PyArray_DATA(<cnp.ndarray> self.steps)
+        cdef int8_t* ragged = <int8_t*> cnp.PyArray_DATA(<cnp.ndarray> self.ragged)
+        cdef const int64_t* lens = NULL
         cdef TrainPlan plan, first = self.first_plan
         cdef bint bad = False
         if len(plans) != n or offs.shape[0] != n + 1 or wsums.shape[0] != n:
             raise ValueError("TrainRun: one plan, one weight sum and one edge per batch")
         if offs[0] != 0 or offs[n] != rows.shape[0]:
             raise ValueError("TrainRun: rows, offs and weight do not match")
+        if lengths is not None:
+            if first.pc.dropout:
+                raise ValueError("TrainRun: runs of several lengths take no dropout")
+            if (type(lengths) is not np.ndarray or lengths.dtype != np.int64
+                    or lengths.ndim != 1 or not lengths.flags.c_contiguous
+                    or lengths.shape[0] != rows.shape[0]):
+                raise ValueError("TrainRun: one int64 length per row is needed")
+            lens = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> lengths)
+            with nogil:
+                for b in range(n):
+                    top = lens[offs[b]] if offs[b + 1] > offs[b] else 0
+                    steps[b], ragged[b] = top, 0
+                    for j in range(offs[b], offs[b + 1]):
+                        if not 1 <= lens[j] <= self.T or lens[j] > top:
+                            bad = True
+                        top = lens[j]
+                        if lens[j] != steps[b]:
+                            ragged[b] = 1
+            if bad:
+                raise ValueError("TrainRun: lengths must be in [1, steps], each batch's rows "
+                                 "by decreasing length")
         for b in range(n):
             if not isinstance(plans[b], TrainPlan):
                 raise TypeError("TrainRun: plans must be TrainPlans")
             plan = plans[b]
-            if (plan.pc.B != offs[b + 1] - offs[b] or plan.pc.T != self.T
+            if (plan.pc.B != offs[b + 1] - offs[b]
+                    or (plan.pc.T != self.T if lens == NULL else plan.pc.T < steps[b])
                     or plan.pc.NI != self.NI or plan.pc.K != first.pc.K
                     or plan.pc.H != first.pc.H or plan.pc.L != first.pc.L
                     or plan.pc.D != first.pc.D or plan.pc.dropout != first.pc.dropout
@@ -284,23 +322,26 @@ cdef class TrainRun:
             self.r.masks = <const float*> cnp.PyArray_DATA(<cnp.ndarray> masks)
         elif masks is not None:
             raise ValueError("TrainRun: these plans take no dropout masks")
-        self._batch_keep = (plans, rows, offs, wsums, masks)
+        self._batch_keep = (plans, rows, offs, wsums, masks, lengths)
+        self.r.lens = lens
+        self.r.steps = steps if lens != NULL else NULL
+        self.r.ragged = ragged
         self.r.rows = &rows[0] if count else NULL
         self.r.offs, self.r.wsums = &offs[0], &wsums[0]
         self.r.losses, self.r.sqs = _dptr(self.losses), _dptr(self.sqnorms)
         self.r.first = n  # nothing to run before start()
 
-    def reorder(self, list plans, rows, offs, wsums, masks=None):
+    def reorder(self, list plans, rows, offs, wsums, masks=None, lengths=None):
         """Take another epoch's batches: as many as the run's, new samples and order.
 
-        ``plans``, ``rows``, ``offs`` and ``wsums`` as for the constructor
+        ``plans``, ``rows``, ``offs``, ``wsums`` and ``lengths`` as for the constructor
         (the plans of the same cell, loss and step count), and the new
         batches' ``masks`` (plans with dropout); the set, the
         parameters and the buffers stay.  Fresh :attr:`losses` and
         :attr:`sqnorms`.  Call it only between calls (never while threads run
         :meth:`work`).
         """
-        self._batches(plans, rows, offs, wsums, masks)
+        self._batches(plans, rows, offs, wsums, masks, lengths)
 
     def start(self, int64_t first, optimizer, double seconds):
         """Set up a call over batches ``[first, n)``: no batch starts after ``seconds``.

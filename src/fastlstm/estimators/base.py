@@ -359,10 +359,16 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
                 t = t_train[idx]
             return x, lengths, t, w_train[idx]
 
-        # the whole set, when a batch is exactly its rows (sequences of one length)
+        # the whole set, when a batch is exactly its rows (sequences of one length),
+        # or its rows padded to the set's longest (several lengths, float32: what
+        # the compiled runs read), unless padding would more than double the set
         whole_set = None
         if X_train.dense is not None and not isinstance(t_train, Sequences):
             whole_set = (np.ascontiguousarray(X_train.dense), t_train, w_train)
+        elif not isinstance(t_train, Sequences) and _pads_cheaply(X_train):
+            x_all, lengths_all = X_train.padded(np.arange(len(X_train.lengths)))
+            whole_set = (x_all, t_train, w_train, X_train.lengths if lengths_all is None
+                         else lengths_all)
 
         n_epochs = 1 if incremental else self.max_epochs
         total = None if incremental else state.n_iter + self.max_epochs
@@ -519,3 +525,17 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
+
+
+# the most a set of several lengths may grow when padded for the compiled runs:
+# twice its own values, and at least this many bytes
+_PAD_BYTES = 16 << 20
+
+
+def _pads_cheaply(X: Any) -> bool:
+    """Whether a float32 set of several lengths, padded to its longest, stays small."""
+    values = getattr(X, "values", None)
+    if values is None or values.dtype != np.float32 or len(X.lengths) == 0:
+        return False
+    padded = len(X.lengths) * int(X.lengths.max()) * X.n_features * 4
+    return padded <= max(2 * values.nbytes, _PAD_BYTES)

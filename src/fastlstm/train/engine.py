@@ -20,10 +20,11 @@ training set, it runs an epoch's batches in runs of at most
 :data:`RUN_SECONDS`, every thread staying in C from one batch to the next
 (tickets, ``_kernels/csrc/fl_run.h``): no hand-over of work per batch, so
 both cores pay off on small batches; each batch is the same code on the same
-plans, so the bits are those of the batches taken one by one (a set of
-sequences of one length; batches of several lengths go one by one, their
-rows longest first, each chunk's kernels running only the rows still
-running at a step).  Everything else stays the trainer's: other optimizers,
+plans, so the bits are those of the batches taken one by one.  Batches of
+sequences of several lengths run their rows longest first, each chunk's
+kernels running only the rows still running at a step, one call a batch
+or, given the whole set padded to its longest sequence, in runs too (no
+dropout then).  Everything else stays the trainer's: other optimizers,
 the events, rollback.  Batches the engine does not cover (other dtypes)
 take the Python path.
 """
@@ -233,7 +234,11 @@ class CompiledStep:
 
         ``data``: the whole training set ``(x, targets, sample_weight)``, of
         which batch ``idx`` is ``(x[idx], targets[idx], sample_weight[idx])``
-        (x float32, C-contiguous, every sequence of the full length).  Each
+        (x float32, C-contiguous, every sequence of the full length), or
+        ``(x, targets, sample_weight, lengths)`` for sequences of several
+        lengths, x padded with zeros to the longest (a batch then runs as
+        :meth:`adam_step` runs it: its rows longest first, padded to its own
+        longest).  Each
         run takes batch after batch with the threads staying in C, exactly
         :meth:`adam_step` on each (same plans, same bits), and returns to
         Python after at most about ``seconds``.  Yields per run the losses of
@@ -248,14 +253,26 @@ class CompiledStep:
         if prepared is None or not batches:
             return None
         self._this_thread()
-        x, classes, values, wf, unit = prepared
+        x, classes, values, wf, unit, lengths = prepared
         net = self.net
         steps = x.shape[1]
         sizes = [len(idx) for idx in batches]
         rows = np.concatenate(batches).astype(np.int64, copy=False)
-        # each batch's weight sum as adam_step forms it (of unit weights: its size, exactly)
+        row_lengths, planned = None, [steps] * len(batches)
+        if lengths is not None:
+            if _dropout(net.layer):
+                return None  # the masks of batches of several lengths: one at a time
+            # each batch as adam_step takes it: rows longest first (a stable
+            # order), on the plan of its longest row's steps, or of them rounded
+            # up where its rows differ in length
+            rows, row_lengths, planned = _by_length(batches, lengths)
+        offs = np.zeros(len(batches) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offs[1:])
+        # each batch's weight sum as adam_step forms it, over its rows in their
+        # order (of unit weights: its size, exactly)
         wsums = (np.array(sizes, dtype=np.float64) if unit
-                 else np.array([float(np.add.reduce(wf[idx])) for idx in batches]))
+                 else np.array([float(np.add.reduce(wf[rows[a:b]]))
+                                for a, b in zip(offs[:-1], offs[1:], strict=True)]))
         save = self._save
         if save is None or save[0].shape != flat.params.shape:
             save = self._save = [np.empty_like(flat.params) for _ in range(3)]
@@ -267,11 +284,10 @@ class CompiledStep:
         top = max(sizes)
         key = (data, len(sizes), top, *params, *flat.grad_views, flat.params, flat.grads, m, v,
                *save, clip, net.layer.n_jobs)
-        # the plans of the batches' sizes (a fit has one or two), looked up once each
-        of_size = {size: self._plan(size, steps) for size in set(sizes)}
-        plans = [of_size[size] for size in sizes]
-        offs = np.zeros(len(batches) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=offs[1:])
+        # the plans of the batches' shapes (a fit has a few), looked up once each
+        shapes = list(zip(sizes, planned, strict=True))
+        of_shape = {shape: self._plan(*shape) for shape in set(shapes)}
+        plans = [of_shape[shape] for shape in shapes]
         masks = redraw = None
         if _dropout(net.layer):
             drawn = _epoch_masks(net.layer, sizes, steps)
@@ -281,13 +297,15 @@ class CompiledStep:
         cached = self._run_cache
         if cached is not None and _same(cached[0], key):
             run, threads = cached[1], cached[2]
-            run.reorder(plans, rows, offs, wsums, masks)
+            run.reorder(plans, rows, offs, wsums, masks, row_lengths)
         else:
             k = net.layer._kernels
             run = k.TrainRun(plans, rows, offs, wsums, x, classes, values, wf, params,
                              list(flat.grad_views), flat.params, flat.grads, m, v, save, clip,
-                             masks)
-            threads = self.threads(top, steps, MIN_RUN_FLOPS_PER_THREAD)
+                             masks, row_lengths)
+            # the rule reads a mean batch's steps (a set of one length: its steps)
+            mean = steps if lengths is None else max(1, round(float(np.mean(lengths))))
+            threads = self.threads(top, mean, MIN_RUN_FLOPS_PER_THREAD)
             self._run_cache = (key, run, threads)
         return self._runs(run, len(batches), optimizer, threads, seconds, redraw)
 
@@ -296,7 +314,8 @@ class CompiledStep:
         # same tuple comes every epoch); None if the engine does not cover it
         if self._set is not None and self._set[0] is data:
             return self._set[1]
-        x, target, weight = data
+        x, target, weight = data[:3]
+        lengths = data[3] if len(data) > 3 else None
         prepared = None
         if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 3
                 and x.flags.c_contiguous and len(x) > 0):
@@ -313,7 +332,17 @@ class CompiledStep:
                     raise ValueError(
                         "x contains NaN or infinity (or values too large for float32)")
                 wf = np.ascontiguousarray(weight, dtype=np.float64)
-                prepared = (x, classes, values, wf, bool((wf == 1.0).all()))
+                if lengths is not None:
+                    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+                    if lengths.shape != (len(x),) or lengths.min() < 1:
+                        raise ValueError("the set's lengths must be one in [1, steps] "
+                                         "per sequence")
+                    if lengths.max() > x.shape[1]:
+                        raise ValueError("the set's lengths must be one in [1, steps] "
+                                         "per sequence")
+                    if (lengths == x.shape[1]).all():
+                        lengths = None
+                prepared = (x, classes, values, wf, bool((wf == 1.0).all()), lengths)
         self._set = (data, prepared)
         return prepared
 
@@ -396,6 +425,22 @@ class CompiledStep:
             run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
                         self.threads(batch, planned))
         return plan
+
+
+def _by_length(batches: list[np.ndarray], lengths: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The batches of a run over a set of several lengths, as adam_step takes each:
+    (their rows one batch after another, each batch's longest first; the rows'
+    lengths; each batch's planned steps)."""
+    rows, planned = [], []
+    for idx in batches:
+        own = lengths[idx]
+        order = np.argsort(-own, kind="stable")
+        rows.append(np.asarray(idx)[order])
+        top = int(own.max())
+        planned.append(top if (own == top).all() else -(-top // _STEPS_ROUND) * _STEPS_ROUND)
+    ordered = np.concatenate(rows).astype(np.int64, copy=False)
+    return ordered, np.ascontiguousarray(lengths[ordered], dtype=np.int64), planned
 
 
 # A batch of sequences of several lengths takes the plan of its steps rounded
