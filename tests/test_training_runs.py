@@ -392,6 +392,18 @@ def _run_args(net, flat, opt, n=10, batch=4):
     return k.TrainRun, args
 
 
+def _bound_run(net):
+    # the run's class and the arguments of a run over net, its flat buffers
+    # bound to a fresh Adam
+    from fastlstm.train.optim import make_optimizer
+
+    flat = net.bind_flat()
+    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
+                         momentum=0.9)
+    opt.bind(flat)
+    return _run_args(net, flat, opt)
+
+
 @pytest.mark.parametrize("change, match", [
     (dict(offs=np.array([0, 4, 7])), "rows, offs"),
     (dict(rows=np.array([0, 1, 2, 3, 4, 5, 6, 99])), "out of range"),
@@ -400,14 +412,7 @@ def _run_args(net, flat, opt, n=10, batch=4):
     (dict(x=np.zeros((10, 4, 3), np.float32)), "does not match its batch"),
 ])
 def test_a_run_refuses_arguments_that_do_not_fit(change, match):
-    from fastlstm.train.optim import make_optimizer
-
-    net = SequenceNet(3, 3, hidden_size=8, random_state=0)
-    flat = net.bind_flat()
-    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
-                         momentum=0.9)
-    opt.bind(flat)
-    TrainRun, args = _run_args(net, flat, opt)
+    TrainRun, args = _bound_run(SequenceNet(3, 3, hidden_size=8, random_state=0))
     run = TrainRun(*args.values())
     batch_args = {key: args[key] for key in ("plans", "rows", "offs", "wsums")}
     args.update(change)
@@ -420,14 +425,8 @@ def test_a_run_refuses_arguments_that_do_not_fit(change, match):
 
 
 def test_a_run_checks_the_lengths_of_its_rows():
-    from fastlstm.train.optim import make_optimizer
-
     net = SequenceNet(3, 3, hidden_size=8, random_state=0)
-    flat = net.bind_flat()
-    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
-                         momentum=0.9)
-    opt.bind(flat)
-    TrainRun, args = _run_args(net, flat, opt)  # two batches of 4 rows, 5 steps
+    TrainRun, args = _bound_run(net)  # two batches of 4 rows, 5 steps
     good = np.array([5, 5, 4, 1, 3, 3, 3, 3], np.int64)  # several lengths, then one
     run = TrainRun(*args.values(), None, good)
     run.reorder(args["plans"], args["rows"], args["offs"], args["wsums"], None, good)
@@ -447,25 +446,15 @@ def test_a_run_checks_the_lengths_of_its_rows():
     TrainRun(*{**args, "plans": [short, short]}.values(), None,
              np.array([4, 4, 2, 1, 3, 3, 3, 3], np.int64))  # within its steps: accepted
     # plans with dropout take no lengths
-    net = SequenceNet(3, 3, hidden_size=8, num_layers=2, dropout=0.2, random_state=0)
-    flat = net.bind_flat()
-    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
-                         momentum=0.9)
-    opt.bind(flat)
-    TrainRun, args = _run_args(net, flat, opt)
+    TrainRun, args = _bound_run(SequenceNet(3, 3, hidden_size=8, num_layers=2, dropout=0.2,
+                                            random_state=0))
     with pytest.raises(ValueError, match="take no dropout"):
         TrainRun(*args.values(), None, good)
 
 
 def test_a_run_of_plans_with_dropout_needs_every_batch_s_masks():
-    from fastlstm.train.optim import make_optimizer
-
-    net = SequenceNet(3, 3, hidden_size=8, num_layers=2, dropout=0.2, random_state=0)
-    flat = net.bind_flat()
-    opt = make_optimizer("adam", net.parameters(), learning_rate=0.01, weight_decay=0.0,
-                         momentum=0.9)
-    opt.bind(flat)
-    TrainRun, args = _run_args(net, flat, opt)
+    TrainRun, args = _bound_run(SequenceNet(3, 3, hidden_size=8, num_layers=2, dropout=0.2,
+                                            random_state=0))
     assert args["plans"][0].dropout
     with pytest.raises(ValueError, match="dropout masks"):
         TrainRun(*args.values())  # none
