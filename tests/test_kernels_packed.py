@@ -202,6 +202,37 @@ def test_results_do_not_depend_on_order_threads_or_axis(k, rng, cls):
     assert np.array_equal(out_p, results[0][1][0][perm])
 
 
+@pytest.mark.parametrize("cls", [fastlstm.LSTM, fastlstm.GRU, fastlstm.RNN])
+def test_training_on_hidden_slices_gives_the_bits_of_one_thread(k, rng, cls):
+    """A narrow batch whose forward and backward split each step's hidden units
+    over threads (bidirectional, two layers, rows ending early): the outputs,
+    every gradient and dx of one thread, bit for bit."""
+    batch = 3
+    code = cls.spec.kernel_code
+    hidden = 2 * k.packed_units(code) + 3  # three panels, the last one ragged
+    x = rng.standard_normal((batch, 9, 5)).astype(np.float32)
+    lengths = np.array([9, 6, 2])
+    d_out = rng.standard_normal((batch, 9, 2 * hidden)).astype(np.float32)
+    results = []
+    for n_jobs in (1, 2, 3):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_packed, "SLICE_MIN_STEP_FLOPS", 0)
+            mp.setattr(_packed, "SLICE_MIN_FLOPS", 0)
+            mp.setattr(_packed, "usable_cores", lambda: 8)
+            layer = cls(5, hidden, num_layers=2, bidirectional=True, n_jobs=2 * n_jobs,
+                        random_state=0)
+            plan = layer._plan(batch, 9, lengths.astype(np.int64))
+            out, _ = layer.forward(x, lengths=lengths, training=True)
+            grads, dx = layer.backward(d_out)
+            results.append((plan.slice_threads, out, grads, dx))
+    assert [r[0] for r in results] == [1, 2, 3]  # one thread, then slices of 2 and 3
+    for _, out, grads, dx in results[1:]:
+        assert np.array_equal(out, results[0][1]) and np.array_equal(dx, results[0][3])
+        assert grads.keys() == results[0][2].keys()
+        for name, g in grads.items():
+            assert np.array_equal(g, results[0][2][name]), name
+
+
 def test_hidden_slices_with_concurrent_callers(k, rng, monkeypatch):
     """Four Python threads running slice-parallel forwards at once neither hang nor mix.
 
@@ -600,3 +631,62 @@ def test_predict_step_from_two_threads_matches_sequential(k, rng):
         got = _run_in_threads(stream)
         for a, b in zip(got, expected, strict=True):
             assert np.array_equal(a, b)
+
+
+def _backward_split_case(k, rng, cell, chunk, H, B, T, reverse):
+    # one layer-direction's backward on random activations: one thread alone,
+    # then the same on a gang at 1-3 threads (one starting late), bit for bit
+    G = {0: 4, 1: 1, 2: 3}[cell] * H
+    A = k.packed_aux(cell) * H
+    two = k.packed_states(cell) == 2
+    nact = np.array(sorted(rng.integers(1, B + 1, size=T), reverse=True), np.int32)
+    nact[0] = B
+    wp = k.pack_backward(cell, rng.standard_normal((G, H)).astype(np.float32) * 0.2)
+    start = dict(dg=rng.uniform(0.05, 0.95, (T * B, G)).astype(np.float32),
+                 aux=rng.uniform(-1, 1, (T * B, A)).astype(np.float32) if A else None,
+                 dh=rng.standard_normal((B, H)).astype(np.float32),
+                 dc=rng.standard_normal((B, H)).astype(np.float32) if two else None,
+                 db=np.zeros(G))
+    c0 = rng.uniform(-1, 1, (B, H)).astype(np.float32) if two else None
+    dy = rng.standard_normal((T * B, H)).astype(np.float32)
+
+    def run(arrays, gang=None):
+        k.packed_backward(cell, arrays["dg"], arrays["aux"], c0, wp, dy, 0, arrays["dh"],
+                          arrays["dc"], arrays["db"], nact, None, reverse, 0, B,
+                          B >= k.packed_tile_rows(), None, gang)
+
+    def fresh():
+        return {n: None if a is None else a.copy() for n, a in start.items()}
+
+    want = fresh()
+    run(want)
+    assert not np.array_equal(want["dh"], start["dh"])  # the backward ran
+    for n_threads in (1, 2, 3):
+        got = fresh()
+        gang = k.Gang(chunk)
+
+        def work(delay, got=got, gang=gang):
+            if delay:
+                threading.Event().wait(delay)  # a thread the OS starts late
+            run(got, gang)
+
+        threads = [threading.Thread(target=work, args=(0.005 * i,)) for i in range(n_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+        for name, a in want.items():
+            if a is not None:
+                assert np.array_equal(got[name], a), (name, H, n_threads)
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+@pytest.mark.parametrize("cell", [0, 1, 2])
+def test_a_backward_split_by_hidden_units_gives_the_bits_of_one_thread(k, rng, cell, chunk):
+    """The backward shared by a gang (every row's gate gradients, then panels of
+    dL/dh, ticket by ticket): the bits of one thread alone, at 1-3 threads, in
+    both directions, rows ending early, and one thread joining late."""
+    for H, B, T, reverse in [(37, 5, 9, False), (50, 7, 6, True), (16, 1, 4, False),
+                             (130, 2, 5, True)]:
+        _backward_split_case(k, rng, cell, chunk, H, B, T, reverse)

@@ -23,6 +23,8 @@ cdef extern from "csrc/fl_backward.h":
     int64_t fl_backward_size(int cell, int64_t H) noexcept nogil
     void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp) noexcept nogil
     void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db) noexcept nogil
+    void fl_bseq_run_gang(const fl_bseq* s, int64_t r0, int64_t r1, double* db,
+                          fl_gang* gang) noexcept nogil
     void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float* a,
                           int64_t lda, const float* wp, float* out, int64_t ldout) noexcept nogil
 
@@ -43,7 +45,8 @@ def pack_backward(int cell, const float[:, ::1] w_hh):
 def packed_backward(int cell, float[:, ::1] dg, aux, c0, const float[::1] wp,
                     const float[:, ::1] dy, int64_t dy_offset, float[:, ::1] dh, dc,
                     double[::1] db, const int32_t[::1] nact, toff, bint reverse,
-                    int64_t r0, int64_t r1, bint exact=True, db_chunk=None):
+                    int64_t r0, int64_t r1, bint exact=True, db_chunk=None,
+                    Gang gang=None):
     """Backpropagate rows [r0, r1) of one layer-direction through time (GIL released).
 
     Time-major buffers are given as rows: ``dg`` (rows, G*H) holds the
@@ -61,7 +64,10 @@ def packed_backward(int cell, float[:, ::1] dg, aux, c0, const float[::1] wp,
     :func:`pack_backward`.  With ``db_chunk`` (B int32, the chunk of each
     row), ``db`` holds one G*H row of sums per chunk (flattened) and row r's
     go to chunk ``db_chunk[r]``: each chunk's sums are then the same however
-    [r0, r1) is cut.
+    [r0, r1) is cut.  With a :class:`Gang`, the threads calling with it (the
+    same arguments) share each step by hidden units: every row's gate
+    gradients in one ticket, then ``gang.chunk`` panels of dL/dh a ticket;
+    the same bits as one thread alone.
     """
     cdef fl_bseq s
     cdef int64_t T = nact.shape[0], B = dh.shape[0], H = dh.shape[1], t
@@ -129,8 +135,12 @@ def packed_backward(int cell, float[:, ::1] dg, aux, c0, const float[::1] wp,
     s.dh = &dh[0, 0]
     s.wp = &wp[0]
     s.nact = &nact[0]
+    cdef fl_gang* gp = NULL if gang is None else gang.ptr
     with nogil:
-        fl_bseq_run(&s, r0, r1, &db[0])
+        if gp == NULL:
+            fl_bseq_run(&s, r0, r1, &db[0])
+        else:
+            fl_bseq_run_gang(&s, r0, r1, &db[0], gp)
 
 
 def backward_gemm(int cell, const float[:, ::1] a, const float[::1] wp, int64_t hidden_size,

@@ -236,7 +236,9 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list
     of the initial states; ``d_bias[d, shard]`` receives the shard's column
     sums of dG.  One task per (direction, span of shards), as the forward's:
     rows are independent in backward, so no thread waits for another, and
-    each shard's sums are the same whichever span holds it.
+    each shard's sums are the same whichever span holds it; or, where the
+    forward split a direction by hidden slices, its threads share each step
+    the same way (the bits of one thread).
     """
     k = layer._kernels
     cell = layer._cell_code
@@ -251,15 +253,27 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list
     acts = [as_rows(a) for a in acts]
     stores = [None if st is None else as_rows(st) for st in stores]
     chunk = chunk_of_rows(plan.shards, B)
+    n_slices = getattr(plan, "slice_threads", 1)  # the packed-sequence plans take shards
     tasks = []
     for d in range(D):
         wp, c0, dc = backward_start(layer, index, d, initial[d], dcarries[d], B)
         db = d_bias[d].reshape(-1)  # (shards, G) sums, one row per shard
-        for r0, r1, nact in spans(plan, D):
-            tasks.append(lambda d=d, wp=wp, c0=c0, dc=dc, db=db, r0=r0, r1=r1,
-                         nact=nact: k.packed_backward(
-                cell, acts[d], stores[d], c0, wp, dy, d * H, dcarries[d][0], dc,
-                db, nact, toff, d == 1, r0, r1, exact, chunk))
+
+        def run(r0: int, r1: int, nact: np.ndarray, gang: Any = None, d: int = d, wp: Any = wp,
+                c0: Any = c0, dc: Any = dc, db: np.ndarray = db) -> None:
+            k.packed_backward(cell, acts[d], stores[d], c0, wp, dy, d * H, dcarries[d][0], dc,
+                              db, nact, toff, d == 1, r0, r1, exact, chunk, gang)
+
+        if n_slices > 1:
+            # the forward's hidden slices: each step's panels of dL/dh shared
+            # by a gang, once one thread has every row's gate gradients
+            # (the backward's panels: four vectors of dL/dh columns each)
+            panels = -(-H // (4 * k.packed_width()))
+            gang = k.Gang(max(1, panels // (CHUNKS_PER_THREAD * n_slices)))
+            tasks += [lambda run=run, g=gang: run(0, B, plan.nact[0], g)] * n_slices
+        else:
+            for r0, r1, nact in spans(plan, D):
+                tasks.append(lambda run=run, r0=r0, r1=r1, nact=nact: run(r0, r1, nact))
     run_grouped(tasks, plan.n_threads)
 
 

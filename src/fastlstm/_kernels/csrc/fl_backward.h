@@ -14,6 +14,7 @@
 #ifndef FL_BACKWARD_H
 #define FL_BACKWARD_H
 #include <stdint.h>
+#include "fl_gang.h"
 
 typedef struct {
     int cell;                   /* the cell's code (fl_cells.h) */
@@ -46,6 +47,11 @@ void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp);
    chunk when s->dbrow is set).  Each chunk's sums are added step by step,
    rows in increasing order, so they do not depend on how [r0, r1) is cut. */
 void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db);
+/* The same shared by the threads that call it with one gang, split by hidden
+   units: each step is a ticket of every row's gate gradients (and bias
+   sums), then tickets of gang->chunk panels of dh_{t-1} (fl_gang.h: any
+   number of threads, one alone finishes); the bits of fl_bseq_run. */
+void fl_bseq_run_gang(const fl_bseq* s, int64_t r0, int64_t r1, double* db, fl_gang* gang);
 /* out (rows, H) = a (rows, K) W_hh for a W_hh packed by fl_pack_backward
    (K = G*H), in tiles of at most mr rows: for tests of the packing. */
 void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float* a,

@@ -9,6 +9,28 @@ static const float fl_zero_panel[FL_PW] __attribute__((aligned(64))) = {0};
 
 int64_t fl_backward_panels(int64_t H) { return (H + FL_PW - 1) / FL_PW; }
 
+/* Where step `step` of a backward over rows [r0, r1) is: its time t; the
+   first row of t and of the step before t in the forward's running order in
+   the layout (tp); the end of the rows running at t (hi) and at tp (nprev:
+   the others started at t from the initial state). */
+typedef struct {
+    int64_t t, tp, base, pbase, hi, nprev;
+} fl_bwhere;
+
+FL_INLINE fl_bwhere fl_bwhere_of(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1) {
+    fl_bwhere w;
+    int64_t T = s->T, B = s->B;
+    w.t = s->reverse ? step : T - 1 - step;
+    w.tp = s->reverse ? w.t + 1 : w.t - 1;
+    int64_t n = r0 + s->nact[w.t];
+    w.hi = n < r1 ? n : r1;
+    if (s->reverse) w.nprev = w.tp < T ? r0 + s->nact[w.tp] : r0;
+    else w.nprev = w.t > 0 ? n : r0;
+    w.base = s->toff ? s->toff[w.t] : w.t * B;
+    w.pbase = w.tp < 0 || w.tp >= T ? 0 : s->toff ? s->toff[w.tp] : w.tp * B;
+    return w;
+}
+
 /* acc = a rows W_hh for panel p when its first `live` vectors hold
    columns below H (the others are the zero padding of the last panel): the
    padding is neither loaded nor multiplied, and the live vectors' arithmetic
@@ -18,12 +40,12 @@ int64_t fl_backward_panels(int64_t H) { return (H + FL_PW - 1) / FL_PW; }
                         acc); break;
 
 /* out rows = a rows W_hh (add: out rows += a rows W_hh) for one tile of mr
-   rows, every panel */
+   rows, panels [p0, p1) (each panel's arithmetic is the same whichever
+   range it is in) */
 FL_INLINE void fl_btile(int mr, int ms, int add, const float* const* a, int64_t K, int64_t H,
-                        const float* wp, float* const* out) {
+                        const float* wp, float* const* out, int64_t p0, int64_t p1) {
     V acc[FL_MR][FL_NV];
-    int64_t np = fl_backward_panels(H);
-    for (int64_t p = 0; p < np; p++) {
+    for (int64_t p = p0; p < p1; p++) {
         const float* panel = wp + p * K * FL_PW;
         int64_t rest = H - p * FL_PW;
         int live = rest >= FL_PW ? FL_NV : (int)((rest + FL_VW - 1) / FL_VW);
@@ -49,11 +71,11 @@ FL_INLINE void fl_btile(int mr, int ms, int add, const float* const* a, int64_t 
 }
 
 #define FL_BTILE_CASE(m) \
-    case m: { if (ms) fl_btile(m, 1, add, a, K, H, wp, out); \
-              else fl_btile(m, 0, add, a, K, H, wp, out); } break;
+    case m: { if (ms) fl_btile(m, 1, add, a, K, H, wp, out, p0, p1); \
+              else fl_btile(m, 0, add, a, K, H, wp, out, p0, p1); } break;
 
 static void fl_btile_rows(int mr, int ms, int add, const float* const* a, int64_t K, int64_t H,
-                          const float* wp, float* const* out) {
+                          const float* wp, float* const* out, int64_t p0, int64_t p1) {
     switch (mr) {
         FL_BTILE_CASE(1)
         FL_BTILE_CASE(2)

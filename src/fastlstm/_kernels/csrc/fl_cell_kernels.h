@@ -105,52 +105,85 @@ static void FL_FN(step)(const fl_seq* s, int64_t step, int64_t r0, int64_t r1, i
     }
 }
 
-/* One step of backward for rows [r0, r1). */
+/* The gate gradients of row `row` at step w (over its activations, and
+   aux), its bias sums added; the row's dG_h and dh for the product after. */
+FL_INLINE void FL_FN(brow)(const fl_bseq* s, const fl_bwhere* w, int64_t row, double* db,
+                           const float** a, float** out) {
+    int64_t H = s->H, G = FL_CELL_GATES * H, AW = FL_CELL_AUX * H, at = w->base + row;
+    float* g = s->dg + at * G;
+    float* aux = FL_CELL_AUX ? s->aux + at * AW : NULL;
+    const float* auxp = NULL;
+    if (FL_CELL_AUX_PREV)
+        auxp = row < w->nprev ? s->aux + (w->pbase + row) * AW : s->c0 + row * H;
+    FL_FN(dg_row)(H, g, aux, auxp, s->dy + at * s->ldy, s->dh + row * H,
+                  FL_CELL_STATES > 1 ? s->dc + row * H : NULL);
+    /* the bias gradient, in double, while the row is in cache */
+    double* dbr = s->dbrow ? db + (int64_t)s->dbrow[row] * G : db;
+    for (int64_t j = 0; j < G; j++) dbr[j] += (double)g[j];
+    *a = FL_CELL_DGH_AUX ? aux : g;
+    *out = s->dh + row * H;
+}
+
+/* rows not running at step w contribute nothing to the weight gradients (the
+   packed layout stores none) */
+FL_INLINE void FL_FN(bidle)(const fl_bseq* s, const fl_bwhere* w, int64_t r0, int64_t r1) {
+    int64_t G = FL_CELL_GATES * s->H, AW = FL_CELL_AUX * s->H;
+    for (int64_t row = w->hi > r0 ? w->hi : r0; row < r1 && !s->toff; row++) {
+        memset(s->dg + (w->base + row) * G, 0, (size_t)G * sizeof(float));
+        if (FL_CELL_DGH_AUX) memset(s->aux + (w->base + row) * AW, 0, (size_t)AW * sizeof(float));
+    }
+}
+
+/* One step of backward for rows [r0, r1): per row tile, its gate gradients,
+   then dh_{t-1} = dG_h W_hh (+ the direct path the row left in dh). */
 static void FL_FN(bstep)(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1, double* db) {
-    int64_t T = s->T, B = s->B, H = s->H, G = FL_CELL_GATES * H, AW = FL_CELL_AUX * H;
-    int64_t t = s->reverse ? step : T - 1 - step;
-    /* the step before t in the forward's running order, and how many of the
-       rows ran there (the others started at t from the initial state) */
-    int64_t tp = s->reverse ? t + 1 : t - 1;
-    int64_t n = r0 + s->nact[t], hi = n < r1 ? n : r1, nprev;
-    if (s->reverse) nprev = tp < T ? r0 + s->nact[tp] : r0;
-    else nprev = t > 0 ? n : r0;
-    int64_t base = s->toff ? s->toff[t] : t * B;
-    int64_t pbase = tp < 0 || tp >= T ? 0 : s->toff ? s->toff[tp] : tp * B;
+    fl_bwhere w = fl_bwhere_of(s, step, r0, r1);
+    int64_t H = s->H, np = fl_backward_panels(H);
     const float* a[FL_MR];
     float* out[FL_MR];
-    (void)pbase; (void)nprev;
-    for (int64_t r = r0; r < hi; r += FL_MR) {
-        int mr = (int)(hi - r < FL_MR ? hi - r : FL_MR);
-        for (int i = 0; i < mr; i++) {
-            int64_t row = r + i, at = base + row;
-            float* g = s->dg + at * G;
-            float* aux = FL_CELL_AUX ? s->aux + at * AW : NULL;
-            const float* auxp = NULL;
-            if (FL_CELL_AUX_PREV)
-                auxp = row < nprev ? s->aux + (pbase + row) * AW : s->c0 + row * H;
-            FL_FN(dg_row)(H, g, aux, auxp, s->dy + at * s->ldy, s->dh + row * H,
-                          FL_CELL_STATES > 1 ? s->dc + row * H : NULL);
-            /* the bias gradient, in double, while the row is in cache */
-            double* dbr = s->dbrow ? db + (int64_t)s->dbrow[row] * G : db;
-            for (int64_t j = 0; j < G; j++) dbr[j] += (double)g[j];
-            a[i] = FL_CELL_DGH_AUX ? aux : g;
-            out[i] = s->dh + row * H;
-        }
-        /* dh_{t-1} = dG_h W_hh (+ the direct path the row left in dh) */
-        fl_btile_rows(mr, !s->exact, FL_CELL_DGH_AUX, a, G, H, s->wp, out);
+    for (int64_t r = r0; r < w.hi; r += FL_MR) {
+        int mr = (int)(w.hi - r < FL_MR ? w.hi - r : FL_MR);
+        for (int i = 0; i < mr; i++) FL_FN(brow)(s, &w, r + i, db, &a[i], &out[i]);
+        fl_btile_rows(mr, !s->exact, FL_CELL_DGH_AUX, a, FL_CELL_GATES * H, H, s->wp, out, 0,
+                      np);
     }
-    /* rows not running contribute nothing to the weight gradients (the
-       packed layout stores none) */
-    for (int64_t row = hi > r0 ? hi : r0; row < r1 && !s->toff; row++) {
-        memset(s->dg + (base + row) * G, 0, (size_t)G * sizeof(float));
-        if (FL_CELL_DGH_AUX) memset(s->aux + (base + row) * AW, 0, (size_t)AW * sizeof(float));
+    FL_FN(bidle)(s, &w, r0, r1);
+}
+
+/* bstep in two parts, for threads that split a step by hidden units: the
+   gate gradients of every row (one thread), then the product over panels
+   [p0, p1) of dh_{t-1} (any thread, once every row's gradients are in);
+   together the bits of bstep. */
+static void FL_FN(bstep_dg)(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1,
+                            double* db) {
+    fl_bwhere w = fl_bwhere_of(s, step, r0, r1);
+    const float* a;
+    float* out;
+    for (int64_t row = r0; row < w.hi; row++) FL_FN(brow)(s, &w, row, db, &a, &out);
+    FL_FN(bidle)(s, &w, r0, r1);
+}
+
+static void FL_FN(bstep_mm)(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1,
+                            int64_t p0, int64_t p1) {
+    fl_bwhere w = fl_bwhere_of(s, step, r0, r1);
+    int64_t H = s->H, G = FL_CELL_GATES * H, AW = FL_CELL_AUX * H;
+    const float* a[FL_MR];
+    float* out[FL_MR];
+    for (int64_t r = r0; r < w.hi; r += FL_MR) {
+        int mr = (int)(w.hi - r < FL_MR ? w.hi - r : FL_MR);
+        for (int i = 0; i < mr; i++) {
+            int64_t at = w.base + r + i;
+            a[i] = FL_CELL_DGH_AUX ? s->aux + at * AW : s->dg + at * G;
+            out[i] = s->dh + (r + i) * H;
+        }
+        fl_btile_rows(mr, !s->exact, FL_CELL_DGH_AUX, a, G, H, s->wp, out, p0, p1);
     }
 }
 
 static const fl_cell FL_FN(cell) = {
     FL_STR(FL_CELL), FL_CELL_GATES, FL_CELL_STATES, FL_CELL_AUX,
     FL_VW * FL_NV / FL_CELL_VECTORS, FL_FN(column), FL_FN(step), FL_FN(bstep),
+    FL_FN(bstep_dg), FL_FN(bstep_mm),
 };
 
 #undef FL_FN

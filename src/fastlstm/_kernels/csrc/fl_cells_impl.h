@@ -121,6 +121,30 @@ void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db) {
     fl_denormals_restore(fpstate);
 }
 
+void fl_bseq_run_gang(const fl_bseq* s, int64_t r0, int64_t r1, double* db, fl_gang* gang) {
+    const fl_cell* c = fl_cell_of(s->cell);
+    unsigned int fpstate = fl_denormals_off();
+    int64_t np = fl_backward_panels(s->H), chunk = gang->chunk;
+    int64_t chunks = (np + chunk - 1) / chunk, per = 1 + chunks, total = s->T * per;
+    for (;;) {
+        int64_t q = atomic_fetch_add_explicit(&gang->next, 1, memory_order_relaxed);
+        if (q >= total) break;
+        int64_t step = q / per, k = q % per;
+        if (k == 0) {
+            /* dL/dh_t is complete once every panel of the step before is */
+            fl_gang_wait(gang, step * per);
+            c->bstep_dg(s, step, r0, r1, db);
+        } else {
+            /* and the products read every row's gate gradients of this step */
+            fl_gang_wait(gang, step * per + 1);
+            int64_t p0 = (k - 1) * chunk, p1 = k * chunk < np ? k * chunk : np;
+            c->bstep_mm(s, step, r0, r1, p0, p1);
+        }
+        atomic_fetch_add_explicit(&gang->done, 1, memory_order_release);
+    }
+    fl_denormals_restore(fpstate);
+}
+
 /* --------------------------------------------------------- test hooks -- */
 void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float* a,
                       int64_t lda, const float* wp, float* out, int64_t ldout) {
@@ -134,7 +158,7 @@ void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float
             ar[i] = a + (r + i) * lda;
             orow[i] = out + (r + i) * ldout;
         }
-        fl_btile_rows(m, 1, 0, ar, K, H, wp, orow);
+        fl_btile_rows(m, 1, 0, ar, K, H, wp, orow, 0, fl_backward_panels(H));
     }
 }
 

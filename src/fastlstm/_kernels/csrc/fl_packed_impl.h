@@ -216,4 +216,9 @@ typedef struct {
     void (*step)(const fl_seq* s, int64_t step, int64_t r0, int64_t r1, int64_t p0, int64_t p1);
     /* one step of the backward, rows [r0, r1) */
     void (*bstep)(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1, double* db);
+    /* the same in two parts: every row's gate gradients, then dh_{t-1} over
+       panels [p0, p1) */
+    void (*bstep_dg)(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1, double* db);
+    void (*bstep_mm)(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1, int64_t p0,
+                     int64_t p1);
 } fl_cell;

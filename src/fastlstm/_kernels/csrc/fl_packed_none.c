@@ -51,6 +51,9 @@ void fl_pack_backward(int cell, int64_t H, const float* w_hh, float* wp) {
 void fl_bseq_run(const fl_bseq* s, int64_t r0, int64_t r1, double* db) {
     (void)s; (void)r0; (void)r1; (void)db;
 }
+void fl_bseq_run_gang(const fl_bseq* s, int64_t r0, int64_t r1, double* db, fl_gang* gang) {
+    (void)s; (void)r0; (void)r1; (void)db; (void)gang;
+}
 void fl_backward_gemm(int cell, int64_t rows, int64_t mr, int64_t H, const float* a,
                       int64_t lda, const float* wp, float* out, int64_t ldout) {
     (void)cell; (void)rows; (void)mr; (void)H; (void)a; (void)lda; (void)wp; (void)out;
