@@ -29,6 +29,11 @@ cdef extern from "csrc/fl_backward.h":
                           int64_t lda, const float* wp, float* out, int64_t ldout) noexcept nogil
 
 
+def packed_backward_panels(int64_t hidden_size):
+    """Panels of dL/dh columns the backward's product is cut into (four vectors each)."""
+    return fl_backward_panels(hidden_size)
+
+
 def pack_backward(int cell, const float[:, ::1] w_hh):
     """Pack one layer-direction's W_hh ((G*H, H), PyTorch's layout) for the backward tile."""
     _check_cell(cell)

@@ -366,9 +366,8 @@ class _BaseLSTM(EstimatorInterop, BaseEstimator):
         if X_train.dense is not None and not isinstance(t_train, Sequences):
             whole_set = (np.ascontiguousarray(X_train.dense), t_train, w_train)
         elif not isinstance(t_train, Sequences) and _pads_cheaply(X_train):
-            x_all, lengths_all = X_train.padded(np.arange(len(X_train.lengths)))
-            whole_set = (x_all, t_train, w_train, X_train.lengths if lengths_all is None
-                         else lengths_all)
+            x_all = X_train.padded(np.arange(len(X_train.lengths)))[0]
+            whole_set = (x_all, t_train, w_train, X_train.lengths)
 
         n_epochs = 1 if incremental else self.max_epochs
         total = None if incremental else state.n_iter + self.max_epochs

@@ -253,7 +253,7 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list
     acts = [as_rows(a) for a in acts]
     stores = [None if st is None else as_rows(st) for st in stores]
     chunk = chunk_of_rows(plan.shards, B)
-    n_slices = getattr(plan, "slice_threads", 1)  # the packed-sequence plans take shards
+    n_slices = plan.slice_threads
     tasks = []
     for d in range(D):
         wp, c0, dc = backward_start(layer, index, d, initial[d], dcarries[d], B)
@@ -267,8 +267,7 @@ def backward_recurrence(layer: RecurrentLayer, index: int, plan: Any, acts: list
         if n_slices > 1:
             # the forward's hidden slices: each step's panels of dL/dh shared
             # by a gang, once one thread has every row's gate gradients
-            # (the backward's panels: four vectors of dL/dh columns each)
-            panels = -(-H // (4 * k.packed_width()))
+            panels = k.packed_backward_panels(H)
             gang = k.Gang(max(1, panels // (CHUNKS_PER_THREAD * n_slices)))
             tasks += [lambda run=run, g=gang: run(0, B, plan.nact[0], g)] * n_slices
         else:

@@ -50,6 +50,7 @@ class RaggedPlan:
     shards: list[tuple[int, int]]  # (first internal row, row count)
     nact: list[np.ndarray]  # per shard: its running rows at each step, int32
     n_threads: int
+    slice_threads: int = 1  # packed sequences split by shards, never by hidden slices
     _spans: Any = None      # (directions, spans), made by fastlstm.nn.packed.spans
     # sorted by decreasing length: any run of whole shards keeps its running
     # rows a prefix (fastlstm.nn.plan.thread_spans)

@@ -166,16 +166,18 @@ class CompiledStep:
         return plan
 
     def threads(self, batch: int, steps: int,
-                per_thread: float = MIN_CALL_FLOPS_PER_THREAD) -> int:
+                per_thread: float = MIN_CALL_FLOPS_PER_THREAD,
+                flop_steps: int | None = None) -> int:
         """Threads for a mini-batch of this shape: the layer's, if each gets enough work.
 
         ``per_thread``: the matrix-product flops a thread needs (one call per
-        batch; a run of batches needs far less).  The rule reads the shape
+        batch; a run of batches needs far less); ``flop_steps``: the steps
+        its rows run, if fewer than the plan's ``steps``.  The rule reads the shape
         only (never timings), and the chunks do not depend on it: it changes
         speed, not results.
         """
         layer = self.net.layer
-        flops = step_flops(layer, batch * steps)
+        flops = step_flops(layer, batch * (steps if flop_steps is None else flop_steps))
         chunks = self._plan(batch, steps).n_chunks
         return max(1, min(effective_n_jobs(layer.n_jobs), chunks, int(flops // per_thread)))
 
@@ -263,8 +265,7 @@ class CompiledStep:
             if _dropout(net.layer):
                 return None  # the masks of batches of several lengths: one at a time
             # each batch as adam_step takes it: rows longest first (a stable
-            # order), on the plan of its longest row's steps, or of them rounded
-            # up where its rows differ in length
+            # order), on a plan of its longest row's steps rounded up
             rows, row_lengths, planned = _by_length(batches, lengths)
         offs = np.zeros(len(batches) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offs[1:])
@@ -303,9 +304,10 @@ class CompiledStep:
             run = k.TrainRun(plans, rows, offs, wsums, x, classes, values, wf, params,
                              list(flat.grad_views), flat.params, flat.grads, m, v, save, clip,
                              masks, row_lengths)
-            # the rule reads a mean batch's steps (a set of one length: its steps)
+            # the rule reads a mean sequence's steps (a set of one length: its steps)
             mean = steps if lengths is None else max(1, round(float(np.mean(lengths))))
-            threads = self.threads(top, mean, MIN_RUN_FLOPS_PER_THREAD)
+            threads = self.threads(top, planned[sizes.index(top)], MIN_RUN_FLOPS_PER_THREAD,
+                                   flop_steps=mean)
             self._run_cache = (key, run, threads)
         return self._runs(run, len(batches), optimizer, threads, seconds, redraw)
 
@@ -334,12 +336,9 @@ class CompiledStep:
                 wf = np.ascontiguousarray(weight, dtype=np.float64)
                 if lengths is not None:
                     lengths = np.ascontiguousarray(lengths, dtype=np.int64)
-                    if lengths.shape != (len(x),) or lengths.min() < 1:
-                        raise ValueError("the set's lengths must be one in [1, steps] "
-                                         "per sequence")
-                    if lengths.max() > x.shape[1]:
-                        raise ValueError("the set's lengths must be one in [1, steps] "
-                                         "per sequence")
+                    if (lengths.shape != (len(x),) or lengths.min() < 1
+                            or lengths.max() > x.shape[1]):
+                        raise ValueError("the set needs one length in [1, steps] per sequence")
                     if (lengths == x.shape[1]).all():
                         lengths = None
                 prepared = (x, classes, values, wf, bool((wf == 1.0).all()), lengths)
@@ -399,14 +398,14 @@ class CompiledStep:
             else:
                 # longest first (the rows running at a step are a prefix of each
                 # chunk); the batch's sums do not depend on its row order
-                order = np.argsort(-lengths, kind="stable")
+                order = _longest_first(lengths)
                 x, weight, lengths = np.ascontiguousarray(x[order]), weight[order], lengths[order]
                 if classes is not None:
                     classes = np.ascontiguousarray(classes[order])
                 else:
                     values = np.ascontiguousarray(values[order])
         # batches of several lengths share the plans of their steps rounded up
-        planned = steps if lengths is None else -(-steps // _STEPS_ROUND) * _STEPS_ROUND
+        planned = steps if lengths is None else _rounded(steps)
         plan = self._plan(batch, planned)
         plan.pack(*(params[n] for n in net.parameter_names()[:-2]))
         w_sum = float(np.add.reduce(weight))
@@ -427,18 +426,28 @@ class CompiledStep:
         return plan
 
 
+def _longest_first(lengths: np.ndarray) -> np.ndarray:
+    """The order of a batch's rows in the compiled step: longest first, ties as given."""
+    return np.argsort(-lengths, kind="stable")
+
+
+def _rounded(steps: int) -> int:
+    """The planned steps of a batch of several lengths (see _STEPS_ROUND)."""
+    return -(-steps // _STEPS_ROUND) * _STEPS_ROUND
+
+
 def _by_length(batches: list[np.ndarray], lengths: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The batches of a run over a set of several lengths, as adam_step takes each:
     (their rows one batch after another, each batch's longest first; the rows'
-    lengths; each batch's planned steps)."""
+    lengths; each batch's planned steps: its longest row's rounded up, even
+    where all its rows have that length, which adam_step plans exactly; a
+    plan's steps size its buffers and never change a batch's bits)."""
     rows, planned = [], []
     for idx in batches:
         own = lengths[idx]
-        order = np.argsort(-own, kind="stable")
-        rows.append(np.asarray(idx)[order])
-        top = int(own.max())
-        planned.append(top if (own == top).all() else -(-top // _STEPS_ROUND) * _STEPS_ROUND)
+        rows.append(np.asarray(idx)[_longest_first(own)])
+        planned.append(_rounded(int(own.max())))
     ordered = np.concatenate(rows).astype(np.int64, copy=False)
     return ordered, np.ascontiguousarray(lengths[ordered], dtype=np.int64), planned
 

@@ -9,25 +9,24 @@ static const float fl_zero_panel[FL_PW] __attribute__((aligned(64))) = {0};
 
 int64_t fl_backward_panels(int64_t H) { return (H + FL_PW - 1) / FL_PW; }
 
-/* Where step `step` of a backward over rows [r0, r1) is: its time t; the
-   first row of t and of the step before t in the forward's running order in
-   the layout (tp); the end of the rows running at t (hi) and at tp (nprev:
+/* Where step `step` of a backward over rows [r0, r1) is: the first row of
+   its time t and of the step before t in the forward's running order (tp)
+   in the layout; the end of the rows running at t (hi) and at tp (nprev:
    the others started at t from the initial state). */
 typedef struct {
-    int64_t t, tp, base, pbase, hi, nprev;
+    int64_t base, pbase, hi, nprev;
 } fl_bwhere;
 
 FL_INLINE fl_bwhere fl_bwhere_of(const fl_bseq* s, int64_t step, int64_t r0, int64_t r1) {
     fl_bwhere w;
     int64_t T = s->T, B = s->B;
-    w.t = s->reverse ? step : T - 1 - step;
-    w.tp = s->reverse ? w.t + 1 : w.t - 1;
-    int64_t n = r0 + s->nact[w.t];
+    int64_t t = s->reverse ? step : T - 1 - step, tp = s->reverse ? t + 1 : t - 1;
+    int64_t n = r0 + s->nact[t];
     w.hi = n < r1 ? n : r1;
-    if (s->reverse) w.nprev = w.tp < T ? r0 + s->nact[w.tp] : r0;
-    else w.nprev = w.t > 0 ? n : r0;
-    w.base = s->toff ? s->toff[w.t] : w.t * B;
-    w.pbase = w.tp < 0 || w.tp >= T ? 0 : s->toff ? s->toff[w.tp] : w.tp * B;
+    if (s->reverse) w.nprev = tp < T ? r0 + s->nact[tp] : r0;
+    else w.nprev = t > 0 ? n : r0;
+    w.base = s->toff ? s->toff[t] : t * B;
+    w.pbase = tp < 0 || tp >= T ? 0 : s->toff ? s->toff[tp] : tp * B;
     return w;
 }
 
