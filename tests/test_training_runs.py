@@ -471,14 +471,14 @@ def test_fits_of_one_thread_share_their_plans_and_other_threads_have_their_own(
     import threading
 
     used = []
-    real = engine_module._shared_plan
+    real = engine_module.shared_plan
 
     def recorded(k, shape):
         plan = real(k, shape)
         used.append((threading.get_ident(), id(plan), plan))
         return plan
 
-    monkeypatch.setattr(engine_module, "_shared_plan", recorded)
+    monkeypatch.setattr(engine_module, "shared_plan", recorded)
     first = _fit(monkeypatch, LSTMClassifier, n_jobs=1)
     mine = {id(p) for _, _, p in used}
     used.clear()

@@ -127,6 +127,20 @@ cdef struct _PlanC:
     int64_t* su
     double* sq_units
     int32_t* ok
+    # hidden slices (_train_slices.pxi): slices > 1 shares the one row chunk
+    # among the threads of n_tickets = slices tickets, by hidden units, in
+    # phases of tickets from sync's counter: phase f is tickets
+    # [ph_start[f], ph_start[f + 1]) of kind ph_kind[f] on layer-direction (or
+    # layer) ph_arg[f]; ph_of[k] the phase of ticket k; each layer-direction's
+    # forward and backward on gangs[2u], gangs[2u + 1] of fchunk and bchunk
+    # panels a ticket.  slices = 1: n_tickets = n_chunks, one thread each
+    int64_t slices, n_tickets, fchunk, bchunk, n_phases
+    int32_t* ph_kind
+    int32_t* ph_arg
+    int64_t* ph_start
+    int32_t* ph_of
+    char* gangs
+    fl_gang* sync
 
 
 cdef struct _Grads:
@@ -175,10 +189,11 @@ cdef class TrainPlan:
 
     cdef _PlanC pc
     cdef list _keep
+    cdef void* gang_raw
 
     def __cinit__(self, int cell, int64_t input_size, int64_t hidden_size, int64_t n_outputs,
                   int64_t batch, int64_t steps, int loss, bounds, int num_layers=1,
-                  int num_directions=1, bint dropout=False):
+                  int num_directions=1, bint dropout=False, int64_t slices=1):
         cdef int64_t c, n, r0, r1, ldc, ni, DH = num_directions * hidden_size
         cdef int l, u, NL = num_layers * num_directions
         cdef _ChunkC* ch
@@ -186,6 +201,7 @@ cdef class TrainPlan:
         cdef float* outs = NULL
         self.pc.ch = NULL
         self.pc.units = NULL
+        self.gang_raw = NULL
         if fl_packed_width() == 0:
             raise RuntimeError("this kernel variant has no packed kernels")
         if cell not in (_TRAIN_LSTM, _TRAIN_RNN, _TRAIN_GRU):
@@ -203,6 +219,8 @@ cdef class TrainPlan:
                 or edges[len(edges) - 1] != batch or np.any(np.diff(edges) < 1)):
             raise ValueError("TrainPlan: bounds must rise from 0 to the batch size")
         n_chunks = edges.shape[0] - 1
+        if slices < 1 or (slices > 1 and n_chunks > 1):
+            raise ValueError("TrainPlan: hidden slices (slices > 1) share a plan's one row chunk")
         ldc = fl_packed_panels(cell, hidden_size) * fl_packed_width()
         T, I, H, G, K = steps, input_size, hidden_size, fl_cell_gates(cell) * hidden_size, n_outputs
         aux = fl_cell_aux(cell)
@@ -268,48 +286,8 @@ cdef class TrainPlan:
                 cl.db = _dptr(keep(np.zeros(G)))
                 # the column sums of dG_h (a cell keeping them apart), else db's
                 cl.db_hh = _dptr(keep(np.zeros(G))) if cell == _TRAIN_GRU else cl.db
-        self._slices(keep)
-
-    cdef _slices(self, keep):
-        # the reduction's units (fixed by the shapes, so the squared norm's
-        # order is too) and their split into slices of about equal size
-        cdef _PlanC* pc = &self.pc
-        cdef int64_t G = pc.G, H = pc.H, K = pc.K, u, s, total, acc
-        sizes = []
-        for l in range(pc.NL):
-            sizes += [(_U_W_IH, l, G * pc.lay[l].NI), (_U_W_HH, l, G * H), (_U_BIAS, l, G)]
-        sizes += [(_U_W_OUT, 0, K * H * pc.D), (_U_B_OUT, 0, K)]
-        units = []
-        for kind, l, n in sizes:
-            if kind in (_U_BIAS, _U_B_OUT):
-                units.append((kind, l, 0, n))
-            else:
-                units.extend((kind, l, o, min(_UNIT, n - o)) for o in range(0, n, _UNIT))
-        pc.n_units = len(units)
-        pc.units = <_UnitC*> PyMem_Malloc(pc.n_units * sizeof(_UnitC))
-        if pc.units == NULL:
-            raise MemoryError()
-        for u, (kind, l, o, n) in enumerate(units):
-            pc.units[u].kind, pc.units[u].layer = kind, l
-            pc.units[u].off, pc.units[u].n = o, n
-        total = sum(n * (2 if kind == _U_BIAS else 1) for kind, _, _, n in units)
-        pc.n_slices = max(1, min(_MAX_SLICES, total // _UNIT, pc.n_units))
-        su = keep(np.zeros(pc.n_slices + 1, dtype=np.int64))
-        pc.su = <int64_t*> cnp.PyArray_DATA(<cnp.ndarray> su)
-        # slice s ends at the first unit where the elements so far reach
-        # (s + 1) / n_slices of them (and every slice has a unit)
-        s, acc = 0, 0
-        for u in range(pc.n_units):
-            acc += pc.units[u].n * (2 if pc.units[u].kind == _U_BIAS else 1)
-            if (s < pc.n_slices - 1 and u + 1 < pc.n_units
-                    and acc * pc.n_slices >= (s + 1) * total):
-                s += 1
-                pc.su[s] = u + 1
-        pc.n_slices = s + 1
-        pc.su[pc.n_slices] = pc.n_units
-        pc.sq_units = _dptr(keep(np.zeros(pc.n_units)))
-        pc.ok = <int32_t*> cnp.PyArray_DATA(
-            <cnp.ndarray> keep(np.ones(pc.n_slices, dtype=np.int32)))
+        _plan_units(&self.pc, keep)
+        _plan_phases(&self.pc, keep, slices, &self.gang_raw)
 
     # the plan's shape, as the C code reads it
     @property
@@ -370,9 +348,21 @@ cdef class TrainPlan:
         self._keep.append(a)
         return a
 
+    @property
+    def slices(self):
+        """Threads' shares by hidden units of the one row chunk (1: a thread a chunk)."""
+        return self.pc.slices
+
+    @property
+    def n_tickets(self):
+        """Calls of the chunks a batch takes: :attr:`n_chunks`, or :attr:`slices`
+        calls of :meth:`shared_chunk`."""
+        return self.pc.n_tickets
+
     def __dealloc__(self):
         PyMem_Free(self.pc.ch)
         PyMem_Free(self.pc.units)
+        PyMem_Free(self.gang_raw)
 
     cdef _PlanC* plan_c(self):
         return &self.pc
@@ -392,6 +382,7 @@ cdef class TrainPlan:
         self._layer_arrays(list(weights), w_ih, w_hh, b_ih, b_hh, "TrainPlan.pack: weight")
         with nogil:
             _plan_pack(&self.pc, w_ih, w_hh, b_ih, b_hh)
+            _plan_reset(&self.pc)
 
     cdef int _layer_arrays(self, list arrays, const float** w_ih, const float** w_hh,
                            const float** b_ih, const float** b_hh, str what) except -1:
@@ -426,30 +417,63 @@ cdef class TrainPlan:
         ``[1, steps]``, the rows of every chunk by decreasing length; a row's
         readout takes its state at its last step.
         """
+        cdef _ChunkArgs a
+        cdef int32_t st
+        if not 0 <= c < self.pc.n_chunks:
+            raise ValueError("TrainPlan.chunk: no such chunk")
+        self._args(c, x, target_class, target_value, weight, w_sum, w_out, b_out, masks,
+                   lengths, &a)
+        with nogil:
+            st = _plan_chunk(&self.pc, c, &a)
+        return st
+
+    def shared_chunk(self, const float[:, :, ::1] x, const int64_t[::1] target_class,
+                     const double[:, ::1] target_value, const double[::1] weight, double w_sum,
+                     const float[:, ::1] w_out, const float[::1] b_out,
+                     const float[:, :, :, ::1] masks=None, const int64_t[::1] lengths=None):
+        """:meth:`chunk` of the one row chunk, shared by hidden units with every
+        thread that calls it (GIL released); returns the chunk's status.
+
+        After :meth:`pack`, :attr:`n_tickets` calls with the same arguments,
+        from any threads at once or one after another, run the chunk once:
+        each takes the chunk's tickets while there are any (a thread alone
+        runs them all), and once every call has returned the chunk is done,
+        with the bits of :meth:`chunk`.  A plan of ``slices=1`` has none.
+        """
+        cdef _ChunkArgs a
+        if self.pc.slices < 2:
+            raise ValueError("TrainPlan.shared_chunk: this plan takes no hidden slices")
+        self._args(0, x, target_class, target_value, weight, w_sum, w_out, b_out, masks,
+                   lengths, &a)
+        with nogil:
+            _chunk_shared(&self.pc, &a)
+        return int(self.pc.ch[0].status[0])
+
+    cdef int _args(self, int64_t c, const float[:, :, ::1] x, const int64_t[::1] target_class,
+                   const double[:, ::1] target_value, const double[::1] weight, double w_sum,
+                   const float[:, ::1] w_out, const float[::1] b_out,
+                   const float[:, :, :, ::1] masks, const int64_t[::1] lengths,
+                   _ChunkArgs* a) except -1:
+        # chunk c's arguments, checked against the plan, into a
         cdef int64_t B = self.pc.B, K = self.pc.K, r, T = x.shape[1]
-        cdef const float* mp = NULL
-        cdef const int64_t* lp = NULL
-        cdef _ChunkC* ch
+        cdef _ChunkC* ch = &self.pc.ch[c]
+        a.masks, a.lengths, a.rows = NULL, NULL, NULL
         if lengths is not None:
-            if not 0 <= c < self.pc.n_chunks or lengths.shape[0] != B:
+            if lengths.shape[0] != B:
                 raise ValueError("TrainPlan.chunk: one length per row is needed")
-            ch = &self.pc.ch[c]
             for r in range(ch.r0, ch.r0 + ch.n):
                 if not 1 <= lengths[r] <= T or (r > ch.r0 and lengths[r] > lengths[r - 1]):
                     raise ValueError("TrainPlan.chunk: lengths must be in [1, steps], "
                                      "each chunk's rows by decreasing length")
-            lp = &lengths[0]
+            a.lengths = &lengths[0]
         if self.pc.dropout:
             if (masks is None or masks.shape[0] != self.pc.L - 1 or masks.shape[1] != T
                     or masks.shape[2] != B or masks.shape[3] != self.pc.D * self.pc.H):
                 raise ValueError("TrainPlan.chunk: dropout masks of shape (layers - 1, steps, "
                                  "batch, directions * hidden) are needed")
-            mp = &masks[0, 0, 0, 0]
+            a.masks = &masks[0, 0, 0, 0]
         elif masks is not None:
             raise ValueError("TrainPlan.chunk: this plan takes no dropout masks")
-        cdef int32_t st
-        if not 0 <= c < self.pc.n_chunks:
-            raise ValueError("TrainPlan.chunk: no such chunk")
         if self.pc.NL > 1 and self.pc.lay[1].w_ih == NULL:
             raise ValueError("TrainPlan.chunk: pack the weights first")
         if (x.shape[0] != B or not 1 <= T <= self.pc.T or x.shape[2] != self.pc.NI
@@ -457,23 +481,22 @@ cdef class TrainPlan:
             raise ValueError("TrainPlan.chunk: x or weight does not match the plan")
         if w_out.shape[0] != K or w_out.shape[1] != self.pc.D * self.pc.H or b_out.shape[0] != K:
             raise ValueError("TrainPlan.chunk: the readout does not match the plan")
-        cdef const int64_t* ycls = NULL
-        cdef const double* yval = NULL
+        a.ycls, a.yval = NULL, NULL
         if self.pc.loss == LOSS_CROSS_ENTROPY:
             if target_class is None or target_class.shape[0] != B:
                 raise ValueError("TrainPlan.chunk: one class index per row is needed")
-            for r in range(self.pc.ch[c].r0, self.pc.ch[c].r0 + self.pc.ch[c].n):
+            for r in range(ch.r0, ch.r0 + ch.n):
                 if not 0 <= target_class[r] < K:
                     raise ValueError("TrainPlan.chunk: a class index is out of range")
-            ycls = &target_class[0]
+            a.ycls = &target_class[0]
         elif target_value is None or target_value.shape[0] != B or target_value.shape[1] != K:
             raise ValueError("TrainPlan.chunk: targets must be (batch, n_outputs)")
         else:
-            yval = &target_value[0, 0]
-        with nogil:
-            st = _plan_chunk(&self.pc, c, &x[0, 0, 0], NULL, ycls, yval, &weight[0], w_sum,
-                             &w_out[0, 0], &b_out[0], mp, T, lp, T)
-        return st
+            a.yval = &target_value[0, 0]
+        a.x, a.weight, a.w_sum = &x[0, 0, 0], &weight[0], w_sum
+        a.w_out, a.b_out = &w_out[0, 0], &b_out[0]
+        a.T, a.xT = T, T
+        return 0
 
     def status_codes(self):
         """The chunks' status of their last run (0: finite)."""

@@ -104,6 +104,7 @@ cdef void _run_finish(_RunC* r, int64_t m) noexcept nogil:
         r.code = code
         fl_run_stop(r.sync, m)
     elif m + 1 < r.n:
+        _plan_reset(r.plans[m + 1])  # no ticket of batch m runs any more
         _run_pack_half(r, m, False)
         if _now() > r.deadline:
             fl_run_stop(r.sync, m + 1)
@@ -122,6 +123,23 @@ cdef void _run_pack_rest(_RunC* r, int64_t m) noexcept nogil:
             fl_pack_backward(q.cell, q.H, r.w.w_hh[l], q.lay[l].wpb)
 
 
+cdef void _run_chunk(_RunC* r, int64_t m, int64_t i) noexcept nogil:
+    # chunk ticket i of batch m: chunk i, or a call of its shared chunk
+    cdef _PlanC* p = r.plans[m]
+    cdef _ChunkArgs a
+    a.x, a.rows = r.x, r.rows + r.offs[m]
+    a.ycls, a.yval, a.weight, a.w_sum = r.ycls, r.yval, r.weight, r.wsums[m]
+    a.w_out, a.b_out = r.w.w_out, r.w.b_out
+    a.masks = r.masks + r.offs[m] * r.mask_row if r.masks != NULL else NULL
+    a.T = r.steps[m] if r.steps != NULL else p.T
+    a.lengths = r.lens + r.offs[m] if r.lens != NULL and r.ragged[m] else NULL
+    a.xT = r.xT
+    if p.slices > 1:
+        _chunk_shared(p, &a)
+    else:
+        _plan_chunk(p, i, &a)
+
+
 cdef void _run_work(_RunC* r) noexcept nogil:
     # take tickets until the run is done or stopped.  Batch m's tickets: its
     # chunks, then the step's slices of the reduction, then of the update,
@@ -136,7 +154,7 @@ cdef void _run_work(_RunC* r) noexcept nogil:
         while k >= r.tick[m + 1]:
             m += 1
         p = r.plans[m]
-        nc, S, i = p.n_chunks, p.n_slices, k - r.tick[m]
+        nc, S, i = p.n_tickets, p.n_slices, k - r.tick[m]
         if i < nc:
             need = r.tick[m]
         elif i < nc + S:
@@ -148,11 +166,7 @@ cdef void _run_work(_RunC* r) noexcept nogil:
         if not fl_run_wait(r.sync, need - base, m):
             return
         if i < nc:
-            _plan_chunk(p, i, r.x, r.rows + r.offs[m], r.ycls, r.yval, r.weight, r.wsums[m],
-                        r.w.w_out, r.w.b_out,
-                        r.masks + r.offs[m] * r.mask_row if r.masks != NULL else NULL,
-                        r.steps[m] if r.steps != NULL else p.T,
-                        r.lens + r.offs[m] if r.lens != NULL and r.ragged[m] else NULL, r.xT)
+            _run_chunk(r, m, i)
         elif i < nc + S:
             _plan_reduce_slice(p, &r.d, i - nc)
         elif i < nc + 2 * S:
@@ -309,7 +323,7 @@ cdef class TrainRun:
         for b in range(n):
             plan = plans[b]
             self.r.plans[b] = plan.plan_c()
-            tick[b + 1] = tick[b] + plan.pc.n_chunks + 2 * plan.pc.n_slices + 2
+            tick[b + 1] = tick[b] + plan.pc.n_tickets + 2 * plan.pc.n_slices + 2
         self.losses = np.full(n, np.nan)
         self.sqnorms = np.full(n, np.nan)
         # the batches' arrays, kept alive with the run
@@ -361,6 +375,7 @@ cdef class TrainRun:
             r.deadline = _now() + seconds
             _plan_pack(r.plans[first], <const float**> r.w.w_ih, <const float**> r.w.w_hh,
                        <const float**> r.w.b_ih, <const float**> r.w.b_hh)
+            _plan_reset(r.plans[first])
 
     def work(self):
         """Take tickets until the call is done (any number of threads, GIL released)."""

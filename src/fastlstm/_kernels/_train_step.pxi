@@ -6,6 +6,48 @@
 # batch takes them in turn, with the same bits.  Included after _train.pxi.
 
 
+cdef int _plan_units(_PlanC* pc, keep) except -1:
+    # the reduction's units (fixed by the shapes, so the squared norm's
+    # order is too) and their split into slices of about equal size
+    cdef int64_t G = pc.G, H = pc.H, K = pc.K, u, s, total, acc
+    sizes = []
+    for l in range(pc.NL):
+        sizes += [(_U_W_IH, l, G * pc.lay[l].NI), (_U_W_HH, l, G * H), (_U_BIAS, l, G)]
+    sizes += [(_U_W_OUT, 0, K * H * pc.D), (_U_B_OUT, 0, K)]
+    units = []
+    for kind, l, n in sizes:
+        if kind in (_U_BIAS, _U_B_OUT):
+            units.append((kind, l, 0, n))
+        else:
+            units.extend((kind, l, o, min(_UNIT, n - o)) for o in range(0, n, _UNIT))
+    pc.n_units = len(units)
+    pc.units = <_UnitC*> PyMem_Malloc(pc.n_units * sizeof(_UnitC))
+    if pc.units == NULL:
+        raise MemoryError()
+    for u, (kind, l, o, n) in enumerate(units):
+        pc.units[u].kind, pc.units[u].layer = kind, l
+        pc.units[u].off, pc.units[u].n = o, n
+    total = sum(n * (2 if kind == _U_BIAS else 1) for kind, _, _, n in units)
+    pc.n_slices = max(1, min(_MAX_SLICES, total // _UNIT, pc.n_units))
+    su = keep(np.zeros(pc.n_slices + 1, dtype=np.int64))
+    pc.su = <int64_t*> cnp.PyArray_DATA(<cnp.ndarray> su)
+    # slice s ends at the first unit where the elements so far reach
+    # (s + 1) / n_slices of them (and every slice has a unit)
+    s, acc = 0, 0
+    for u in range(pc.n_units):
+        acc += pc.units[u].n * (2 if pc.units[u].kind == _U_BIAS else 1)
+        if (s < pc.n_slices - 1 and u + 1 < pc.n_units
+                and acc * pc.n_slices >= (s + 1) * total):
+            s += 1
+            pc.su[s] = u + 1
+    pc.n_slices = s + 1
+    pc.su[pc.n_slices] = pc.n_units
+    pc.sq_units = _dptr(keep(np.zeros(pc.n_units)))
+    pc.ok = <int32_t*> cnp.PyArray_DATA(
+        <cnp.ndarray> keep(np.ones(pc.n_slices, dtype=np.int32)))
+    return 0
+
+
 cdef double _plan_loss(const _PlanC* p) noexcept nogil:
     # the mini-batch's loss from the chunks' weighted sums, in chunk order
     cdef double lsum = 0, wsum = 0

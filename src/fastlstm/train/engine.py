@@ -38,13 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from fastlstm.nn.plan import paired_chunks
 from fastlstm.runtime.parallel import (
     blas_single_threaded,
     effective_n_jobs,
     run_grouped,
     run_parallel,
 )
+from fastlstm.train.plans import dropout_between, plan_shape, shared_plan
 
 __all__ = ["CompiledStep", "ENGINE_LOSSES", "MAX_LAYERS", "RUN_SECONDS", "step_flops"]
 
@@ -149,20 +149,15 @@ class CompiledStep:
 
     def _plan(self, batch: int, steps: int) -> Any:
         self._this_thread()
-        plan = self._plans.get((batch, steps))
+        layer = self.net.layer
+        # the thread count may change between fits (the slices follow it)
+        key = (batch, steps, layer.n_jobs)
+        plan = self._plans.get(key)
         if plan is None:
-            layer, net = self.net.layer, self.net
-            k = layer._kernels
-            # the row chunks' edges: a function of the batch size alone
-            bounds = [lo for lo, _ in paired_chunks(batch, layer._shard_align(batch))] + [batch]
-            code = k.LOSS_CROSS_ENTROPY if self.loss == "cross_entropy" else k.LOSS_SQUARED_ERROR
-            shape = (layer._cell_code, layer.input_size, layer.hidden_size,
-                     net.config["n_outputs"], batch, steps, code, tuple(bounds),
-                     layer.num_layers, layer.num_directions, _dropout(layer))
-            plan = _shared_plan(k, shape)
+            plan = shared_plan(layer._kernels, plan_shape(self.net, self.loss, batch, steps))
             if len(self._plans) >= 8:  # a few shapes per fit: the full and the last batch
                 self._plans.pop(next(iter(self._plans)))
-            self._plans[(batch, steps)] = plan
+            self._plans[key] = plan
         return plan
 
     def threads(self, batch: int, steps: int,
@@ -178,7 +173,8 @@ class CompiledStep:
         """
         layer = self.net.layer
         flops = step_flops(layer, batch * (steps if flop_steps is None else flop_steps))
-        chunks = self._plan(batch, steps).n_chunks
+        # the chunks' calls: one per row chunk, or per thread sharing the one
+        chunks = self._plan(batch, steps).n_tickets
         return max(1, min(effective_n_jobs(layer.n_jobs), chunks, int(flops // per_thread)))
 
     def gradients(self, x: np.ndarray, lengths: np.ndarray | None, target: Any,
@@ -262,7 +258,7 @@ class CompiledStep:
         rows = np.concatenate(batches).astype(np.int64, copy=False)
         row_lengths, planned = None, [steps] * len(batches)
         if lengths is not None:
-            if _dropout(net.layer):
+            if dropout_between(net.layer):
                 return None  # the masks of batches of several lengths: one at a time
             # each batch as adam_step takes it: rows longest first (a stable
             # order), on a plan of its longest row's steps rounded up
@@ -290,7 +286,7 @@ class CompiledStep:
         of_shape = {shape: self._plan(*shape) for shape in set(shapes)}
         plans = [of_shape[shape] for shape in shapes]
         masks = redraw = None
-        if _dropout(net.layer):
+        if dropout_between(net.layer):
             drawn = _epoch_masks(net.layer, sizes, steps)
             if drawn is None:
                 return None  # too many masks at once: a batch at a time (adam_step)
@@ -417,11 +413,15 @@ class CompiledStep:
                 masks = np.ascontiguousarray(masks[:, :, order])
 
         def run(c: int) -> None:
-            plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out, masks, lengths)
+            if plan.slices > 1:  # every call shares the one chunk
+                plan.shared_chunk(x, classes, values, weight, w_sum, w_out, b_out, masks,
+                                  lengths)
+            else:
+                plan.chunk(c, x, classes, values, weight, w_sum, w_out, b_out, masks, lengths)
 
         # the chunks' GEMMs on one BLAS thread each (a fit holds this already)
         with blas_single_threaded():
-            run_grouped([lambda c=c: run(c) for c in range(plan.n_chunks)],
+            run_grouped([lambda c=c: run(c) for c in range(plan.n_tickets)],
                         self.threads(batch, planned))
         return plan
 
@@ -456,11 +456,6 @@ def _by_length(batches: list[np.ndarray], lengths: np.ndarray
 # up to a multiple of this (its kernels run its own steps): a fit's batches of
 # many lengths share a few plans.
 _STEPS_ROUND = 16
-
-
-def _dropout(layer: Any) -> bool:
-    # whether a training forward drops inputs between the layer's stacked layers
-    return layer.num_layers > 1 and layer.dropout > 0
 
 
 def _dropout_masks(layer: Any, batch: int, steps: int,
@@ -520,44 +515,6 @@ def step_flops(layer: Any, rows: float) -> float:
     G, H = layer._gates * layer.hidden_size, layer.hidden_size
     return (2.0 * G * (2 * layer.input_size + 3 * H) * rows
             * layer.num_layers * layer.num_directions)
-
-
-# Plans shared by the engines of one thread.  A plan holds only what one call
-# writes before it reads it (the packed weights, the chunks' buffers and
-# partial gradients), and one thread runs one call at a time: so the fits of
-# a thread (a fleet's members, one after the other) may share the plans of a
-# shape instead of building their own.  Small plans only, a few per thread.
-_SHARED_PLANS = 16
-_SHARED_PLAN_BYTES = 1 << 20
-_threads_plans = threading.local()
-
-
-def _plan_bytes(shape: tuple) -> int:
-    # about what a plan of this shape allocates
-    _, n_in, hidden, n_out, batch, steps, _, _, layers, dirs, dropout = shape
-    gates, more = 4 * hidden, layers - 1  # the layers above the first: D * H inputs
-    rows = steps * batch * (n_in + dirs * layers * (gates + 6 * hidden)
-                            + (dirs * hidden if more else 0)
-                            + (more * dirs * hidden if dropout else 0))
-    weights = dirs * (n_in + hidden + more * (1 + dirs) * hidden) + dirs * n_out
-    return 4 * (rows + 8 * gates * weights)
-
-
-def _shared_plan(k: Any, shape: tuple) -> Any:
-    # the plan of `shape` on kernel variant `k`: this thread's shared one if small
-    if _plan_bytes(shape) > _SHARED_PLAN_BYTES:
-        return k.TrainPlan(*shape[:7], list(shape[7]), *shape[8:])
-    plans = getattr(_threads_plans, "plans", None)
-    if plans is None:
-        plans = _threads_plans.plans = {}
-    key = (k.__name__, shape)
-    plan = plans.get(key)
-    if plan is None:
-        plan = k.TrainPlan(*shape[:7], list(shape[7]), *shape[8:])
-        if len(plans) >= _SHARED_PLANS:
-            plans.pop(next(iter(plans)))
-        plans[key] = plan
-    return plan
 
 
 def _same(a: tuple, b: tuple) -> bool:

@@ -49,6 +49,17 @@ static inline void fl_gang_spin(long* spins) {
     }
 }
 
+/* The next ticket (a schedule of phases on the gang's counters: the
+   compiled training step's chunk shared by hidden slices). */
+static inline long long fl_gang_take(fl_gang* g) {
+    return atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed);
+}
+
+/* Count one ticket done: its writes are seen by whoever waits for it. */
+static inline void fl_gang_finish(fl_gang* g) {
+    atomic_fetch_add_explicit(&g->done, 1, memory_order_release);
+}
+
 /* Wait until at least `need` chunks are done. */
 static inline void fl_gang_wait(fl_gang* g, long long need) {
     long spins = 0;

@@ -2,7 +2,8 @@
 
    Each mini-batch m of the run is a row of tickets in four phases: one per
    row chunk of the batch (forward, loss, backward and partial gradients of
-   its rows); the step's slices of the reduction (the partials summed in
+   its rows; a batch of one chunk shared by hidden slices: one per thread
+   that may share it, each taking the chunk's own tickets while any are left); the step's slices of the reduction (the partials summed in
    chunk order, each piece's squared norm); its slices of the optimizer
    update (the checks, clipping, Adam over a share of the flat buffers); and
    two to finish (the checks' outcome kept, an update undone, the next
