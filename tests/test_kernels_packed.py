@@ -10,6 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import reference
+from staggered import run_staggered
 
 import fastlstm
 from fastlstm import _kernels
@@ -367,22 +368,6 @@ def test_gang_needs_a_panel_per_chunk():
         k.Gang(0)
 
 
-def _run_staggered(n_threads, delay, fn):
-    # fn on n_threads threads, thread i starting i * delay seconds late (as the
-    # OS may start one); all must finish
-    def work(wait):
-        if wait:
-            threading.Event().wait(wait)
-        fn()
-
-    threads = [threading.Thread(target=work, args=(delay * i,)) for i in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
-
-
 @pytest.mark.parametrize("chunk", [1, 3])
 def test_a_gang_finishes_with_any_number_of_threads(k, rng, chunk):
     """One thread alone, or threads joining late, finish a gang's sequence exactly."""
@@ -400,7 +385,7 @@ def test_a_gang_finishes_with_any_number_of_threads(k, rng, chunk):
         c[...] = 0
         gang = k.Gang(chunk)
 
-        _run_staggered(n_threads, 0.01, lambda gang=gang, out=out, c=c: k.packed_forward(
+        run_staggered(n_threads, 0.01, lambda gang=gang, out=out, c=c: k.packed_forward(
             0, xt, wp, bp, np.zeros((7, 50), np.float32), c, out, 0, None, None, nact, False,
             0, 7, 0, panels, gang))
         np.testing.assert_array_equal(out.transpose(1, 0, 2), expected)
@@ -672,7 +657,7 @@ def _backward_split_case(k, rng, cell, chunk, H, B, T, reverse):
         got = fresh()
         gang = k.Gang(chunk)
 
-        _run_staggered(n_threads, 0.005, lambda got=got, gang=gang: run(got, gang))
+        run_staggered(n_threads, 0.005, lambda got=got, gang=gang: run(got, gang))
         for name, a in want.items():
             if a is not None:
                 assert np.array_equal(got[name], a), (name, H, n_threads)
