@@ -179,7 +179,7 @@ class Live(Callback):
 HIDDEN = {"lstm": 96, "gru": 96, "rnn": 320}
 
 
-def _narrow_fit(monkeypatch, cls, cell, n_jobs, callbacks=None, ragged=False):
+def _narrow_fit(monkeypatch, cls, cell, n_jobs, callbacks=None, ragged=False, heavy=None):
     # a fit of batches of 5 rows (one row chunk) on up to three cores, whatever
     # the machine has; the slices of the plans it took
     monkeypatch.setattr(plans_module, "usable_cores", lambda: 3)
@@ -198,11 +198,14 @@ def _narrow_fit(monkeypatch, cls, cell, n_jobs, callbacks=None, ragged=False):
         y = np.c_[X[:, -1, 1] + 0.5 * y, X[:, 2, 0]]
     if ragged:
         X = [X[i, :3 + i % 5] for i in range(len(X))]
+    weight = np.ones(len(y))
+    if heavy is not None:  # a weight so large that the weighted loss overflows
+        weight[heavy] = 1.7e308
     model = cls(cell=cell, hidden_size=HIDDEN[cell], batch_size=5, max_epochs=2, n_jobs=n_jobs,
                 random_state=0, callbacks=callbacks)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(X, y)
+        model.fit(X, y, sample_weight=weight)
     return model, taken
 
 
@@ -248,3 +251,13 @@ def test_the_rule_shares_only_batches_with_work_enough_for_each_thread(monkeypat
     assert plans_module.chunk_slices(small, 4) == 1
     step = 2.0 * 4 * 64 * (N_IN + 16)
     assert step / 2 < plans_module.SLICE_MIN_THREAD_STEP_FLOPS
+
+
+def test_a_failing_narrow_batch_is_handled_the_same_at_any_thread_count(k, monkeypatch):
+    whole, _ = _narrow_fit(monkeypatch, LSTMClassifier, "lstm", 1)
+    one, _ = _narrow_fit(monkeypatch, LSTMClassifier, "lstm", 1, heavy=3)
+    two, taken = _narrow_fit(monkeypatch, LSTMClassifier, "lstm", 2, heavy=3)
+    assert max(taken) == 2
+    assert len(one.loss_curve_) != len(whole.loss_curve_) or one.loss_curve_ != whole.loss_curve_
+    _same_model(one, two)
+    assert one.t_ == two.t_ < whole.t_

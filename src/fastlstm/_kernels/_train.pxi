@@ -184,7 +184,10 @@ cdef class TrainPlan:
     order, each chunk once), then :meth:`reduce` writes the gradients and
     returns the loss.  Weights and gradients come as a network lists them:
     each layer's input weights, recurrent weights and two biases, layer by
-    layer, then the readout's weight and bias.
+    layer, then the readout's weight and bias.  ``slices`` > 1 (a plan of one
+    row chunk): the chunk runs shared by hidden units among the threads of
+    :attr:`n_tickets` calls of :meth:`shared_chunk` (:meth:`chunk` still runs
+    it on one thread, with the same bits).
     """
 
     cdef _PlanC pc

@@ -10,7 +10,9 @@ of rows runs forward, readout, loss, backward and its partial weight
 gradients in its own buffers (dropout's masks drawn from the layer's
 generator as the Python forward draws them); the partials are summed in
 chunk order.  The chunks are cut from the batch size alone, so the thread
-count changes speed, never results.
+count changes speed, never results; a batch too narrow for two chunks
+shares its one chunk among the threads by hidden units instead
+(``fastlstm.train.plans``), with the bits of the chunk on one thread.
 
 With Adam (or AdamW), :meth:`CompiledStep.adam_step` goes on in the same
 way: one GIL-free call sums the partials, checks the loss and the gradients,
