@@ -174,8 +174,10 @@ class Live(Callback):
         pass
 
 
-# hidden sizes whose narrow batches the rule shares (a thread's share of a step
-# above plans.SLICE_MIN_THREAD_STEP_FLOPS at three threads), the RNN's panels wider
+# hidden sizes whose narrow batches the rule shares at three threads under a
+# threshold of this many flops a thread (the test lowers the rule's own, so
+# that the fits stay small), the RNN's panels wider
+THRESHOLD = 5e4
 HIDDEN = {"lstm": 96, "gru": 96, "rnn": 320}
 
 
@@ -183,6 +185,7 @@ def _narrow_fit(monkeypatch, cls, cell, n_jobs, callbacks=None, ragged=False, he
     # a fit of batches of 5 rows (one row chunk) on up to three cores, whatever
     # the machine has; the slices of the plans it took
     monkeypatch.setattr(plans_module, "usable_cores", lambda: 3)
+    monkeypatch.setattr(plans_module, "SLICE_MIN_THREAD_STEP_FLOPS", THRESHOLD)
     taken = []
     real = plans_module.chunk_slices
 
@@ -240,17 +243,20 @@ def test_fits_of_narrow_batches_of_several_lengths_give_the_same_bits(k, monkeyp
 
 def test_the_rule_shares_only_batches_with_work_enough_for_each_thread(monkeypatch):
     monkeypatch.setattr(plans_module, "usable_cores", lambda: 2)
-    wide = SequenceNet(N_IN, N_OUT, hidden_size=128, n_jobs=2).layer
+    threshold = plans_module.SLICE_MIN_THREAD_STEP_FLOPS
+
+    def share(hidden, batch):  # a thread's share of a step of an LSTM, at two threads
+        return 2.0 * batch * 4 * hidden * (N_IN + hidden) / 2
+
+    wide = SequenceNet(N_IN, N_OUT, hidden_size=512, n_jobs=2).layer
     if wide._kernels.packed_width() == 0:
         pytest.skip("this kernel variant has no packed kernels")
-    assert plans_module.chunk_slices(wide, 4) == 2
-    assert plans_module.chunk_slices(SequenceNet(N_IN, N_OUT, hidden_size=128,
-                                                 n_jobs=1).layer, 4) == 1
+    assert share(512, 4) >= threshold and plans_module.chunk_slices(wide, 4) == 2
+    one = SequenceNet(N_IN, N_OUT, hidden_size=512, n_jobs=1).layer
+    assert plans_module.chunk_slices(one, 4) == 1
     # a thread's share of a step under the threshold: one thread
-    small = SequenceNet(N_IN, N_OUT, hidden_size=16, n_jobs=2).layer
-    assert plans_module.chunk_slices(small, 4) == 1
-    step = 2.0 * 4 * 64 * (N_IN + 16)
-    assert step / 2 < plans_module.SLICE_MIN_THREAD_STEP_FLOPS
+    small = SequenceNet(N_IN, N_OUT, hidden_size=128, n_jobs=2).layer
+    assert share(128, 4) < threshold and plans_module.chunk_slices(small, 4) == 1
 
 
 def test_a_failing_narrow_batch_is_handled_the_same_at_any_thread_count(k, monkeypatch):

@@ -120,7 +120,8 @@ TASKS: dict[str, FitTask] = {
     "adding": FitTask("adding", "regressor", adding_data,
                       "adding problem, T=100, I=2, regression", 32, 1e-2, 64, 20, 3,
                       quick_n_samples=1200),
-    # a batch too narrow for two row chunks: its hidden units shared by the threads
+    # a batch too narrow for two row chunks: one chunk, on one thread at this
+    # width (hidden slices pay from wider layers: fastlstm.train.plans)
     "narrow": FitTask("narrow", "classifier", pixel_digits_data,
                       "digits pixel by pixel in batches of 4, T=64, I=1, H=128, 10 classes",
                       128, 2e-3, 4, 5, 1, quick_n_samples=120),

@@ -21,13 +21,18 @@ __all__ = ["SLICE_MIN_THREAD_STEP_FLOPS", "chunk_slices", "dropout_between", "pl
 
 # A batch too narrow for two row chunks shares its one chunk by hidden slices
 # (chunk_slices) where a thread's share of a step of the first layer's
-# forward is at least this many flops: the threads hand each step's panels
-# over through counters, staying in C, which pays from about here (measured
-# on a 2-core AMD EPYC, whole fits of T=50 on two threads against one:
-# 2e4 flops a thread 1.07x slower, 4.3e4 1.02-1.06x, 5.5e4 0.91-0.95x,
-# 7e4 0.73x, 2.7e5 0.57-0.60x).  The layer's own forward asks more
-# (fastlstm.nn.packed), as its threads start once per call.
-SLICE_MIN_THREAD_STEP_FLOPS = 5e4
+# forward is at least this many flops.  Each step hands the panels of h_t
+# (and in the backward dG and dL/dh) between the cores, so what pays depends
+# on how far apart the two cores are.  Measured on a 2-core AMD EPYC whose
+# host places its two cores now close (a core-to-core round trip of 55-80
+# ns), now far apart (310-350 ns); whole fits on two threads against one:
+#   share of a step      close        far
+#   7e4 (H=128, B=1)     0.83x        1.71-1.80x
+#   2.8e5 (H=128, B=4)   0.66-0.74x   1.22-1.28x
+#   1.1e6 (H=256, B=4)   0.53-0.59x   0.87-0.98x
+#   2.1e6 (H=512, B=2)   0.59-0.62x   0.79-0.90x
+# From here two threads are faster in either placement.
+SLICE_MIN_THREAD_STEP_FLOPS = 1e6
 
 
 def chunk_slices(layer: Any, batch: int) -> int:
