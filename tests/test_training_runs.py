@@ -509,3 +509,36 @@ def test_fits_of_one_thread_share_their_plans_and_other_threads_have_their_own(
     worker.join()
     assert used and all(t == worker.ident for t, _, _ in used)
     np.testing.assert_array_equal(np.concatenate([g.ravel() for g in grads]), here)
+
+
+@pytest.mark.parametrize("n_jobs", [2, 3])
+def test_a_thread_alone_in_a_run_takes_the_chunks_the_others_prefer(kernel, monkeypatch, n_jobs):
+    # the run's threads called one after another, the last first: it runs its
+    # own share of each batch's chunks and every other chunk too
+    order = []
+
+    def one_by_one(tasks):
+        order.append(len(tasks))
+        for task in reversed(tasks):
+            task()
+
+    one = _fit(monkeypatch, LSTMClassifier, n_jobs=1, hidden_size=64)
+    monkeypatch.setattr(engine_module, "run_parallel", one_by_one)
+    alone = _fit(monkeypatch, LSTMClassifier, n_jobs=n_jobs, hidden_size=64)
+    if _compiled():
+        assert order and max(order) == n_jobs
+    _same(one, alone)
+
+
+def test_a_run_refuses_a_thread_place_out_of_range(kernel, monkeypatch):
+    runs = []
+
+    def refused(self, *args):
+        with pytest.raises(ValueError, match="index"):
+            args[0].work(2, 2)
+        return real_runs(self, *args)
+
+    real_runs = engine_module.CompiledStep._runs
+    monkeypatch.setattr(engine_module.CompiledStep, "_runs", refused)
+    _fit(monkeypatch, LSTMClassifier, runs=runs, n_jobs=2)
+    assert _ran_in_runs(runs)

@@ -19,6 +19,11 @@ cdef extern from "csrc/fl_run.h":
     void fl_run_stop(fl_run_sync* s, long long batches) noexcept nogil
     long long fl_run_kept(fl_run_sync* s) noexcept nogil
     int fl_run_wait(fl_run_sync* s, long long need, long long batch) noexcept nogil
+    ctypedef struct fl_claim:
+        pass
+    void fl_claim_init(fl_claim* c) noexcept nogil
+    int fl_claim_take(fl_claim* c, long long stamp) noexcept nogil
+    long long fl_run_serial() noexcept nogil
 
 
 cdef struct _RunC:
@@ -49,6 +54,8 @@ cdef struct _RunC:
     double* sqs
     int code                # why the run stopped early (TrainPlan.reduce_adam's codes)
     fl_run_sync* sync
+    char* claims            # fl_claim of each row chunk index (the widest plan's)
+    long long serial        # this call's number: batch m's chunks are claimed as serial, m
 
 
 cdef inline double _now() noexcept nogil:
@@ -123,6 +130,26 @@ cdef void _run_pack_rest(_RunC* r, int64_t m) noexcept nogil:
             fl_pack_backward(q.cell, q.H, r.w.w_hh[l], q.lay[l].wpb)
 
 
+cdef inline fl_claim* _claim(const _RunC* r, int64_t c) noexcept nogil:
+    return <fl_claim*> (r.claims + c * sizeof(fl_claim))
+
+
+cdef int64_t _run_claim(_RunC* r, int64_t m, int64_t me, int64_t of) noexcept nogil:
+    # the row chunk a chunk ticket of batch m runs on thread me of `of`: one
+    # of its own share of the chunks (the same each batch, so their buffers
+    # stay in its cache), else any still free
+    cdef int64_t nc = r.plans[m].n_chunks, c
+    cdef long long stamp = r.serial * (1LL << 32) + m
+    if me < of:
+        for c in range(me * nc // of, (me + 1) * nc // of):
+            if fl_claim_take(_claim(r, c), stamp):
+                return c
+    while True:  # as many tickets as chunks: one is free
+        for c in range(nc):
+            if fl_claim_take(_claim(r, c), stamp):
+                return c
+
+
 cdef void _run_chunk(_RunC* r, int64_t m, int64_t i) noexcept nogil:
     # chunk ticket i of batch m: chunk i, or a call of its shared chunk
     cdef _PlanC* p = r.plans[m]
@@ -140,11 +167,12 @@ cdef void _run_chunk(_RunC* r, int64_t m, int64_t i) noexcept nogil:
         _plan_chunk(p, i, &a)
 
 
-cdef void _run_work(_RunC* r) noexcept nogil:
+cdef void _run_work(_RunC* r, int64_t me, int64_t of) noexcept nogil:
     # take tickets until the run is done or stopped.  Batch m's tickets: its
     # chunks, then the step's slices of the reduction, then of the update,
     # then two to finish (one packing the forward weights, one the backward);
-    # each phase waits for every ticket before it
+    # each phase waits for every ticket before it.  Thread me of the `of`
+    # that join prefers the same row chunks batch after batch
     cdef int64_t m = r.first, k, i, nc, S, need, base = r.tick[r.first], end = r.tick[r.n]
     cdef _PlanC* p
     while True:
@@ -166,7 +194,7 @@ cdef void _run_work(_RunC* r) noexcept nogil:
         if not fl_run_wait(r.sync, need - base, m):
             return
         if i < nc:
-            _run_chunk(r, m, i)
+            _run_chunk(r, m, i if p.slices > 1 else _run_claim(r, m, me, of))
         elif i < nc + S:
             _plan_reduce_slice(p, &r.d, i - nc)
         elif i < nc + 2 * S:
@@ -202,6 +230,7 @@ cdef class TrainRun:
 
     cdef _RunC r
     cdef void* raw
+    cdef int64_t n_claims
     cdef list _keep
     cdef readonly int64_t n_batches
     cdef int64_t n_samples, T, NI
@@ -217,6 +246,8 @@ cdef class TrainRun:
         cdef TrainPlan plan
         self.raw = NULL
         self.r.plans = NULL
+        self.r.claims = NULL
+        self.n_claims = 0
         if n < 1:
             raise ValueError("TrainRun: one plan, one weight sum and one edge per batch")
         if weight.shape[0] != N:
@@ -264,6 +295,7 @@ cdef class TrainRun:
     def __dealloc__(self):
         PyMem_Free(self.r.plans)
         PyMem_Free(self.raw)
+        PyMem_Free(self.r.claims)
 
     cdef _batches(self, list plans, const int64_t[::1] rows, const int64_t[::1] offs,
                   const double[::1] wsums, masks, lengths):
@@ -320,10 +352,21 @@ cdef class TrainRun:
         if bad:
             raise ValueError("TrainRun: a row index is out of range")
         tick[0] = 0
+        top = 0
         for b in range(n):
             plan = plans[b]
             self.r.plans[b] = plan.plan_c()
             tick[b + 1] = tick[b] + plan.pc.n_tickets + 2 * plan.pc.n_slices + 2
+            top = max(top, plan.pc.n_chunks)
+        if top > self.n_claims:  # a claim per row chunk of the widest plan
+            PyMem_Free(self.r.claims)
+            self.r.claims = <char*> PyMem_Malloc(top * sizeof(fl_claim))
+            if self.r.claims == NULL:
+                self.n_claims = 0
+                raise MemoryError()
+            self.n_claims = top
+            for j in range(top):
+                fl_claim_init(_claim(&self.r, j))
         self.losses = np.full(n, np.nan)
         self.sqnorms = np.full(n, np.nan)
         # the batches' arrays, kept alive with the run
@@ -370,6 +413,7 @@ cdef class TrainRun:
         r.eps, r.wd, r.decoupled = optimizer.epsilon, optimizer.weight_decay, optimizer._decoupled
         r.t0 = optimizer.t
         r.first, r.code = first, 0
+        r.serial = fl_run_serial()
         fl_run_init(r.sync, r.n)
         with nogil:
             r.deadline = _now() + seconds
@@ -377,10 +421,18 @@ cdef class TrainRun:
                        <const float**> r.w.b_ih, <const float**> r.w.b_hh)
             _plan_reset(r.plans[first])
 
-    def work(self):
-        """Take tickets until the call is done (any number of threads, GIL released)."""
+    def work(self, int64_t index=0, int64_t of=1):
+        """Take tickets until the call is done (any number of threads, GIL released).
+
+        ``index`` of ``of``: the caller's place among the threads the call
+        means to take (the same thread the same place from call to call):
+        each prefers its own share of the row chunks, whose buffers then stay
+        in its cache; which thread runs a chunk changes nothing in its result.
+        """
+        if not 0 <= index < of:
+            raise ValueError("TrainRun.work: index must be in [0, of)")
         with nogil:
-            _run_work(&self.r)
+            _run_work(&self.r, index, of)
 
     def result(self, optimizer):
         """``(end, code)`` of the call: batches ``[first, end)`` were stepped; ``code``:

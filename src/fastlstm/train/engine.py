@@ -352,7 +352,8 @@ class CompiledStep:
             try:
                 # the chunks' GEMMs on one BLAS thread each (a fit holds this already)
                 with blas_single_threaded():
-                    run_parallel([run.work] * threads)
+                    # thread i (the caller first) prefers the same row chunks every batch
+                    run_parallel([lambda i=i: run.work(i, threads) for i in range(threads)])
             finally:  # also on Ctrl-C, which lands once the threads are out of C
                 end, code = run.result(optimizer)
                 self.stepped = run.losses[first:end]

@@ -55,6 +55,36 @@ static inline long long fl_run_kept(fl_run_sync* s) {
     return atomic_load_explicit(&s->stop, memory_order_acquire);
 }
 
+/* A row chunk's claim: the stamp of the batch whose ticket runs it.  A
+   thread holding a chunk ticket claims the chunk it prefers (the ones it ran
+   before: their buffers are in its cache), else any chunk still free; as
+   many tickets as chunks, so each ticket finds one. */
+typedef struct {
+    atomic_llong stamp;
+} fl_claim;
+
+static inline void fl_claim_init(fl_claim* c) {
+    atomic_store(&c->stamp, -1);
+}
+
+/* 1 if this call claimed the chunk for `stamp` (nobody had), else 0. */
+static inline int fl_claim_take(fl_claim* c, long long stamp) {
+    long long cur = atomic_load_explicit(&c->stamp, memory_order_relaxed);
+    while (cur != stamp) {
+        if (atomic_compare_exchange_weak_explicit(&c->stamp, &cur, stamp, memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A number no earlier call returned (the stamps of a run's calls). */
+static inline long long fl_run_serial(void) {
+    static atomic_llong serial;
+    return atomic_fetch_add(&serial, 1) + 1;
+}
+
 /* Wait until `need` tickets are done; 1 to go on with a ticket of `batch`,
    0 if the run stopped before that batch. */
 static inline int fl_run_wait(fl_run_sync* s, long long need, long long batch) {
