@@ -406,11 +406,14 @@ def test_thread_axis_rule(k, monkeypatch):
         (lo, hi - lo) for lo, hi in _plan_module.packed_chunks(64, k.packed_tile_rows())]
     assert fastlstm.LSTM(64, 256, n_jobs=1)._plan(64, 100, None).shards == \
         big._plan(64, 100, None).shards
-    assert big._plan(1, 100, None).slice_threads == 2           # narrow, big steps: slices
-    assert big._plan(1, 2, None).slice_threads == 1             # too short to start a gang
+    wide = fastlstm.LSTM(64, 512, n_jobs=2)  # a thread's share of a step: 2 * 2048 * 576 / 2
+    assert 2 * 2048 * 576 / 2 >= _packed.SLICE_MIN_STEP_FLOPS > 2 * 1024 * 320 / 2
+    assert wide._plan(1, 100, None).slice_threads == 2          # narrow, big steps: slices
+    assert big._plan(1, 100, None).slice_threads == 1           # a share under the threshold
+    assert wide._plan(1, 2, None).slice_threads == 1            # too short to start a gang
     assert fastlstm.LSTM(8, 16, n_jobs=2)._plan(1, 1000, None).slice_threads == 1  # tiny steps
-    assert fastlstm.LSTM(64, 256, n_jobs=1)._plan(1, 100, None).slice_threads == 1
-    assert fastlstm.LSTM(64, 256, n_jobs=2, bidirectional=True)._plan(
+    assert fastlstm.LSTM(64, 512, n_jobs=1)._plan(1, 100, None).slice_threads == 1
+    assert fastlstm.LSTM(64, 512, n_jobs=2, bidirectional=True)._plan(
         1, 100, None).slice_threads == 1                        # directions take the threads
 
 

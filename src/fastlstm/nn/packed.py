@@ -39,9 +39,12 @@ if TYPE_CHECKING:  # pragma: no cover
 #   4-row tile still keeps eight FMA chains busy;
 SHARD_MIN_ROWS = 4
 # - otherwise hidden slices, if each thread's share of a step is at least this
-#   many flops (handing a step over between cores costs ~0.1-1 us, a busy
-#   machine more) ...
-SLICE_MIN_STEP_FLOPS = 2.5e5
+#   many flops: handing a step over between cores costs ~0.1-1 us, more on a
+#   busy machine or between cores far apart (measured on a 2-core AMD EPYC VM,
+#   a forward of T=100 on two threads against one, cores close / far apart:
+#   3.3e5 flops a share 0.89-1.05x / 1.01-1.06x, 6.6e5 1.00x / 1.01x, 1.1e6
+#   0.61x / 0.76x) ...
+SLICE_MIN_STEP_FLOPS = 1e6
 # ... and the whole sequence is long enough to pay for starting the gang.
 SLICE_MIN_FLOPS = 2e7
 
