@@ -53,7 +53,7 @@ cdef int32_t _plan_chunk(_PlanC* p, int64_t c, const _ChunkArgs* a) noexcept nog
         return ch.status[0]
     for l in range(p.L - 1, -1, -1):
         for d in range(p.D):
-            _chunk_pre_backward(p, ch, a, l * p.D + d)
+            _chunk_pre_backward(p, ch, l * p.D + d)
             _chunk_backward(p, ch, a, l * p.D + d, NULL)
         for d in range(p.D):
             _chunk_wgrad(p, ch, a, l * p.D + d, 0, p.G)
@@ -149,8 +149,7 @@ cdef void _chunk_forward(const _PlanC* p, _ChunkC* ch, const _ChunkArgs* a, int 
     fl_seq_run(&s, 0, n, 0, fl_packed_panels(s.cell, p.H), gang)
 
 
-cdef void _chunk_pre_backward(const _PlanC* p, _ChunkC* ch, const _ChunkArgs* a,
-                              int u) noexcept nogil:
+cdef void _chunk_pre_backward(const _PlanC* p, _ChunkC* ch, int u) noexcept nogil:
     # before the backward of layer-direction u: dL/dh of its final state (the
     # readout's for the top layer, else none), dL/dc of it (none) and its
     # bias sums zeroed

@@ -20,7 +20,7 @@ cdef extern from "csrc/fl_gang.h":
 
 cdef enum:
     # the kinds of a shared chunk's phases
-    _PH_GATHER = 0    # one ticket: x gathered, the gangs set up
+    _PH_GATHER = 0    # one ticket: x gathered
     _PH_PRE_F = 1     # one ticket: a layer-direction's input masked, its c zeroed
     _PH_FWD = 2       # slices tickets: its forward, on its gang
     _PH_READOUT = 3   # one ticket: readout, loss, their gradients
@@ -79,10 +79,14 @@ cdef int _plan_phases(_PlanC* pc, keep, int64_t slices, void** raw) except -1:
 
 
 cdef void _plan_reset(_PlanC* p) noexcept nogil:
-    # a shared chunk's schedule from its first ticket (before a batch's first
-    # call; nothing for a plan without slices)
+    # a shared chunk's schedule and gangs from their first tickets (before a
+    # batch's first call; nothing for a plan without slices)
+    cdef int u
     if p.slices > 1:
         fl_gang_init(p.sync, 1)
+        for u in range(p.NL):
+            fl_gang_init(_gang(p, 2 * u), p.fchunk)
+            fl_gang_init(_gang(p, 2 * u + 1), p.bchunk)
 
 
 cdef void _chunk_shared(_PlanC* p, const _ChunkArgs* a) noexcept nogil:
@@ -106,9 +110,6 @@ cdef void _phase_ticket(_PlanC* p, _ChunkC* ch, const _ChunkArgs* a, int kind, i
     cdef int64_t u, s, P = p.slices, G = p.G
     if kind == _PH_GATHER:
         _chunk_gather(p, ch, a)
-        for u in range(p.NL):
-            fl_gang_init(_gang(p, 2 * u), p.fchunk)
-            fl_gang_init(_gang(p, 2 * u + 1), p.bchunk)
     elif kind == _PH_PRE_F:
         _chunk_pre_forward(p, ch, a, arg)
     elif kind == _PH_FWD:
@@ -118,7 +119,7 @@ cdef void _phase_ticket(_PlanC* p, _ChunkC* ch, const _ChunkArgs* a, int kind, i
     elif ch.status[0] != 0:
         return
     elif kind == _PH_PRE_B:
-        _chunk_pre_backward(p, ch, a, arg)
+        _chunk_pre_backward(p, ch, arg)
     elif kind == _PH_BWD:
         _chunk_backward(p, ch, a, arg, _gang(p, 2 * arg + 1))
     elif j < p.D * P:  # _PH_WGRAD: slice s of the gate rows of direction j // P
